@@ -1,0 +1,1 @@
+"""The web API: create_app(settings), its middleware, error mapping, schemas and one router per resource."""

@@ -1,0 +1,28 @@
+"""FastAPI dependencies: the app context and the request's session scope (the API's only commit point)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from appliance.api.context import AppContext
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_session(ctx: ContextDep) -> Iterator[Session]:
+    """One session per request: committed when the route returns, rolled back when it raises."""
+    with ctx.database.session_scope() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,128 @@
+"""The pure-ASGI middleware every request passes: request id, body limit, metrics, access log, last resort.
+
+Pure ASGI on purpose: Starlette's BaseHTTPMiddleware keeps only 0.22-0.30 of a bare app's throughput, a
+pure-ASGI middleware about 0.9. Everything per-request lives here, in one pass, so the hot path pays once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from appliance.api import metrics
+from appliance.api.errors import envelope
+from appliance.logs import request_id_var
+
+log = logging.getLogger("appliance.access")
+error_log = logging.getLogger("appliance.api")
+
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_UNMATCHED = "<unmatched>"
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Gives each request an id, bounds its body, measures it, logs it, and answers 500 if all else fails."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, access_log: bool = True):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = None
+        content_length = -1
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _VALID_REQUEST_ID.match(value):
+                request_id = value.decode()
+            elif name == b"content-length" and value.isdigit():
+                content_length = int(value)
+        if request_id is None:
+            request_id = new_request_id()
+        token = request_id_var.set(request_id)
+        id_header = (b"x-request-id", request_id.encode())
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        limit = self.max_body_bytes
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, _too_large(limit))
+            return message
+
+        metrics.IN_FLIGHT.inc()
+        try:
+            if content_length > limit:
+                await _send_error(send_with_id, 413, "PAYLOAD_TOO_LARGE", _too_large(limit), {"limit": limit})
+            else:
+                await self.app(scope, bounded_receive, send_with_id)
+        except Exception:
+            error_log.exception("unhandled error while serving %s %s", scope["method"], scope["path"])
+            if not response_started:
+                await _send_error(
+                    send_with_id, 500, "INTERNAL_ERROR", "The appliance could not complete the request."
+                )
+        finally:
+            metrics.IN_FLIGHT.dec()
+            self._record(scope, status, time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or _UNMATCHED
+        method = scope["method"]
+        metrics.REQUESTS.labels(method, template, str(status)).inc()
+        metrics.LATENCY.labels(method, template).observe(elapsed)
+        if self.access_log:
+            log.info(
+                "%s %s %d",
+                method,
+                scope["path"],
+                status,
+                extra={"status": status, "duration_ms": round(elapsed * 1000, 3), "route": template},
+            )
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than the limit of {limit} bytes."
+
+
+async def _send_error(send: Send, status: int, code: str, message: str, details: Any = None) -> None:
+    body = orjson.dumps(envelope(code, message, details))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,138 @@
+"""Liveness, readiness, the full health report, and the Prometheus scrape."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from appliance import __version__
+from appliance.api import metrics
+from appliance.api.client_address import client_address, in_networks, parse_networks
+from appliance.api.deps import ContextDep
+from appliance.api.errors import error_response
+from appliance.api.schemas.errors import error_responses
+from appliance.api.schemas.health import CheckResult, HealthReport, Liveness, Readiness
+from appliance.db.base import utcnow
+from appliance.errors import Unavailable
+from appliance.services import heartbeats
+from appliance.workers import queue
+
+router = APIRouter(tags=["health"])
+
+#: A check slower than this counts as down: a hung dependency must not hang the probe.
+CHECK_TIMEOUT_S = 3.0
+#: A worker silent for longer than this makes the appliance degraded.
+WORKER_STALE_S = 300
+
+
+async def _run_check(check: Callable[[], dict[str, object] | None]) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(run_in_threadpool(check), CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return CheckResult(status="down", error=f"no answer within {CHECK_TIMEOUT_S:g} s")
+    except Unavailable as exc:
+        return CheckResult(status="down", error=exc.message)
+    latency = round((time.perf_counter() - started) * 1000, 2)
+    return CheckResult(status="ok", latency_ms=latency, detail=detail or {})
+
+
+async def _dependency_checks(ctx: ContextDep) -> dict[str, CheckResult]:
+    def database() -> None:
+        ctx.database.ping()
+
+    def queue_check() -> dict[str, object]:
+        queue.ping(ctx.queue)
+        return {"backend": "redis" if queue.is_redis(ctx.queue) else "sqlite"}
+
+    db_result, queue_result = await asyncio.gather(_run_check(database), _run_check(queue_check))
+    return {"database": db_result, "queue": queue_result}
+
+
+def _json(status: int, payload: dict[str, object], retry: bool = False) -> Response:
+    headers = {"Retry-After": "5"} if retry else None
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+@router.get("/health/live", response_model=Liveness, summary="The process answers")
+async def live() -> Response:
+    """200 whenever the process can answer; checks no dependency."""
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+@router.get(
+    "/health/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency is down; the body names it."}},
+    summary="The database and the queue answer",
+)
+async def ready(ctx: ContextDep) -> Response:
+    """200 when the database and the queue answer; 503 naming each failed check otherwise."""
+    checks = await _dependency_checks(ctx)
+    ok = all(c.status == "ok" for c in checks.values())
+    body = Readiness(status="ok" if ok else "down", checks=checks)
+    return _json(200 if ok else 503, body.model_dump(exclude_none=True), retry=not ok)
+
+
+@router.get(
+    "/health",
+    response_model=HealthReport,
+    responses={503: {"model": HealthReport, "description": "The database is down."}},
+    summary="Full health report",
+)
+async def health(ctx: ContextDep) -> Response:
+    """Every check with its latency; ``degraded`` when the queue or the workers are unwell, ``down``
+    when the database is."""
+    checks = await _dependency_checks(ctx)
+    if checks["database"].status == "ok":
+        checks["worker"] = await run_in_threadpool(_worker_check, ctx)
+    else:
+        checks["worker"] = CheckResult(status="unknown", error="the database is down")
+    if checks["database"].status != "ok":
+        status = "down"
+    elif all(c.status == "ok" for c in checks.values()):
+        status = "ok"
+    else:
+        status = "degraded"
+    report = HealthReport(status=status, version=__version__, checks=checks)
+    return _json(
+        503 if status == "down" else 200, report.model_dump(exclude_none=True), retry=status == "down"
+    )
+
+
+def _worker_check(ctx: ContextDep) -> CheckResult:
+    try:
+        with ctx.database.session_scope() as session:
+            beat = heartbeats.latest(session)
+    except Unavailable as exc:
+        return CheckResult(status="down", error=exc.message)
+    if beat is None:
+        return CheckResult(status="unknown", error="no worker has reported yet")
+    age = (utcnow() - beat.last_seen).total_seconds()
+    detail: dict[str, object] = {"worker": beat.worker, "last_seen_seconds_ago": round(age, 1)}
+    if age > WORKER_STALE_S:
+        return CheckResult(status="down", error=f"no worker heartbeat for {int(age)} s", detail=detail)
+    return CheckResult(status="ok", detail=detail)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, **error_responses(403)},
+)
+async def scrape(request: Request, ctx: ContextDep) -> Response:
+    """Prometheus text format; readable from the networks in ``api.metrics_allow_from``."""
+    api = ctx.settings.api
+    peer = client_address(request.scope, parse_networks(api.trusted_proxies))
+    if not in_networks(peer, parse_networks(api.metrics_allow_from)):
+        return error_response(403, "FORBIDDEN", f"Metrics are not readable from {peer}.", {"client": peer})
+    collector = metrics.QueueDepthCollector(lambda: queue.depth(ctx.queue))
+    body = await run_in_threadpool(metrics.render, [collector])
+    return Response(body, media_type=metrics.CONTENT_TYPE)

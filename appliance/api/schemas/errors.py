@@ -1,0 +1,27 @@
+"""The error envelope, so that the OpenAPI document describes every error response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ErrorBody(BaseModel):
+    code: str
+    """Stable UPPER_SNAKE identifier of the error."""
+    message: str
+    """For a person; names the bad value."""
+    details: dict[str, Any]
+    """Machine-readable context (for 422: {"fields": [{"loc": [...], "msg": "..."}]})."""
+    request_id: str | None
+    """The X-Request-ID of the request, for support and logs."""
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry documenting these error statuses with the envelope."""
+    return {status: {"model": ErrorEnvelope} for status in statuses}

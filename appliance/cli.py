@@ -1,0 +1,286 @@
+"""The `appliance` command: the composition root that builds Settings once and hands them down.
+
+Heavy imports (FastAPI, SQLAlchemy, Huey) happen inside the commands that need them, so that
+`appliance --help` answers at once. A user error prints one line and exits 1; it never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from appliance import __version__
+from appliance.errors import ApplianceError
+
+if TYPE_CHECKING:
+    from appliance.config import Settings
+
+app = typer.Typer(
+    name="appliance",
+    help="Forge Appliance: a self-hosted, multi-tenant platform core.\n\n"
+    "Quick start: `appliance init`, `appliance migrate`, `appliance admin create --email you@example.com`, "
+    "`appliance up`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+config_app = typer.Typer(help="Show or check the effective settings.", no_args_is_help=True)
+admin_app = typer.Typer(help="Manage platform operator accounts.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(admin_app, name="admin")
+
+
+class State:
+    """Per-invocation state: the --config option and the Settings built from it on first use."""
+
+    def __init__(self, config: Path | None):
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from appliance.configfile import load_settings
+
+            self._settings = load_settings(self.config)
+        return self._settings
+
+    @property
+    def config_path(self) -> Path | None:
+        from appliance.configfile import locate
+
+        return locate(self.config)
+
+
+def _state(ctx: typer.Context) -> State:
+    state: State = ctx.ensure_object(State) if ctx.obj is None else ctx.obj
+    return state
+
+
+def _echo(message: str) -> None:
+    typer.echo(message)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file (default: $APPLIANCE_CONFIG, ./appliance.toml, "
+            "~/.config/forge-appliance/appliance.toml, /etc/forge-appliance/appliance.toml).",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = State(config)
+
+
+@app.command()
+def version() -> None:
+    """Print the appliance's version."""
+    _echo(f"forge-appliance {__version__}")
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the data directory and the token signing key (owner-only). Safe to run again."""
+    from appliance.keys import create_signing_key
+
+    settings = _state(ctx).settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    for path in (settings.run_dir, settings.log_dir):
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+    created = create_signing_key(settings.secret_key_file)
+    _echo(f"data directory: {settings.data_dir}")
+    _echo(f"signing key: {settings.secret_key_file} ({'created' if created else 'kept'})")
+
+
+@app.command()
+def migrate(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; exit 1 when migrations are pending.")
+    ] = False,
+) -> None:
+    """Bring the database schema up to date (idempotent)."""
+    from appliance.db import migrate as migrations
+
+    settings = _state(ctx).settings
+    if check:
+        waiting = migrations.pending(settings)
+        if waiting:
+            _echo(f"{len(waiting)} migration(s) pending: {', '.join(waiting)}")
+            raise typer.Exit(1)
+        _echo(f"the database is up to date (revision {migrations.head_revision()})")
+        return
+    applied = migrations.upgrade(settings)
+    if applied:
+        _echo(f"applied {len(applied)} migration(s): {', '.join(applied)}")
+    else:
+        _echo(f"the database was already up to date (revision {migrations.head_revision()})")
+
+
+@app.command()
+def api(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Listen address (default: api.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: api.port).")] = None,
+    fd: Annotated[int | None, typer.Option(help="Serve on this inherited listening socket instead.")] = None,
+) -> None:
+    """Run one API process in the foreground (the supervisor runs these for you)."""
+    from appliance.serve import serve_api
+
+    serve_api(_state(ctx).settings, host=host, port=port, fd=fd)
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Threads (default: queue.workers).")
+    ] = None,
+    periodic: Annotated[
+        bool | None, typer.Option("--periodic/--no-periodic", help="Run the periodic scheduler here.")
+    ] = None,
+) -> None:
+    """Run a Huey consumer in the foreground. SIGINT stops it gracefully (running tasks finish)."""
+    from appliance.serve import serve_worker
+
+    serve_worker(_state(ctx).settings, workers=workers, periodic=periodic)
+
+
+@admin_app.command("create")
+def admin_create(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Option(help="The operator's email address (their login).")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Create a platform operator account and print its one-time password."""
+    from appliance.db.session import Database
+    from appliance.services import operators
+
+    database = Database(_state(ctx).settings)
+    try:
+        with database.session_scope() as session:
+            created = operators.create(session, email, name)
+    finally:
+        database.dispose()
+    _echo(f"operator {created.user.email} created")
+    _echo(f"one-time password: {created.one_time_password}")
+    _echo("it is shown only now; it must be changed at the first login")
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of TOML-like text.")] = False,
+) -> None:
+    """Print the effective settings, secrets redacted."""
+    from appliance.configfile import redacted
+
+    state = _state(ctx)
+    data = redacted(state.settings)
+    if as_json:
+        _echo(json.dumps(data, indent=2))
+        return
+    _echo(f"# from {state.config_path or 'built-in defaults'} and APPLIANCE_* variables")
+    _echo(_as_toml(data))
+
+
+@config_app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Validate the settings file and the signing key; exit 1 with the reason when something is wrong."""
+    from appliance.keys import signing_key
+
+    state = _state(ctx)
+    settings = state.settings
+    signing_key(settings)
+    _echo(f"ok: {state.config_path or 'built-in defaults'} (mode {settings.mode})")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def supervise(ctx: typer.Context) -> None:
+    """Run the supervisor in the foreground (for systemd). See `appliance supervise --help`."""
+    from appliance.supervisor.main import main as supervisor_main
+
+    raise typer.Exit(supervisor_main(list(ctx.args)))
+
+
+@app.command()
+def up(ctx: typer.Context) -> None:
+    """Start the appliance in the background and return once it is ready."""
+    from appliance.lifecycle import start
+
+    url = start(_state(ctx).settings, _state(ctx).config_path, progress=_echo)
+    _echo(f"the appliance is ready at {url}")
+
+
+@app.command()
+def down(ctx: typer.Context) -> None:
+    """Stop every appliance process gracefully."""
+    from appliance.lifecycle import stop
+
+    _echo(stop(_state(ctx).settings))
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the supervised programs and whether the API is ready; exit 3 when not running."""
+    from appliance.lifecycle import describe
+
+    report = describe(_state(ctx).settings)
+    if as_json:
+        _echo(json.dumps(report, indent=2, default=str))
+    else:
+        _echo(_status_table(report))
+    if not report["running"]:
+        raise typer.Exit(3)
+
+
+def _as_toml(data: dict[str, Any], prefix: str = "") -> str:
+    scalars = [f"{k} = {json.dumps(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
+    lines = ([f"[{prefix}]"] if prefix and scalars else []) + scalars
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines += ["", _as_toml(value, f"{prefix}.{key}" if prefix else key)]
+    return "\n".join(lines)
+
+
+def _status_table(report: dict[str, Any]) -> str:
+    if not report["running"]:
+        return "the appliance is not running"
+    rows = [("PROGRAM", "STATE", "PID", "UPTIME", "RESTARTS")]
+    for prog in report["programs"]:
+        rows.append(
+            (
+                prog["name"],
+                prog["state"],
+                str(prog.get("pid") or "-"),
+                prog.get("uptime", "-"),
+                str(prog["restarts"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+    return f"{table}\n\napi: {report['api_url']} ({report['ready']})"
+
+
+def run() -> None:
+    """Entry point: run the Typer app, turning appliance errors into one line on stderr."""
+    try:
+        app()
+    except ApplianceError as exc:
+        typer.echo(f"appliance: error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

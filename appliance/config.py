@@ -1,0 +1,257 @@
+"""Typed settings of the appliance: one object, nested sections, a docstring under every field.
+
+Settings are built once (by the CLI or by the test that needs them) and handed down; nothing here runs at
+import time. Values come from a TOML file (see ``appliance.configfile``) and ``APPLIANCE_...`` environment
+variables, which win over the file (``APPLIANCE_API__PORT=9000`` sets ``[api] port``). With no file at all
+the appliance runs embedded: a data directory, a SQLite database, Huey on SQLite, the API on 127.0.0.1:8080.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+#: The placeholder shipped in the example file; refused as a real secret.
+PLACEHOLDER_SECRET = "CHANGE-ME"  # noqa: S105  (the value refused, not a secret)
+#: A signing key shorter than this (in characters) is refused outside development.
+MIN_SECRET_LENGTH = 32
+
+Mode = Literal["embedded", "production", "development"]
+
+
+def default_data_dir() -> Path:
+    """Where the appliance keeps its state when no ``data_dir`` is configured."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/forge-appliance")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "forge-appliance"
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, docstrings are the documentation."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class ApiSettings(Section):
+    host: str = "127.0.0.1"
+    """Address the API listens on. Use 0.0.0.0 to serve other machines."""
+
+    port: int = Field(default=8080, ge=1, le=65535)
+    """TCP port the API listens on."""
+
+    instances: int = Field(default=1, ge=1, le=64)
+    """How many API processes the supervisor runs behind the one listening socket."""
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body accepted, in bytes; larger bodies get 413."""
+
+    metrics_allow_from: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    """Networks (CIDR) whose clients may read /metrics without an operator credential."""
+
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses of reverse proxies whose X-Forwarded-For header is believed."""
+
+    @field_validator("metrics_allow_from", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP network such as 10.0.0.0/8") from None
+        return value
+
+
+class DatabaseSettings(Section):
+    url: str | None = None
+    """SQLAlchemy URL of the database. Unset: a SQLite file in the data directory.
+    PostgreSQL: postgresql+psycopg://user:password@host:5432/dbname"""
+
+    migrations_url: str | None = None
+    """URL used by `appliance migrate` (the schema owner). Unset: the same as url."""
+
+    pool_size: int = Field(default=10, ge=1, le=200)
+    """Connections each process keeps open to PostgreSQL. The pool never grows past this."""
+
+    pool_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a request waits for a free connection before failing with 503."""
+
+    connect_timeout: int = Field(default=5, ge=1)
+    """Seconds allowed to open a connection before the database counts as down."""
+
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    """How long SQLite waits for a lock held by another process, in milliseconds."""
+
+    echo: bool = False
+    """Log every SQL statement (noisy; for debugging only)."""
+
+    @field_validator("url", "migrations_url")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                f"{value.split(':', 1)[0]!r} is not supported: use sqlite:/// or postgresql+psycopg://"
+            )
+        return value
+
+
+class QueueSettings(Section):
+    url: str | None = None
+    """Where Huey keeps its queue: redis://host:6379/0, or sqlite:///path. Unset: SQLite in the data dir."""
+
+    name: str = Field(default="appliance", pattern=r"^[A-Za-z0-9_.-]+$")
+    """Queue name; several appliances may share one Redis with different names."""
+
+    workers: int = Field(default=4, ge=1, le=256)
+    """Threads each worker process runs tasks on."""
+
+    periodic: bool = True
+    """Whether `appliance worker` runs the periodic scheduler (exactly one worker process should)."""
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://", "sqlite:///")):
+            raise ValueError(f"{value!r} is not a queue URL: use redis://host:port/db or sqlite:///path")
+        return value
+
+
+class SecuritySettings(Section):
+    secret_key: SecretStr | None = None
+    """Key that signs access tokens. Prefer secret_key_file; `appliance init` generates one."""
+
+    secret_key_file: Path | None = None
+    """File holding the signing key (owner-only). Unset: <data_dir>/secrets/signing.key."""
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level written to the log."""
+
+    json_format: bool = True
+    """One JSON object per line (with the request id). False: plain text for reading by eye."""
+
+    access_log: bool = True
+    """Write one line per HTTP request."""
+
+
+class SupervisorSettings(Section):
+    services_file: Path | None = None
+    """The supervisor's program list. Unset: the built-in default (the API and one worker)."""
+
+    run_dir: Path | None = None
+    """Where the supervisor keeps its pid, state and control socket. Unset: <data_dir>/run."""
+
+    log_dir: Path | None = None
+    """Where each program's output is written. Unset: <data_dir>/logs."""
+
+    ready_timeout: float = Field(default=60.0, gt=0)
+    """How long `appliance up` waits for /health/ready before giving up, in seconds."""
+
+
+class Settings(BaseSettings):
+    """Everything the appliance can be told. See config/appliance.example.toml for a commented file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="APPLIANCE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+    mode: Mode = "embedded"
+    """embedded (one machine, defaults), production (refuses default secrets), development (lenient)."""
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Directory for the database, queue, secrets, logs and run files."""
+
+    api: ApiSettings = ApiSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    queue: QueueSettings = QueueSettings()
+    security: SecuritySettings = SecuritySettings()
+    logging: LoggingSettings = LoggingSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment overrides them.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _expand_paths(self) -> Settings:
+        # Derived defaults follow data_dir; the object is frozen, so fill them in once here.
+        data = self.data_dir.expanduser()
+        object.__setattr__(self, "data_dir", data)
+        if self.database.url is None:
+            db = self.database.model_copy(update={"url": f"sqlite:///{data / 'appliance.db'}"})
+            object.__setattr__(self, "database", db)
+        if self.queue.url is None:
+            queue = self.queue.model_copy(update={"url": f"sqlite:///{data / 'queue.db'}"})
+            object.__setattr__(self, "queue", queue)
+        if self.security.secret_key_file is None:
+            sec = self.security.model_copy(update={"secret_key_file": data / "secrets" / "signing.key"})
+            object.__setattr__(self, "security", sec)
+        sup = self.supervisor
+        updates = {}
+        if sup.run_dir is None:
+            updates["run_dir"] = data / "run"
+        if sup.log_dir is None:
+            updates["log_dir"] = data / "logs"
+        if updates:
+            object.__setattr__(self, "supervisor", sup.model_copy(update=updates))
+        return self
+
+    # Resolved views, so that callers never deal with the optional forms above.
+    @property
+    def database_url(self) -> str:
+        assert self.database.url is not None
+        return self.database.url
+
+    @property
+    def migrations_url(self) -> str:
+        return self.database.migrations_url or self.database_url
+
+    @property
+    def queue_url(self) -> str:
+        assert self.queue.url is not None
+        return self.queue.url
+
+    @property
+    def secret_key_file(self) -> Path:
+        assert self.security.secret_key_file is not None
+        return self.security.secret_key_file
+
+    @property
+    def run_dir(self) -> Path:
+        assert self.supervisor.run_dir is not None
+        return self.supervisor.run_dir
+
+    @property
+    def log_dir(self) -> Path:
+        assert self.supervisor.log_dir is not None
+        return self.supervisor.log_dir
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.api.host in ("0.0.0.0", "::", "") else self.api.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.api.port}"

@@ -1,0 +1,1 @@
+"""Database access: engine, session scope (the only commit point) and migrations."""

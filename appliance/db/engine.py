@@ -1,0 +1,54 @@
+"""Build the SQLAlchemy engine for SQLite (embedded) or PostgreSQL (production) from the same settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+
+from appliance.config import Settings
+
+
+def build_engine(settings: Settings, url: str | None = None) -> Engine:
+    """An engine for ``url`` (default: the configured database), tuned for its backend."""
+    target = make_url(url or settings.database_url)
+    db = settings.database
+    if target.get_backend_name() == "sqlite":
+        if target.database and target.database != ":memory:":
+            Path(target.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            target,
+            echo=db.echo,
+            connect_args={"timeout": db.sqlite_busy_timeout_ms / 1000, "check_same_thread": False},
+            pool_size=db.pool_size,
+            max_overflow=0,
+            pool_timeout=db.pool_timeout,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas(db.sqlite_busy_timeout_ms))
+        return engine
+    if target.drivername == "postgresql":
+        target = target.set(drivername="postgresql+psycopg")
+    # A bounded pool: max_overflow above 0 lets a burst open hundreds of connections.
+    return create_engine(
+        target,
+        echo=db.echo,
+        pool_size=db.pool_size,
+        max_overflow=0,
+        pool_timeout=db.pool_timeout,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": db.connect_timeout, "application_name": "forge-appliance"},
+    )
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect

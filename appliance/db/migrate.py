@@ -1,0 +1,81 @@
+"""Schema migrations with Alembic, run by `appliance migrate` as the schema owner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from appliance.config import Settings
+from appliance.db.engine import build_engine
+from appliance.errors import Unavailable
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Any fixed number: serializes concurrent `appliance migrate` runs from several hosts on PostgreSQL.
+ADVISORY_LOCK_ID = 0x46524745
+
+
+def _config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest revision this version of the appliance knows."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+@contextmanager
+def _owner_connection(settings: Settings) -> Iterator[Connection]:
+    engine = build_engine(settings, settings.migrations_url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except DBAPIError as exc:
+        raise Unavailable(f"cannot reach the database to migrate it: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+
+
+def current_revision(settings: Settings) -> str | None:
+    """The revision the database is at (None when it was never migrated)."""
+    with _owner_connection(settings) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def pending(settings: Settings) -> list[str]:
+    """Revisions not yet applied, oldest first."""
+    script = ScriptDirectory.from_config(_config())
+    current = current_revision(settings)
+    revs = [r.revision for r in script.iterate_revisions(head_revision(), current)]
+    return list(reversed(revs))
+
+
+def upgrade(settings: Settings, revision: str = "head") -> list[str]:
+    """Apply every pending migration; running it again does nothing. Returns what was applied."""
+    with _owner_connection(settings) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID})
+            conn.commit()
+        try:
+            before = MigrationContext.configure(conn).get_current_revision()
+            command.upgrade(_config(conn), revision)
+            conn.commit()
+        finally:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK_ID})
+                conn.commit()
+    script = ScriptDirectory.from_config(_config())
+    return list(reversed([r.revision for r in script.iterate_revisions(revision, before)]))

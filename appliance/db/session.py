@@ -1,0 +1,61 @@
+"""The database handle and the session scope: the only place that commits or rolls back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.config import Settings
+from appliance.db.engine import build_engine
+from appliance.errors import Unavailable
+
+
+class Database:
+    """One engine and its session factory, built once per process from Settings."""
+
+    def __init__(self, settings: Settings, url: str | None = None):
+        self.engine: Engine = build_engine(settings, url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """A session that commits when the block succeeds and rolls back when it raises."""
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except (OperationalError, PoolTimeout) as exc:
+            session.rollback()
+            raise Unavailable(f"the database is unavailable: {_reason(exc)}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def ping(self) -> None:
+        """Raise Unavailable unless the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except (DBAPIError, PoolTimeout) as exc:
+            raise Unavailable(f"the database is unavailable: {_reason(exc)}") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of the driver's message, without SQL or parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]

@@ -1,0 +1,71 @@
+"""Log setup for every appliance process: one JSON object per line, with the request id when there is one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+
+#: The id of the HTTP request being served, set by the API's middleware and read by every log line.
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON line; extra attributes given to the logger become fields."""
+
+    def __init__(self, process_name: str):
+        super().__init__()
+        self.process_name = process_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "process": self.process_name,
+            "message": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_") and key != "color_message":
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """A plain line for reading by eye, still carrying the request id."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = request_id_var.get()
+        return f"{line} [{request_id}]" if request_id else line
+
+
+def setup(level: str, json_format: bool, process_name: str) -> None:
+    """Route every logger (ours, uvicorn's, huey's) to stderr in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    if json_format:
+        formatter: logging.Formatter = JsonFormatter(process_name)
+    else:
+        formatter = TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "huey", "huey.consumer"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # Our middleware writes the access line (with the request id); uvicorn's own would duplicate it.
+    logging.getLogger("uvicorn.access").disabled = True

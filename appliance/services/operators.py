@@ -1,0 +1,53 @@
+"""Platform operators: the on-prem admins who manage tenants, created from the command line."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from appliance.errors import Conflict, InvalidInput
+from appliance.models import User
+from appliance.services import passwords
+
+# Deliberately permissive: one @, no spaces, a dot in the domain. Full validation is the mail server's.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class NewOperator:
+    user: User
+    one_time_password: str
+
+
+def normalize_email(email: str) -> str:
+    value = email.strip().lower()
+    if not EMAIL.match(value) or len(value) > 320:
+        raise InvalidInput(f"{email!r} is not a valid email address", details={"email": email})
+    return value
+
+
+def create(session: Session, email: str, display_name: str = "") -> NewOperator:
+    """A new operator account with a one-time password that must be changed at first login."""
+    address = normalize_email(email)
+    if session.scalars(select(User.id).where(User.email == address)).first() is not None:
+        raise Conflict(
+            f"a user with email {address!r} already exists", code="EMAIL_TAKEN", details={"email": address}
+        )
+    password = passwords.one_time_password()
+    user = User(
+        email=address,
+        display_name=display_name or address.split("@", 1)[0],
+        password_hash=passwords.hash_password(password),
+        is_operator=True,
+        must_change_password=True,
+    )
+    session.add(user)
+    session.flush()
+    return NewOperator(user=user, one_time_password=password)
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(User).where(User.is_operator.is_(True))) or 0

@@ -1,0 +1,1 @@
+"""Huey workers: the queue instance, thin task wrappers that call services, and periodic schedules."""

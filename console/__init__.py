@@ -1,0 +1,1 @@
+"""The Textual operations console of the appliance."""
