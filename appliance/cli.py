@@ -161,6 +161,10 @@ def admin_create(
     ctx: typer.Context,
     email: Annotated[str, typer.Option(help="The operator's email address (their login).")],
     name: Annotated[str, typer.Option(help="Display name.")] = "",
+    if_none: Annotated[
+        bool,
+        typer.Option("--if-none", help="Create it only if no operator exists yet (for install scripts)."),
+    ] = False,
 ) -> None:
     """Create a platform operator account and print its one-time password."""
     from appliance.db.session import Database
@@ -169,6 +173,9 @@ def admin_create(
     database = Database(_state(ctx).settings)
     try:
         with database.session_scope() as session:
+            if if_none and operators.count(session) > 0:
+                _echo("an operator account exists already; none created")
+                return
             created = operators.create(session, email, name)
     finally:
         database.dispose()

@@ -54,11 +54,11 @@ def read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}", details={"file": str(path)}) from exc
 
 
-def load_settings(explicit: Path | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+def load_settings(explicit: Path | None = None) -> Settings:
     """Build the one Settings object from the file and the environment."""
-    path = locate(explicit, environ)
+    path = locate(explicit)
     data = read_file(path) if path else {}
-    _check_environment(environ)
+    _check_environment(os.environ)
     try:
         settings = Settings(**data)
     except ValidationError as exc:

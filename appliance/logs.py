@@ -13,7 +13,25 @@ import orjson
 #: The id of the HTTP request being served, set by the API's middleware and read by every log line.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+_factory_installed = False
+
+
+def install_request_id_factory() -> None:
+    """Stamp every log record with the current request id when it is created (not when it is formatted,
+    which a buffering handler may do later, outside the request)."""
+    global _factory_installed  # noqa: PLW0603  (a process-wide hook, installed once)
+    if _factory_installed:
+        return
+    base = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        record.request_id = request_id_var.get()
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,7 +49,7 @@ class JsonFormatter(logging.Formatter):
             "process": self.process_name,
             "message": record.getMessage(),
         }
-        request_id = request_id_var.get()
+        request_id = getattr(record, "request_id", None)
         if request_id is not None:
             entry["request_id"] = request_id
         for key, value in record.__dict__.items():
@@ -47,12 +65,13 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        request_id = request_id_var.get()
+        request_id = getattr(record, "request_id", None)
         return f"{line} [{request_id}]" if request_id else line
 
 
 def setup(level: str, json_format: bool, process_name: str) -> None:
     """Route every logger (ours, uvicorn's, huey's) to stderr in the chosen format."""
+    install_request_id_factory()
     handler = logging.StreamHandler(sys.stderr)
     if json_format:
         formatter: logging.Formatter = JsonFormatter(process_name)

@@ -25,7 +25,7 @@ def serve_api(
     setup_logging(settings.logging.level, settings.logging.json_format, "api")
     bind_host, bind_port = host or settings.api.host, port or settings.api.port
     if fd is None:
-        _check_port_free(bind_host, bind_port)
+        check_port_free(bind_host, bind_port)
     config = uvicorn.Config(
         create_app(settings),
         host=bind_host,
@@ -49,7 +49,7 @@ def serve_worker(settings: Settings, workers: int | None = None, periodic: bool 
     run(settings, workers=workers, periodic=periodic)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -16,6 +16,7 @@ from appliance.api.routes import health, root
 from appliance.api.schemas.errors import error_responses
 from appliance.config import Settings
 from appliance.db.session import Database
+from appliance.logs import install_request_id_factory
 from appliance.workers import queue
 
 
@@ -23,6 +24,7 @@ def create_app(
     settings: Settings, *, database: Database | None = None, queue_instance: Huey | None = None
 ) -> FastAPI:
     """The API for ``settings``; the database and queue are built from them unless given."""
+    install_request_id_factory()
     db = database or Database(settings)
     q = queue_instance or queue.configure(settings)
     metrics.instrument_pool(db.engine, settings.database.pool_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -16,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from appliance.config import Settings
 from appliance.db.engine import build_engine
+from appliance.db.session import driver_reason
 from appliance.errors import Unavailable
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -30,11 +32,30 @@ def _config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@cache
 def head_revision() -> str:
     """The newest revision this version of the appliance knows."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    return frozenset(r.revision for r in ScriptDirectory.from_config(_config()).walk_revisions())
+
+
+def schema_problem(revision: str | None) -> str | None:
+    """Why a database at ``revision`` cannot be served by this version, or None when it can.
+
+    A revision newer than this version knows (another host upgraded first) is served: migrations only add.
+    """
+    if revision is None:
+        return "the database has no schema yet: run `appliance migrate`"
+    if revision in known_revisions() and revision != head_revision():
+        head = head_revision()
+        return f"the database schema is at {revision}, this version needs {head}: run `appliance migrate`"
+    return None
 
 
 @contextmanager
@@ -44,7 +65,7 @@ def _owner_connection(settings: Settings) -> Iterator[Connection]:
         with engine.connect() as conn:
             yield conn
     except DBAPIError as exc:
-        raise Unavailable(f"cannot reach the database to migrate it: {exc.orig}") from exc
+        raise Unavailable(f"cannot reach the database to migrate it: {driver_reason(exc)}") from exc
     finally:
         engine.dispose()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import text
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -36,26 +36,26 @@ class Database:
             session.commit()
         except (OperationalError, PoolTimeout) as exc:
             session.rollback()
-            raise Unavailable(f"the database is unavailable: {_reason(exc)}") from exc
+            raise Unavailable(f"the database is unavailable: {driver_reason(exc)}") from exc
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
 
-    def ping(self) -> None:
-        """Raise Unavailable unless the database answers a trivial query."""
+    def ping(self) -> str | None:
+        """The schema revision the database is at (None if never migrated); Unavailable if it is down."""
         try:
             with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+                return MigrationContext.configure(conn).get_current_revision()
         except (DBAPIError, PoolTimeout) as exc:
-            raise Unavailable(f"the database is unavailable: {_reason(exc)}") from exc
+            raise Unavailable(f"the database is unavailable: {driver_reason(exc)}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _reason(exc: Exception) -> str:
+def driver_reason(exc: Exception) -> str:
     """The first line of the driver's message, without SQL or parameters."""
     orig = getattr(exc, "orig", None) or exc
     return (str(orig).strip().splitlines() or [type(orig).__name__])[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from huey import Huey
 from huey.storage import BaseStorage, RedisStorage, SqliteStorage
 
@@ -51,13 +52,13 @@ def build_storage(settings: Settings) -> Any:
         return SqliteStorage(
             name=name, filename=filename, timeout=settings.database.sqlite_busy_timeout_ms / 1000
         )
-    return RedisStorage(
-        name=name,
-        url=url,
+    pool = redis.ConnectionPool.from_url(
+        url,
         socket_connect_timeout=settings.database.connect_timeout,
-        socket_timeout=30,
+        socket_timeout=10,  # above the consumer's 1 s blocking read
         health_check_interval=30,
     )
+    return RedisStorage(name=name, connection_pool=pool)
 
 
 def configure(settings: Settings) -> Huey:

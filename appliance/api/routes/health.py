@@ -18,6 +18,7 @@ from appliance.api.deps import ContextDep
 from appliance.api.errors import error_response
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.health import CheckResult, HealthReport, Liveness, Readiness
+from appliance.db import migrate
 from appliance.db.base import utcnow
 from appliance.errors import Unavailable
 from appliance.services import heartbeats
@@ -44,8 +45,12 @@ async def _run_check(check: Callable[[], dict[str, object] | None]) -> CheckResu
 
 
 async def _dependency_checks(ctx: ContextDep) -> dict[str, CheckResult]:
-    def database() -> None:
-        ctx.database.ping()
+    def database() -> dict[str, object]:
+        revision = ctx.database.ping()
+        problem = migrate.schema_problem(revision)
+        if problem:
+            raise Unavailable(problem)
+        return {"backend": ctx.database.backend, "schema": revision}
 
     def queue_check() -> dict[str, object]:
         queue.ping(ctx.queue)

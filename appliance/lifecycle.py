@@ -1,0 +1,232 @@
+"""`appliance up`, `down` and `status`: the supervisor in the background, for a user without systemd.
+
+`up` checks what would make the start fail (signing key, pending migrations, a port in use) before it starts
+anything, starts `appliance supervise` detached from the terminal, and returns once /health/ready answers
+200; if a program fails on the way it stops what it started and says why, with the end of the log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.client.supervisor import SupervisorClient, SupervisorUnavailable
+from appliance.config import Settings
+from appliance.db import migrate
+from appliance.errors import OperationFailed
+from appliance.keys import signing_key
+from appliance.serve import check_port_free
+
+POLL_S = 0.05
+STOP_TIMEOUT_S = 120.0
+
+
+def control_socket(settings: Settings) -> Path:
+    return settings.run_dir / "control.sock"
+
+
+def services_file(settings: Settings) -> Path:
+    if settings.supervisor.services_file is not None:
+        return settings.supervisor.services_file
+    return Path(__file__).parent / "supervisor" / "default_services.toml"
+
+
+def supervisor_env(settings: Settings, config_path: Path | None) -> dict[str, str]:
+    """The environment of the supervisor and so of every program: the same settings, resolved."""
+    env = dict(os.environ)
+    env["APPLIANCE_PYTHON"] = sys.executable
+    env["APPLIANCE_DATA_DIR"] = str(settings.data_dir)
+    env["APPLIANCE_API__HOST"] = settings.api.host
+    env["APPLIANCE_API__PORT"] = str(settings.api.port)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(settings.run_dir / "metrics")
+    if config_path is not None:
+        env["APPLIANCE_CONFIG"] = str(config_path.resolve())
+    return env
+
+
+def start(settings: Settings, config_path: Path | None, progress: Callable[[str], None]) -> str:
+    """Start the appliance in the background; return the API's URL once it is ready."""
+    client = SupervisorClient(control_socket(settings))
+    try:
+        client.status()
+    except SupervisorUnavailable:
+        pass
+    else:
+        progress("the appliance is already running; waiting until it is ready")
+        _wait_ready(settings, client, None, progress)
+        return settings.api_url
+
+    signing_key(settings)
+    waiting = migrate.pending(settings)
+    if waiting:
+        raise OperationFailed(f"{len(waiting)} database migration(s) pending: run `appliance migrate` first")
+    check_port_free(settings.api.host, settings.api.port)
+
+    for path in (settings.run_dir, settings.log_dir):
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+    metrics_dir = settings.run_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # samples of processes from an earlier run
+    metrics_dir.mkdir(mode=0o750)
+
+    out_path = settings.log_dir / "supervisor.out"
+    argv = [
+        sys.executable, "-m", "appliance", "supervise", "--quiet",
+        "--services", str(services_file(settings)),
+        "--run-dir", str(settings.run_dir),
+        "--log-dir", str(settings.log_dir),
+    ]  # fmt: skip
+    with out_path.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=supervisor_env(settings, config_path),
+            start_new_session=True,  # no terminal signal (Ctrl-C, hang-up) reaches it
+            close_fds=True,
+        )
+    progress(f"starting the appliance (supervisor pid {proc.pid}, logs in {settings.log_dir})")
+    try:
+        _wait_ready(settings, client, proc, progress)
+    except OperationFailed:
+        _stop_started(client, proc)
+        raise
+    return settings.api_url
+
+
+def _wait_ready(
+    settings: Settings,
+    client: SupervisorClient,
+    proc: subprocess.Popen[bytes] | None,
+    progress: Callable[[str], None],
+) -> None:
+    deadline = time.monotonic() + settings.supervisor.ready_timeout
+    last_reason = "no answer yet"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = _tail(settings.log_dir / "supervisor.out")
+            raise OperationFailed(f"the supervisor exited with status {proc.returncode}: {tail}")
+        try:
+            for program in client.status()["programs"]:
+                if program["state"] == "fatal":
+                    log = settings.log_dir / f"{program['name']}.log"
+                    raise OperationFailed(
+                        f"program {program['name']} cannot run: {program.get('reason') or 'unknown reason'}"
+                        f" (see {log}): {_tail(log)}"
+                    )
+        except SupervisorUnavailable:
+            pass  # the supervisor is still opening its socket
+        ok, last_reason = ready(settings)
+        if ok:
+            return
+        time.sleep(POLL_S)
+    raise OperationFailed(
+        f"the appliance did not become ready within {settings.supervisor.ready_timeout:g} s "
+        f"(last answer: {last_reason}); see the logs in {settings.log_dir}"
+    )
+
+
+def ready(settings: Settings, timeout: float = 2.0) -> tuple[bool, str]:
+    """Whether /health/ready answers 200, and the reason when it does not."""
+    url = f"{settings.api_url}/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310  (our own http URL)
+            return response.status == 200, f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")[:300]
+        return False, f"HTTP {exc.code} {body}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return False, f"no answer on {url} ({reason})"
+
+
+def _stop_started(client: SupervisorClient, proc: subprocess.Popen[bytes]) -> None:
+    try:
+        client.shutdown()
+    except SupervisorUnavailable:
+        proc.terminate()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def stop(settings: Settings) -> str:
+    """Stop the supervisor and every program gracefully; wait until they are gone."""
+    client = SupervisorClient(control_socket(settings))
+    try:
+        pid = int(client.status()["supervisor"]["pid"])
+        client.shutdown()
+    except SupervisorUnavailable:
+        return "the appliance is not running"
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"the supervisor (pid {pid}) did not stop within {STOP_TIMEOUT_S:g} s")
+        time.sleep(POLL_S)
+    return "the appliance stopped"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own child, not yet reaped) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The supervisor's view of every program and whether the API is ready."""
+    client = SupervisorClient(control_socket(settings))
+    try:
+        status = client.status()
+    except SupervisorUnavailable:
+        return {"running": False, "programs": [], "api_url": settings.api_url, "ready": "not running"}
+    now = dt.datetime.now(dt.UTC)
+    programs = []
+    for program in status["programs"]:
+        entry = dict(program)
+        started = program.get("started_at")
+        if started and program["state"] == "running":
+            age = now - dt.datetime.fromisoformat(str(started))
+            entry["uptime"] = str(dt.timedelta(seconds=int(age.total_seconds())))
+        else:
+            entry["uptime"] = "-"
+        name = (
+            program["name"]
+            if program.get("instance", 0) in (0, None)
+            else f"{program['name']}:{program['instance']}"
+        )
+        entry["name"] = name
+        programs.append(entry)
+    ok, reason = ready(settings)
+    return {
+        "running": True,
+        "supervisor": status.get("supervisor", {}),
+        "programs": programs,
+        "api_url": settings.api_url,
+        "ready": "ready" if ok else f"not ready: {reason}",
+    }
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        content = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(content[-lines:]) or "(empty log)"

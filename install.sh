@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Install Forge Appliance from this checkout. Safe to run again: every step checks before it acts.
+#
+#   ./install.sh            install and start the appliance on embedded defaults (SQLite, one machine)
+#   ./install.sh --test     install what the tests need (PostgreSQL and Redis servers included) and run
+#                           the whole suite: lint, types, import contracts and tests
+#
+# Settings come from the usual places (see config/appliance.example.toml); APPLIANCE_* variables set when
+# running this script apply to the install, e.g. APPLIANCE_API__PORT=9000 ./install.sh
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [-h|--help]
+
+  (no option)          install into .venv, initialise, migrate, create the first operator account,
+                       start the appliance and wait until it is ready
+  --test               install the development and test needs (apt: PostgreSQL, Redis, tmux; pip: the
+                       dev extra) and run the whole test suite; exits with the suite's status
+  --admin-email EMAIL  login of the first operator account (default: admin@appliance.local); created
+                       only when no operator exists yet
+  --no-start           install, initialise and migrate, but do not start the appliance
+EOF
+}
+
+MODE=install
+ADMIN_EMAIL="${APPLIANCE_ADMIN_EMAIL:-admin@appliance.local}"
+START=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --test) MODE=test ;;
+    --admin-email) [ $# -ge 2 ] || { echo "install.sh: --admin-email needs a value" >&2; exit 2; }; ADMIN_EMAIL="$2"; shift ;;
+    --no-start) START=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option '$1' (see ./install.sh --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+cd "$(dirname "$0")"
+REPO="$(pwd)"
+VENV="$REPO/.venv"
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else return 1
+  fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "cannot install $* automatically (no apt-get); install them and run again"
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      || die "apt-get update failed (are you root, or is sudo available?); install $* by hand and run again"
+    APT_UPDATED=1
+  fi
+  say "installing $* (apt)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || die "apt-get install $* failed"
+}
+
+# --- Python >= 3.11 with venv ---------------------------------------------------------------------------
+find_python() {
+  local candidate
+  for candidate in "${APPLIANCE_INSTALL_PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 \
+       && "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+PYTHON="$(find_python)" || {
+  found="$(command -v python3 >/dev/null 2>&1 && python3 -c 'import platform; print(platform.python_version())' || echo none)"
+  die "Python 3.11 or newer is required (found: $found). On Debian 12: apt-get install python3 python3-venv"
+}
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+  say "$PYTHON has no venv module"
+  ver="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+  apt_install "python${ver}-venv" 2>/dev/null || true
+  "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null \
+    || die "the Python venv module is missing: run 'apt-get install python${ver}-venv' as root, then run again"
+fi
+
+# --- the virtual environment and the package -----------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV with $PYTHON ($("$PYTHON" -c 'import platform; print(platform.python_version())'))"
+  "$PYTHON" -m venv "$VENV" || die "could not create $VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --quiet)
+"${PIP[@]}" install --upgrade pip >/dev/null || die "could not upgrade pip in $VENV"
+
+if [ "$MODE" = test ]; then
+  # Server packages for the throwaway PostgreSQL and Redis the tests start (never the system services).
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+    # Install the binaries without creating and starting a default cluster on port 5432.
+    as_root mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.d/forge-appliance.conf >/dev/null
+    apt_install postgresql
+  fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  command -v tmux >/dev/null 2>&1 || apt_install tmux
+  say "installing forge-appliance with the development extra (editable)"
+  "${PIP[@]}" install -e "$REPO[dev]" || die "pip install failed"
+  say "running the checks and the test suite"
+  cd "$REPO"
+  export PATH="$VENV/bin:$PATH"
+  status=0
+  ruff check . || status=1
+  ruff format --check . || status=1
+  mypy || status=1
+  lint-imports || status=1
+  python -m pytest -p no:cacheprovider || status=1   # extra pytest options: PYTEST_ADDOPTS
+  [ "$status" -eq 0 ] && say "all checks and tests passed" || say "checks or tests FAILED"
+  exit "$status"
+fi
+
+say "installing forge-appliance into $VENV"
+"${PIP[@]}" install "$REPO" || die "pip install failed"
+APPLIANCE="$VENV/bin/appliance"
+
+"$APPLIANCE" init
+"$APPLIANCE" config check
+if "$APPLIANCE" status >/dev/null 2>&1; then
+  say "the appliance is running: stopping it to upgrade"
+  "$APPLIANCE" down
+fi
+"$APPLIANCE" migrate
+"$APPLIANCE" admin create --email "$ADMIN_EMAIL" --if-none
+
+if [ "$START" -eq 0 ]; then
+  say "installed; start it with: $APPLIANCE up"
+  exit 0
+fi
+"$APPLIANCE" up
+URL="$("$VENV/bin/python" -c 'from appliance.configfile import load_settings; print(load_settings().api_url)')"
+cat <<EOF
+
+Forge Appliance is running at $URL
+  health:    curl $URL/health
+  API docs:  $URL/docs
+  status:    $APPLIANCE status
+  stop:      $APPLIANCE down        start again: $APPLIANCE up
+  settings:  $APPLIANCE config show   (example: config/appliance.example.toml)
+Log in as the operator account printed above; its password is shown only once.
+EOF

@@ -1,0 +1,118 @@
+"""Helpers shared by the tests: Settings for a test, and the real API served over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from appliance.config import Settings
+from appliance.db import migrate
+from appliance.keys import create_signing_key
+from tests.servers import free_port
+
+#: Variables of the developer's shell must not leak into the settings a test builds.
+_OWN_VARS = ("APPLIANCE_", "PROMETHEUS_MULTIPROC_DIR")
+
+
+def clean_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(_OWN_VARS)}
+
+
+def make_settings(
+    tmp_path: Path,
+    database_url: str | None = None,
+    queue_url: str | None = None,
+    *,
+    init: bool = True,
+    migrated: bool = True,
+    **overrides: Any,
+) -> Settings:
+    """Settings for one test: everything under tmp_path, the given backends, a real signing key."""
+    data: dict[str, Any] = {"data_dir": tmp_path / "data", "mode": "embedded"}
+    if database_url:
+        data["database"] = {"url": database_url}
+    if queue_url:
+        data["queue"] = {"url": queue_url}
+    for key, value in overrides.items():
+        if isinstance(value, Mapping):
+            data.setdefault(key, {}).update(value)
+        else:
+            data[key] = value
+    settings = Settings(**data)
+    if init:
+        create_signing_key(settings.secret_key_file)
+    if migrated:
+        migrate.upgrade(settings)
+    return settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that give a child process the same settings."""
+    env = clean_environ()
+    env.update(
+        {
+            "APPLIANCE_MODE": settings.mode,
+            "APPLIANCE_DATA_DIR": str(settings.data_dir),
+            "APPLIANCE_DATABASE__URL": settings.database_url,
+            "APPLIANCE_QUEUE__URL": settings.queue_url,
+            "APPLIANCE_API__HOST": settings.api.host,
+            "APPLIANCE_API__PORT": str(settings.api.port),
+            "APPLIANCE_LOGGING__JSON_FORMAT": "true",
+        }
+    )
+    return env
+
+
+class LiveServer:
+    """A FastAPI app served by uvicorn on a free loopback port, in a thread of the test process."""
+
+    def __init__(self, app: FastAPI):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test API server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[httpx.Client]:
+    with LiveServer(app) as live, live.client() as client:
+        yield client
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
