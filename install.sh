@@ -107,6 +107,8 @@ if [ "$MODE" = test ]; then
   fi
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
   command -v tmux >/dev/null 2>&1 || apt_install tmux
+  command -v prometheus >/dev/null 2>&1 || apt_install prometheus
+  command -v wrk >/dev/null 2>&1 || apt_install wrk
   say "installing forge-appliance with the development extra (editable)"
   "${PIP[@]}" install -e "$REPO[dev]" || die "pip install failed"
   say "running the checks and the test suite"

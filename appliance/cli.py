@@ -7,6 +7,7 @@ Heavy imports (FastAPI, SQLAlchemy, Huey) happen inside the commands that need t
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,6 +16,8 @@ import typer
 
 from appliance import __version__
 from appliance.errors import ApplianceError
+
+TRACEBACK_VAR = "APPLIANCE_TRACEBACK"
 
 if TYPE_CHECKING:
     from appliance.config import Settings
@@ -291,3 +294,9 @@ def run() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: one line, the traceback only on request
+        if os.environ.get(TRACEBACK_VAR):
+            raise
+        hint = f"set {TRACEBACK_VAR}=1 for the traceback"
+        typer.echo(f"appliance: internal error: {type(exc).__name__}: {exc} ({hint})", err=True)
+        sys.exit(70)

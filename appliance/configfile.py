@@ -20,7 +20,7 @@ from appliance.errors import ConfigError
 
 CONFIG_ENV = "APPLIANCE_CONFIG"
 #: Variables with the prefix that are not settings keys.
-NON_SETTING_VARS = frozenset({CONFIG_ENV, "APPLIANCE_PYTHON"})
+NON_SETTING_VARS = frozenset({CONFIG_ENV, "APPLIANCE_PYTHON", "APPLIANCE_TRACEBACK"})
 
 
 def default_locations() -> list[Path]:

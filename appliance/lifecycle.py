@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -197,22 +198,18 @@ def describe(settings: Settings) -> dict[str, Any]:
         status = client.status()
     except SupervisorUnavailable:
         return {"running": False, "programs": [], "api_url": settings.api_url, "ready": "not running"}
-    now = dt.datetime.now(dt.UTC)
+    now = time.time()
     programs = []
+    counts = Counter(p["name"] for p in status["programs"])
     for program in status["programs"]:
         entry = dict(program)
         started = program.get("started_at")
         if started and program["state"] == "running":
-            age = now - dt.datetime.fromisoformat(str(started))
-            entry["uptime"] = str(dt.timedelta(seconds=int(age.total_seconds())))
+            entry["uptime"] = str(dt.timedelta(seconds=int(now - float(started))))
         else:
             entry["uptime"] = "-"
-        name = (
-            program["name"]
-            if program.get("instance", 0) in (0, None)
-            else f"{program['name']}:{program['instance']}"
-        )
-        entry["name"] = name
+        if counts[program["name"]] > 1:
+            entry["name"] = f"{program['name']}:{program['instance']}"
         programs.append(entry)
     ok, reason = ready(settings)
     return {

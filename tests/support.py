@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -116,3 +120,55 @@ def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05, what
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+class ApiProcesses:
+    """N real `appliance api --fd` processes sharing one listening socket, as the supervisor runs them."""
+
+    def __init__(
+        self, settings: Settings, count: int, log_dir: Path, extra_env: Mapping[str, str] | None = None
+    ):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1024)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = settings_env(settings) | dict(extra_env or {})
+        fd = self.listener.fileno()
+        self.logs = [log_dir / f"api-{i}.log" for i in range(count)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        for log in self.logs:
+            with log.open("wb") as out:
+                self.procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "appliance", "api", "--fd", str(fd)],
+                        env=env,
+                        pass_fds=(fd,),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+
+    def __enter__(self) -> ApiProcesses:
+        def all_up() -> bool:
+            return all("Application startup complete" in log.read_text() for log in self.logs)
+
+        try:
+            wait_for(all_up, timeout=60, what="every API process to start")
+        except AssertionError:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.listener.close()

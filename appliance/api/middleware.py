@@ -97,8 +97,7 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or _UNMATCHED
+        template = route_template(scope)
         method = scope["method"]
         metrics.REQUESTS.labels(method, template, str(status)).inc()
         metrics.LATENCY.labels(method, template).observe(elapsed)
@@ -110,6 +109,16 @@ class RequestContextMiddleware:
                 status,
                 extra={"status": status, "duration_ms": round(elapsed * 1000, 3), "route": template},
             )
+
+
+def route_template(scope: Scope) -> str:
+    """The path template that served the request (``/api/v1/projects/{id}``), never the raw path, so that
+    metric labels stay bounded whatever clients send."""
+    # FastAPI keeps included routers lazily: the matched route knows only its own part of the path, and the
+    # full template is on the effective route context (a test asserts this, so an upgrade cannot break it).
+    effective = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(effective, "path", None) or getattr(scope.get("route"), "path", None)
+    return str(template) if template else _UNMATCHED
 
 
 def _too_large(limit: int) -> str:

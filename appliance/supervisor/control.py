@@ -1,0 +1,173 @@
+"""The control socket: newline-delimited JSON requests and responses on `<run_dir>/control.sock` (mode 0600).
+
+Each request is one JSON object on one line; each gets exactly one JSON object on one line, in order. A
+connection may carry several requests.
+
+    {"cmd": "status"}
+        -> {"ok": true,
+            "programs": [{"name": "api", "instance": 1, "state": "running", "pid": 4242,
+                          "started_at": 1767225600.5, "restarts": 0, "crash_looping": false,
+                          "exit_status": null, "reason": ""}, ...],
+            "supervisor": {"pid": 4200, "started_at": 1767225600.1, "version": "0.1.0"}}
+        `state` is one of stopped, starting, running, backoff, stopping, exited, fatal. `started_at` is Unix
+        seconds (null when no process runs). `exit_status` is the last exit: a code >= 0, or minus the signal
+        number that killed it. `reason` says why the instance is where it is ("killed by SIGKILL",
+        "command not found: ...", "waiting for db"). `crash_looping` is true while it keeps failing soon
+        after every start (it is still retried, every 30 s at most).
+    {"cmd": "start", "names": ["api"]}      -> {"ok": true, "programs": ["api"]}   (answered at once)
+        Also starts what the programs depend on. "all" names every program.
+    {"cmd": "restart", "names": ["api"]}    -> {"ok": true, "programs": ["api"]}   (answered at once)
+    {"cmd": "stop", "names": ["all"]}       -> {"ok": true, "programs": [...]}
+        Answered once the programs' processes are gone (dependents stop before their dependencies;
+        SIGKILL after each program's stop_timeout).
+    {"cmd": "shutdown"}                     -> {"ok": true}
+        Stops every program, answers, then the supervisor exits.
+
+Errors: {"ok": false, "error": "unknown command 'frobnicate' (commands: ...)"}; an unknown program name,
+a malformed line or a missing field get the same shape, naming the problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from appliance.supervisor.supervisor import UnknownProgram
+
+Reply = Callable[[dict[str, Any]], None]
+COMMANDS = ("status", "start", "stop", "restart", "shutdown")
+MAX_REQUEST = 1 << 20
+
+
+class ControlTarget(Protocol):
+    """What the control socket drives; each method answers through `reply`, now or later."""
+
+    def status(self) -> dict[str, Any]:
+        """The status answer, without `ok`."""
+
+    def start(self, names: list[str], reply: Reply) -> None:
+        """Start programs (`UnknownProgram` for a bad name)."""
+
+    def stop(self, names: list[str], reply: Reply) -> None:
+        """Stop programs (`UnknownProgram` for a bad name)."""
+
+    def restart(self, names: list[str], reply: Reply) -> None:
+        """Restart programs (`UnknownProgram` for a bad name)."""
+
+    def shutdown(self, reply: Reply) -> None:
+        """Stop everything, then exit."""
+
+
+def error(message: str) -> dict[str, Any]:
+    """An error response."""
+    return {"ok": False, "error": message}
+
+
+def handle(request: object, target: ControlTarget, reply: Reply) -> None:
+    """Check one decoded request and pass it to `target`."""
+    if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+        reply(error('a request is a JSON object with a "cmd" string, e.g. {"cmd": "status"}'))
+        return
+    cmd = request["cmd"]
+    if cmd == "status":
+        reply({"ok": True, **target.status()})
+    elif cmd == "shutdown":
+        target.shutdown(reply)
+    elif cmd in ("start", "stop", "restart"):
+        names = request.get("names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            reply(error(f'"{cmd}" needs "names": a non-empty list of program names (or ["all"])'))
+            return
+        try:
+            getattr(target, cmd)(names, reply)
+        except UnknownProgram as exc:
+            reply(error(str(exc)))
+    else:
+        reply(error(f"unknown command {cmd!r} (commands: {', '.join(COMMANDS)})"))
+
+
+class _Connection:
+    def __init__(self, server: ControlServer, sock: socket.socket) -> None:
+        self.server, self.sock, self.buffer, self.closed = server, sock, b"", False
+        sock.setblocking(False)
+        server.selector.register(sock, selectors.EVENT_READ, self.on_event)
+
+    def on_event(self, _mask: int) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data or len(self.buffer) > MAX_REQUEST:
+            self.close()
+            return
+        self.buffer += data
+        while b"\n" in self.buffer and not self.closed:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if line.strip():
+                try:
+                    request = json.loads(line)
+                except ValueError as exc:
+                    self.reply(error(f"the request is not valid JSON: {exc}"))
+                    continue
+                handle(request, self.server.target, self.reply)
+
+    def reply(self, response: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        try:
+            self.sock.settimeout(2.0)  # answers are small; a client that never reads is dropped
+            self.sock.sendall(json.dumps(response).encode() + b"\n")
+            self.sock.setblocking(False)
+        except OSError:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.server.selector.unregister(self.sock)
+            self.sock.close()
+            self.server.connections.discard(self)
+
+
+class ControlServer:
+    """Listens on the Unix socket and feeds requests to `target`."""
+
+    def __init__(self, path: Path, selector: selectors.BaseSelector, target: ControlTarget) -> None:
+        self.path, self.selector, self.target = path, selector, target
+        self.connections: set[_Connection] = set()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # left by a dead supervisor; the run dir lock says none is alive
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            self.sock.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        self.sock.listen(16)
+        self.sock.setblocking(False)
+        selector.register(self.sock, selectors.EVENT_READ, self.on_accept)
+
+    def on_accept(self, _mask: int) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        self.connections.add(_Connection(self, conn))
+
+    def close(self) -> None:
+        """Stop listening and drop every connection."""
+        for conn in list(self.connections):
+            conn.close()
+        self.selector.unregister(self.sock)
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()

@@ -1,0 +1,243 @@
+"""The real event loop: one selector for child pipes, probes, the control socket and signals."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.supervisor import process
+from appliance.supervisor.control import ControlServer, Reply, error
+from appliance.supervisor.eventlog import EventLog
+from appliance.supervisor.output import LogFile, PipeReader
+from appliance.supervisor.probes import Probes
+from appliance.supervisor.specs import ProgramSpec, ServicesSpec
+from appliance.supervisor.statefile import ChildRecord, RunDir, start_ticks
+from appliance.supervisor.supervisor import Supervisor
+
+SAFETY_WAKEUP = 2.0  # seconds: the longest the loop sleeps, in case a SIGCHLD wakeup were ever lost
+
+
+class Runtime:
+    """Runs the `Supervisor` logic against real processes until shut down (SIGTERM, SIGINT or `shutdown`)."""
+
+    def __init__(
+        self, services: ServicesSpec, run_dir: RunDir, log_dir: Path, log: EventLog, version: str
+    ) -> None:
+        self.run_dir, self.log_dir, self.log, self.version = run_dir, log_dir, log, version
+        self.selector = selectors.DefaultSelector()
+        self.sup = Supervisor(services, self, log)
+        self.probes = Probes(self.selector, self._probed)
+        self.control: ControlServer | None = None
+        self.base_env = dict(os.environ)
+        self.started_at = time.time()
+        self.shutting_down = False
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._ticks: dict[int, int] = {}
+        self._logs: dict[str, LogFile] = {}
+        self._waiters: list[tuple[Callable[[], bool], Callable[[], None]]] = []
+        self._shutdown_replies: list[Reply] = []
+        self._signalled: int | None = None
+        self._dirty = True
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    # Launcher (used by the Supervisor logic) ------------------------------------------------------------
+    def spawn(self, spec: ProgramSpec, index: int) -> int:
+        """Spawn one process of `spec` and route its output to its log file."""
+        proc = process.spawn(spec, self.base_env)
+        label = spec.label(index)
+        if label not in self._logs:
+            self._logs[label] = self._open_log(label)
+        for pipe, stream in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+            assert pipe is not None
+            reader = PipeReader(os.dup(pipe.fileno()), stream, self._logs[label])
+            pipe.close()
+            self.selector.register(reader.fd, selectors.EVENT_READ, self._reader_handler(reader))
+        self._procs[proc.pid] = proc
+        self._ticks[proc.pid] = start_ticks(proc.pid) or 0
+        self._dirty = True
+        self.log(f"{label}: spawned pid {proc.pid}")
+        return proc.pid
+
+    def signal(self, pid: int, sig: signal.Signals) -> None:
+        """Signal the process group of `pid`."""
+        process.signal_group(pid, sig)
+
+    def probe(self, spec: ProgramSpec, index: int, pid: int) -> None:
+        """Start one readiness check of `pid`."""
+        assert spec.ready is not None
+        self.probes.start(spec.ready, pid, time.monotonic())
+
+    # ControlTarget (used by the control socket) ---------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Every instance and the supervisor itself."""
+        programs = self.sup.status(time.monotonic(), time.time())
+        me = {"pid": os.getpid(), "started_at": self.started_at, "version": self.version}
+        return {"programs": programs, "supervisor": me}
+
+    def start(self, names: list[str], reply: Reply) -> None:
+        """Start programs; answered at once."""
+        if self.shutting_down:
+            reply(error("the supervisor is shutting down"))
+            return
+        reply({"ok": True, "programs": self.sup.start(names, time.monotonic())})
+
+    def restart(self, names: list[str], reply: Reply) -> None:
+        """Restart programs; answered at once."""
+        if self.shutting_down:
+            reply(error("the supervisor is shutting down"))
+            return
+        reply({"ok": True, "programs": self.sup.restart(names, time.monotonic())})
+
+    def stop(self, names: list[str], reply: Reply) -> None:
+        """Stop programs; answered once their processes are gone."""
+        chosen = self.sup.stop(names)
+        self._waiters.append((lambda: self.sup.idle(chosen), lambda: reply({"ok": True, "programs": chosen})))
+
+    def shutdown(self, reply: Reply) -> None:
+        """Stop everything, answer, exit."""
+        self._shutdown_replies.append(reply)
+        self.begin_shutdown("shutdown asked on the control socket")
+
+    # The loop -------------------------------------------------------------------------------------------
+    def begin_shutdown(self, why: str) -> None:
+        """Stop every program (dependents first); the loop ends when none is left."""
+        if not self.shutting_down:
+            self.shutting_down = True
+            self.log(f"shutting down: {why}")
+            self.sup.stop(["all"])
+
+    def run(self) -> None:
+        """Start every program and supervise until shut down."""
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, self._on_signal)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wakeup)
+        self.control = ControlServer(self.run_dir.socket_path, self.selector, self)
+        self.log(f"supervising {', '.join(self.sup.instances)} (pid {os.getpid()})")
+        self.sup.start(["all"], time.monotonic())
+        try:
+            self._loop()
+        finally:
+            self._close()
+
+    def _loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            if self._signalled is not None:
+                signum, self._signalled = self._signalled, None
+                if signum == signal.SIGHUP:
+                    self.log("SIGHUP ignored (reloading the services file is not supported yet)")
+                elif signum != signal.SIGCHLD:
+                    self.begin_shutdown(f"{signal.Signals(signum).name} received")
+            self._reap(now)
+            self.probes.expire(now)
+            self.sup.tick(now)
+            self._after_tick()
+            if self.shutting_down and self.sup.idle():
+                return
+            deadlines = [d for d in (self.sup.next_deadline(), self.probes.next_deadline()) if d is not None]
+            timeout = min([SAFETY_WAKEUP, *(d - now for d in deadlines)])
+            for key, mask in self.selector.select(max(timeout, 0.0)):
+                try:
+                    key.data(mask)
+                except Exception as exc:  # one bad event (a bug, a full disk) must not end supervision
+                    self.log(f"internal error while handling an event: {exc!r}")
+
+    def _reap(self, now: float) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            returncode = os.waitstatus_to_exitcode(status)
+            proc = self._procs.pop(pid, None)
+            if proc is None:
+                self.probes.reaped(pid, returncode)
+                continue
+            proc.returncode = returncode  # reaped here, so Popen must not wait for it again
+            self._ticks.pop(pid, None)
+            self._dirty = True
+            # The group dies with its leader: no orphaned grandchild keeps a port or a lock.
+            process.signal_group(pid, signal.SIGKILL)
+            inst = self.sup.exited(pid, returncode, now)
+            if inst is not None and inst.state.value in ("stopped", "exited"):
+                self.log(f"{inst.label}: pid {pid} {inst.reason}, now {inst.state.value}")
+
+    def _after_tick(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            children: list[ChildRecord] = []
+            for inst in self.sup.all():
+                if inst.pid is not None and inst.pid in self._ticks:
+                    children.append(
+                        ChildRecord(
+                            program=inst.spec.name,
+                            instance=inst.index,
+                            pid=inst.pid,
+                            start_ticks=self._ticks[inst.pid],
+                        )
+                    )
+            try:
+                self.run_dir.write_state(children)
+            except OSError as exc:
+                self.log(f"cannot write {self.run_dir.state_file}: {exc}")
+        if self._waiters:
+            done = [w for w in self._waiters if w[0]()]
+            for waiter in done:
+                self._waiters.remove(waiter)
+                waiter[1]()
+
+    def _close(self) -> None:
+        for _, answer in self._waiters:
+            answer()
+        for reply in self._shutdown_replies:
+            reply({"ok": True})
+        self.log("all programs stopped" if self.sup.idle() else "exiting with programs still running")
+        self.probes.close()
+        if self.control is not None:
+            self.control.close()
+        for log in self._logs.values():
+            log.close()
+        signal.set_wakeup_fd(-1)
+        self.selector.close()
+
+    # Callbacks ------------------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if signum != signal.SIGCHLD:  # SIGCHLD only needs the wakeup byte; the loop reaps every turn
+            self._signalled = signum
+
+    def _drain_wakeup(self, _mask: int) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _open_log(self, label: str) -> LogFile:
+        path = self.log_dir / f"{label}.log"
+        try:
+            return LogFile(path)
+        except OSError as exc:  # run the program anyway; losing its output beats not running it
+            self.log(f"{label}: cannot open {path} ({exc.strerror}), its output is discarded")
+            return LogFile(Path(os.devnull))
+
+    def _probed(self, pid: int, ok: bool) -> None:
+        self.sup.probed(pid, ok, time.monotonic())
+
+    def _reader_handler(self, reader: PipeReader) -> Callable[[int], None]:
+        def on_readable(_mask: int) -> None:
+            if not reader.read():
+                self.selector.unregister(reader.fd)
+                os.close(reader.fd)
+
+        return on_readable

@@ -1,0 +1,1 @@
+"""Tests of the process supervisor and its control-socket client."""

@@ -1,0 +1,29 @@
+"""`appliance supervise` loads the standard library only, so it stays small and works when all else breaks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support import clean_environ
+
+
+def test_supervisor_loads_only_the_standard_library() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['appliance', 'supervise', '--help']\n"
+        "import appliance.__main__ as entry\n"
+        "import appliance.supervisor.runtime, appliance.supervisor.control, appliance.client.supervisor\n"
+        "try:\n    entry.main()\nexcept SystemExit:\n    pass\n"
+        "top = {m.split('.')[0] for m in sys.modules}\n"
+        "allowed = set(sys.stdlib_module_names) | {'appliance', '__main__'}\n"
+        "loaded_at_startup = {t for t in top if t.startswith(('__editable__', '_distutils_hack'))}\n"
+        "print(sorted(t for t in top if t not in allowed and t not in loaded_at_startup))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('appliance.') and not m.startswith("
+        "('appliance.supervisor', 'appliance.client', 'appliance.__main__'))))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_environ(), check=True)
+    *_, third_party, appliance_modules = run.stdout.strip().splitlines()
+    assert third_party == "[]", third_party
+    assert appliance_modules == "[]", appliance_modules
+    assert "--run-dir" in run.stdout
