@@ -172,3 +172,11 @@ class ApiProcesses:
                 proc.kill()
                 proc.wait()
         self.listener.close()
+
+
+def appliance_env(name: str) -> tuple[dict[str, str], Path]:
+    """Environment for an appliance a test runs as a user would: a free API port, and a data directory
+    with a short path (the control socket's path must fit in a Unix socket address, 108 bytes)."""
+    port = free_port()
+    data = Path("/tmp") / f"fa-{name}-{os.getpid()}-{port}"
+    return clean_environ() | {"APPLIANCE_DATA_DIR": str(data), "APPLIANCE_API__PORT": str(port)}, data

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import clean_environ
+from tests.support import appliance_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,11 +38,7 @@ def checkout(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def install_env(checkout: Path) -> Iterator[dict[str, str]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    data = Path("/tmp") / f"fa-install-{os.getpid()}-{port}"
-    env = clean_environ() | {"APPLIANCE_DATA_DIR": str(data), "APPLIANCE_API__PORT": str(port)}
+    env, data = appliance_env("install")
     yield env
     command = checkout / ".venv/bin/appliance"
     if command.exists():

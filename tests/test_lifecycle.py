@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import clean_environ, wait_for
+from tests.support import appliance_env, wait_for
 
 
 def appliance(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -34,16 +35,11 @@ def pid_alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    # A short data dir path: the control socket's path must fit in a Unix socket address.
-    data = Path(os.environ.get("TMPDIR", "/tmp")) / f"fa-{os.getpid()}-{port}"
-    environment = clean_environ() | {"APPLIANCE_DATA_DIR": str(data), "APPLIANCE_API__PORT": str(port)}
+def env() -> Iterator[dict[str, str]]:
+    environment, data = appliance_env("up")
     yield environment
     appliance("down", env=environment)
-    subprocess.run(["rm", "-rf", str(data)], check=False)
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def test_up_status_down(env: dict[str, str]) -> None:

@@ -22,7 +22,9 @@ def test_supervisor_loads_only_the_standard_library() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('appliance.') and not m.startswith("
         "('appliance.supervisor', 'appliance.client', 'appliance.__main__'))))\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_environ(), check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_environ(), check=True
+    )
     *_, third_party, appliance_modules = run.stdout.strip().splitlines()
     assert third_party == "[]", third_party
     assert appliance_modules == "[]", appliance_modules
