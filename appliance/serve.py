@@ -45,6 +45,7 @@ def serve_worker(settings: Settings, workers: int | None = None, periodic: bool 
     """Consume tasks until stopped."""
     from appliance.workers.consumer import run
 
+    signing_key(settings)  # the same refusal as the API: production never runs on a default key
     setup_logging(settings.logging.level, settings.logging.json_format, "worker")
     run(settings, workers=workers, periodic=periodic)
 
