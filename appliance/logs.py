@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from contextvars import ContextVar
@@ -67,6 +68,48 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         request_id = getattr(record, "request_id", None)
         return f"{line} [{request_id}]" if request_id else line
+
+
+class AccessLog:
+    """One line per HTTP request, on the hot path of every request: written without the logging machinery
+    (a LogRecord, the caller lookup, the handler lock and the formatter cost about 20 us a request), as one
+    unbuffered write, so that lines of several API processes sharing a file never interleave. The fields
+    are those of JsonFormatter."""
+
+    def __init__(self, process_name: str, fd: int = 2):
+        self.process_name = process_name
+        self.fd = fd
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:  # the part up to the second changes once a second
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+
+    def __call__(self, method: str, path: str, status: int, duration_ms: float, route: str) -> None:
+        line = orjson.dumps(
+            {
+                "time": self._time(time.time()),
+                "level": "info",
+                "logger": "appliance.access",
+                "process": self.process_name,
+                "message": f"{method} {path} {status}",
+                "request_id": request_id_var.get(),
+                "status": status,
+                "duration_ms": duration_ms,
+                "route": route,
+            }
+        )
+        os.write(self.fd, line + b"\n")
+
+
+def text_access_log(method: str, path: str, status: int, duration_ms: float, route: str) -> None:
+    """The access line through logging, for the plain-text format."""
+    logging.getLogger("appliance.access").info(
+        "%s %s %d", method, path, status, extra={"status": status, "duration_ms": duration_ms, "route": route}
+    )
 
 
 def setup(level: str, json_format: bool, process_name: str) -> None:

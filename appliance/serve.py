@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 
@@ -24,13 +25,16 @@ def serve_api(
     signing_key(settings)  # refuse a missing or default key before accepting any request
     setup_logging(settings.logging.level, settings.logging.json_format, "api")
     bind_host, bind_port = host or settings.api.host, port or settings.api.port
-    if fd is None:
+    # uvicorn's own fd= wraps the descriptor as AF_UNIX, so an inherited TCP socket would get no
+    # TCP_NODELAY (Nagle and delayed ACKs then add ~40 ms to every response); a socket object built from
+    # the descriptor keeps its real family.
+    sockets = [socket.socket(fileno=fd)] if fd is not None else None
+    if sockets is None:
         check_port_free(bind_host, bind_port)
     config = uvicorn.Config(
         create_app(settings),
         host=bind_host,
         port=bind_port,
-        fd=fd,
         log_config=None,
         access_log=False,
         proxy_headers=False,
@@ -38,7 +42,12 @@ def serve_api(
         timeout_graceful_shutdown=30,
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    # Everything built so far lives as long as the process: keep it out of the collector's full passes,
+    # which otherwise walk ~135k start-up objects and put 50+ ms on the p99 latency.
+    gc.collect()
+    gc.freeze()
+    server.run(sockets=sockets)
 
 
 def serve_worker(settings: Settings, workers: int | None = None, periodic: bool | None = None) -> None:

@@ -7,9 +7,10 @@ pure-ASGI middleware about 0.9. Everything per-request lives here, in one pass, 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from appliance.api import metrics
 from appliance.api.errors import envelope
 from appliance.logs import request_id_var
 
-log = logging.getLogger("appliance.access")
+AccessWriter = Callable[[str, str, int, float, str], None]
 error_log = logging.getLogger("appliance.api")
 
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
@@ -28,16 +29,26 @@ _UNMATCHED = "<unmatched>"
 
 
 def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
+    return "req_" + os.urandom(16).hex()  # 128 random bits, like uuid4's hex without building a UUID
 
 
 class RequestContextMiddleware:
     """Gives each request an id, bounds its body, measures it, logs it, and answers 500 if all else fails."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, access_log: bool = True):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        access_log: AccessWriter | None = None,
+        fixed_paths: frozenset[str] = frozenset(),
+    ):
         self.app = app
+        self.fixed_paths = fixed_paths
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
+        # Labelled metric children by (method, route template, status): labels() takes a lock and hashes
+        # the labels on every call. Bounded, because route templates are.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,17 +109,20 @@ class RequestContextMiddleware:
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         template = route_template(scope)
+        if template == _UNMATCHED and scope["path"] in self.fixed_paths:
+            template = scope["path"]  # the documentation pages, which FastAPI serves without a route
         method = scope["method"]
-        metrics.REQUESTS.labels(method, template, str(status)).inc()
-        metrics.LATENCY.labels(method, template).observe(elapsed)
-        if self.access_log:
-            log.info(
-                "%s %s %d",
-                method,
-                scope["path"],
-                status,
-                extra={"status": status, "duration_ms": round(elapsed * 1000, 3), "route": template},
+        key = (method, template, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                metrics.REQUESTS.labels(method, template, str(status)),
+                metrics.LATENCY.labels(method, template),
             )
+        children[0].inc()
+        children[1].observe(elapsed)
+        if self.access_log is not None:
+            self.access_log(method, scope["path"], status, round(elapsed * 1000, 3), template)
 
 
 def route_template(scope: Scope) -> str:

@@ -120,17 +120,21 @@ def test_request_id_is_generated_echoed_or_replaced(api: httpx.Client) -> None:
 
 
 def test_every_log_line_of_a_request_carries_its_id(
-    api: httpx.Client, caplog: pytest.LogCaptureFixture
+    api: httpx.Client, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     formatter = JsonFormatter("api")
     with caplog.at_level(logging.INFO):
         api.get("/api/v1/_probe/crash", headers={"X-Request-ID": "trace-me-42"})
     lines = [orjson.loads(formatter.format(r)) for r in caplog.records if r.name.startswith("appliance")]
+    # The access line is written straight to stderr (see appliance.logs.AccessLog), in the same format.
+    stderr = capfd.readouterr().err.splitlines()
+    lines += [orjson.loads(line) for line in stderr if '"appliance.access"' in line]
     assert {line["logger"] for line in lines} >= {"appliance.api", "appliance.access"}
     assert all(line["request_id"] == "trace-me-42" for line in lines)
     access = next(line for line in lines if line["logger"] == "appliance.access")
     assert access["status"] == 500
     assert access["route"] == "/api/v1/_probe/crash"
+    assert access["process"] == "api"
 
 
 def test_openapi_documents_the_error_envelope(api: httpx.Client) -> None:

@@ -24,7 +24,7 @@ from appliance.errors import Unavailable
 from appliance.services import heartbeats
 from appliance.workers import queue
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=error_responses(500))
 
 #: A check slower than this counts as down: a hung dependency must not hang the probe.
 CHECK_TIMEOUT_S = 3.0
