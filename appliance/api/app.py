@@ -11,7 +11,7 @@ from huey import Huey
 from appliance import __version__
 from appliance.api import errors, metrics
 from appliance.api.context import AppContext
-from appliance.api.middleware import AccessWriter, RequestContextMiddleware
+from appliance.api.middleware import AccessWriter, Drain, RequestContextMiddleware
 from appliance.api.routes import health, root
 from appliance.api.schemas.errors import error_responses
 from appliance.config import Settings
@@ -50,8 +50,10 @@ def create_app(
     docs = frozenset(
         p for p in (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p
     )
+    app.state.drain = Drain()
     app.add_middleware(
         RequestContextMiddleware,
+        drain=app.state.drain,
         max_body_bytes=settings.api.max_body_bytes,
         access_log=access,
         fixed_paths=docs,

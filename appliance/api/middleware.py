@@ -28,6 +28,18 @@ _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _UNMATCHED = "<unmatched>"
 
 
+class Drain:
+    """Set when the process is shutting down: every response then asks its client to close the connection,
+    so that keep-alive clients reconnect (to another process on the shared socket) instead of sending their
+    next request into a connection that is about to close."""
+
+    def __init__(self) -> None:
+        self.draining = False
+
+
+_CLOSE = (b"connection", b"close")
+
+
 def new_request_id() -> str:
     return "req_" + os.urandom(16).hex()  # 128 random bits, like uuid4's hex without building a UUID
 
@@ -41,8 +53,10 @@ class RequestContextMiddleware:
         max_body_bytes: int,
         access_log: AccessWriter | None = None,
         fixed_paths: frozenset[str] = frozenset(),
+        drain: Drain | None = None,
     ):
         self.app = app
+        self.drain = drain or Drain()
         self.fixed_paths = fixed_paths
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
@@ -76,6 +90,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 response_started = True
                 message["headers"] = [*message.get("headers", ()), id_header]
+                if self.drain.draining:
+                    message["headers"].append(_CLOSE)
             await send(message)
 
         limit = self.max_body_bytes
