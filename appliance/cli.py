@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from appliance import __version__
+from appliance import __version__, programs_cli
 from appliance.errors import ApplianceError
 
 TRACEBACK_VAR = "APPLIANCE_TRACEBACK"
@@ -255,6 +255,9 @@ def status(
         _echo(_status_table(report))
     if not report["running"]:
         raise typer.Exit(3)
+
+
+programs_cli.register(app)
 
 
 def _as_toml(data: dict[str, Any], prefix: str = "") -> str:

@@ -48,6 +48,7 @@ def supervisor_env(settings: Settings, config_path: Path | None) -> dict[str, st
     env["APPLIANCE_DATA_DIR"] = str(settings.data_dir)
     env["APPLIANCE_API__HOST"] = settings.api.host
     env["APPLIANCE_API__PORT"] = str(settings.api.port)
+    env["APPLIANCE_API__INSTANCES"] = str(settings.api.instances)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(settings.run_dir / "metrics")
     if config_path is not None:
         env["APPLIANCE_CONFIG"] = str(config_path.resolve())

@@ -12,6 +12,7 @@ from collections.abc import MutableMapping
 import uvicorn
 
 from appliance.api.middleware import Drain
+from appliance.supervisor.notify import notify
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,14 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.drain = drain
         self.drain_timeout = drain_timeout
+        # Read once: the supervisor (or systemd) waits for this process's own READY=1, which tells it apart
+        # from the other instances on the shared socket; processes this one starts must not send it.
+        self.notify_socket = os.environ.pop("NOTIFY_SOCKET", None)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            notify("READY=1", self.notify_socket)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
@@ -57,6 +66,7 @@ class DrainingServer(uvicorn.Server):
         for sock in sockets or []:
             sock.close()
         self.drain.draining = True
+        notify("STOPPING=1", self.notify_socket)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.drain_timeout
         while self.server_state.connections and loop.time() < deadline and not self.force_exit:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
@@ -72,6 +73,81 @@ class SupervisorClient:
     def shutdown(self) -> None:
         """Stop every program and the supervisor; returns once they are stopped."""
         self._call({"cmd": "shutdown"})
+
+    def logs(self, name: str, lines: int = 100, since: float | None = None) -> list[str]:
+        """The last `lines` log lines of a program (or "supervisor"), at or after `since` (Unix seconds)."""
+        request: dict[str, Any] = {"cmd": "logs", "name": name, "lines": lines}
+        if since is not None:
+            request["since"] = since
+        return cast(list[str], self._call(request)["lines"])
+
+    def follow_logs(self, name: str, lines: int = 10, since: float | None = None) -> Iterator[str]:
+        """The last `lines` lines, then every new line as it is written, until the caller stops iterating."""
+        request: dict[str, Any] = {"cmd": "logs", "name": name, "lines": lines, "follow": True}
+        if since is not None:
+            request["since"] = since
+        where = self.socket_path
+        if not where.exists():
+            raise SupervisorUnavailable(f"the supervisor is not running (no socket at {where})")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with sock, sock.makefile("rb") as stream:
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(str(where))
+                sock.sendall(json.dumps(request).encode() + b"\n")
+                first = json.loads(stream.readline() or b"null")
+            except (OSError, ValueError) as exc:
+                raise SupervisorUnavailable(f"cannot follow logs at {where}: {exc}") from exc
+            if not isinstance(first, dict) or not first.get("ok"):
+                message = first.get("error") if isinstance(first, dict) else None
+                raise SupervisorError(str(message or "the supervisor refused to follow the logs"))
+            yield from cast(list[str], first["lines"])
+            sock.settimeout(None)  # new lines may be hours apart
+            for raw in stream:  # ends when the supervisor closes the connection (shutdown)
+                message = json.loads(raw)
+                if "line" not in message:  # {"ok": false, "error": "dropped: ..."}: too slow a reader
+                    raise SupervisorError(str(message.get("error", "the supervisor stopped the stream")))
+                yield str(message["line"])
+
+    def reload(self, names: list[str]) -> list[str]:
+        """Replace these programs' processes one at a time (each new one ready before an old one stops).
+
+        Returns once done; `SupervisorError` if a new process did not become ready (the old ones run on).
+        """
+        return cast(list[str], self._call({"cmd": "reload", "names": names})["programs"])
+
+    def reload_config(self) -> dict[str, list[str]]:
+        """Make the supervisor re-read its services file: {"changed", "added", "removed", "unchanged"}."""
+        answer = self._call({"cmd": "reload-config"})
+        return {key: list(answer[key]) for key in ("changed", "added", "removed", "unchanged")}
+
+    def events(self, since: float | None = None) -> list[dict[str, Any]]:
+        """The supervisor's recent events (at or after `since`, Unix seconds), oldest first."""
+        request: dict[str, Any] = {"cmd": "events", "follow": False}
+        if since is not None:
+            request["since"] = since
+        return cast(list[dict[str, Any]], self._call(request)["events"])
+
+    def follow_events(self, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """The recent events, then each new one as it happens, until the caller stops iterating."""
+        request: dict[str, Any] = {"cmd": "events", "follow": True}
+        if since is not None:
+            request["since"] = since
+        where = self.socket_path
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with sock, sock.makefile("rb") as stream:
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(str(where))
+                sock.sendall(json.dumps(request).encode() + b"\n")
+            except OSError as exc:
+                raise SupervisorUnavailable(f"cannot follow events at {where}: {exc}") from exc
+            sock.settimeout(None)  # events may be hours apart
+            for raw in stream:  # ends when the supervisor closes the connection (shutdown)
+                event = json.loads(raw)
+                if event.get("ok") is False:  # {"ok": false, "error": "dropped: ..."}: too slow a reader
+                    raise SupervisorError(str(event.get("error")))
+                yield cast(dict[str, Any], event)
 
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         where = self.socket_path

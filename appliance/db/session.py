@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -47,7 +47,10 @@ class Database:
         """The schema revision the database is at (None if never migrated); Unavailable if it is down."""
         try:
             with self.engine.connect() as conn:
-                return MigrationContext.configure(conn).get_current_revision()
+                if not inspect(conn).has_table("alembic_version"):
+                    return None
+                revision: str | None = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                return revision
         except (DBAPIError, PoolTimeout) as exc:
             raise Unavailable(f"the database is unavailable: {driver_reason(exc)}") from exc
 

@@ -22,6 +22,35 @@ connection may carry several requests.
         SIGKILL after each program's stop_timeout).
     {"cmd": "shutdown"}                     -> {"ok": true}
         Stops every program, answers, then the supervisor exits.
+    {"cmd": "metrics"}                      -> {"ok": true, "text": "# HELP appliance_program_state ..."}
+        The Prometheus text exposition (0.0.4) of every instance and of the supervisor (see metrics.py).
+    {"cmd": "logs", "name": "api", "lines": 100, "since": 1767225600.0}
+        -> {"ok": true, "lines": ["2026-01-01T00:00:00.123Z stdout ...", ...]}
+        The last `lines` lines (default 100, or 10000 with `since`; 10000 at most), at or after `since`
+        (Unix seconds, optional), oldest first, reaching into rotated and gzip files as needed. `name` is a
+        program (its instances merged by time), an instance label (`api-2`), or "supervisor".
+    {"cmd": "logs", "name": "api", "lines": 10, "follow": true}
+        -> {"ok": true, "lines": [...]}, then {"line": "..."} for each new line until the client closes.
+        The connection carries nothing else afterwards; following survives rotation. A client that reads
+        too slowly gets {"ok": false, "error": "dropped: ..."} and the connection is closed.
+    {"cmd": "reload", "names": ["api"]}     -> {"ok": true, "programs": ["api"]}
+        Rolling replacement, one instance at a time: a new process is started and must become ready
+        before an old one is stopped (stop_signal, stop_timeout). Answered when the rollout is over; a new
+        process that does not become ready ends it with {"ok": false, "error": "reload of api stopped: ..."}
+        and the old processes keep running.
+    {"cmd": "reload-config"}
+        -> {"ok": true, "changed": ["api"], "added": [], "removed": [], "unchanged": ["worker"]}
+        Re-reads the services file (as SIGHUP does). A file with an error (or a `listen` port in use) is
+        refused whole with {"ok": false, "error": ...} and nothing running changes. Otherwise changed
+        programs are rolled as by "reload", added ones start, removed ones stop, unchanged ones are not
+        touched. Answered when the rollouts are over (a failed one: ok false, the lists included).
+    {"cmd": "events", "since": 1767225600.0, "follow": false}
+        -> {"ok": true, "events": [{"time": 1767225600.5, "kind": "state", "program": "api",
+                                   "instance": 1, "message": "starting -> running", ...}, ...]}
+        Recent structured events (kinds: state, crash-loop, health, memory, fatal, reload,
+        reload-config), at or after `since` (optional). With "follow": true the connection gets the
+        recent events, then one JSON line per new event until the client closes; a client that reads too
+        slowly is dropped.
 
 Errors: {"ok": false, "error": "unknown command 'frobnicate' (commands: ...)"}; an unknown program name,
 a malformed line or a missing field get the same shape, naming the problem.
@@ -38,10 +67,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from appliance.supervisor.metrics import render as render_metrics
 from appliance.supervisor.supervisor import UnknownProgram
 
 Reply = Callable[[dict[str, Any]], None]
-COMMANDS = ("status", "start", "stop", "restart", "shutdown")
+COMMANDS = (
+    "status",
+    "start",
+    "stop",
+    "restart",
+    "shutdown",
+    "logs",
+    "metrics",
+    "reload",
+    "reload-config",
+    "events",
+)
+Detach = Callable[[], socket.socket]  # hands the connection's socket over (a `logs` follower keeps it)
 MAX_REQUEST = 1 << 20
 
 
@@ -63,13 +105,22 @@ class ControlTarget(Protocol):
     def shutdown(self, reply: Reply) -> None:
         """Stop everything, then exit."""
 
+    def reload(self, names: list[str], reply: Reply) -> None:
+        """Roll programs one instance at a time (`UnknownProgram` for a bad name)."""
+
+    def reload_config(self, reply: Reply) -> None:
+        """Re-read the services file and adopt it, or refuse it."""
+
+    def events_request(self, since: float | None, follow: bool, reply: Reply, detach: Detach | None) -> None:
+        """Recent events; with `follow`, keep the connection (through `detach`) and stream new ones."""
+
 
 def error(message: str) -> dict[str, Any]:
     """An error response."""
     return {"ok": False, "error": message}
 
 
-def handle(request: object, target: ControlTarget, reply: Reply) -> None:
+def handle(request: object, target: ControlTarget, reply: Reply, detach: Detach | None = None) -> None:
     """Check one decoded request and pass it to `target`."""
     if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
         reply(error('a request is a JSON object with a "cmd" string, e.g. {"cmd": "status"}'))
@@ -77,9 +128,19 @@ def handle(request: object, target: ControlTarget, reply: Reply) -> None:
     cmd = request["cmd"]
     if cmd == "status":
         reply({"ok": True, **target.status()})
+    elif cmd == "metrics":
+        reply({"ok": True, "text": render_metrics(target.status())})
     elif cmd == "shutdown":
         target.shutdown(reply)
-    elif cmd in ("start", "stop", "restart"):
+    elif cmd == "reload-config":
+        target.reload_config(reply)
+    elif cmd == "events":
+        since, follow = request.get("since"), request.get("follow", False)
+        if (since is not None and not isinstance(since, int | float)) or not isinstance(follow, bool):
+            reply(error('"events" takes "since": Unix seconds (optional) and "follow": true or false'))
+            return
+        target.events_request(None if since is None else float(since), follow, reply, detach)
+    elif cmd in ("start", "stop", "restart", "reload"):
         names = request.get("names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             reply(error(f'"{cmd}" needs "names": a non-empty list of program names (or ["all"])'))
@@ -88,6 +149,9 @@ def handle(request: object, target: ControlTarget, reply: Reply) -> None:
             getattr(target, cmd)(names, reply)
         except UnknownProgram as exc:
             reply(error(str(exc)))
+    elif cmd == "logs" and hasattr(target, "logs"):
+        # Optional on targets (the test fakes have none): `logs(request, reply, detach)`, see logfiles.py.
+        target.logs(request, reply, detach)
     else:
         reply(error(f"unknown command {cmd!r} (commands: {', '.join(COMMANDS)})"))
 
@@ -117,7 +181,7 @@ class _Connection:
                 except ValueError as exc:
                     self.reply(error(f"the request is not valid JSON: {exc}"))
                     continue
-                handle(request, self.server.target, self.reply)
+                handle(request, self.server.target, self.reply, self.detach)
 
     def reply(self, response: dict[str, Any]) -> None:
         if self.closed:
@@ -128,6 +192,13 @@ class _Connection:
             self.sock.setblocking(False)
         except OSError:
             self.close()
+
+    def detach(self) -> socket.socket:
+        """Give the socket away (to a log follower): this connection stops reading and answering."""
+        self.closed = True
+        self.server.selector.unregister(self.sock)
+        self.server.connections.discard(self)
+        return self.sock
 
     def close(self) -> None:
         if not self.closed:

@@ -1,4 +1,12 @@
-"""One instance of a program: its state machine, restart policy and stop escalation, free of real OS calls."""
+"""One instance of a program: its state machine, restart policy and stop escalation, free of real OS calls.
+
+Everything that touches the OS goes through a `Launcher`. The runtime's launcher spawns local processes
+(process.py); a container launcher would plug in the same way: `spawn` creates and starts a container
+(docker SDK `containers.run(detach=True)`) and returns a handle id that the runtime maps to the container,
+`signal` becomes `container.kill(signal=...)`, and the exit that a process reports through SIGCHLD would
+come from the Docker events stream (`die` events) fed to `Instance.exited`. The state machine below does not
+change; only the spec's `kind` chooses the launcher.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol, TypedDict
 
 from appliance.supervisor.backoff import Backoff, BackoffPolicy
+from appliance.supervisor.events import Events
 from appliance.supervisor.specs import ProgramSpec
 from appliance.supervisor.states import LIVE, State, check_transition
 
@@ -28,6 +37,9 @@ class Launcher(Protocol):
 
     def probe(self, spec: ProgramSpec, index: int, pid: int) -> None:
         """Start one readiness check; its outcome comes back through `Instance.probed(pid, ok, now)`."""
+
+    def health(self, spec: ProgramSpec, index: int, pid: int) -> None:
+        """Start one health check; its outcome comes back through `Instance.health_checked(pid, ok, now)`."""
 
 
 class InstanceStatus(TypedDict):
@@ -64,8 +76,11 @@ class Instance:
         launcher: Launcher,
         policy: BackoffPolicy,
         log: Callable[[str], None],
+        *,
+        events: Events | None = None,
     ) -> None:
         self.spec, self.index, self.launcher, self._log = spec, index, launcher, log
+        self.events = events or Events()
         self.label = spec.label(index)
         self.state = State.STOPPED
         self.want = False
@@ -80,7 +95,9 @@ class Instance:
         self._ready_by = 0.0
         self._probe_at: float | None = None  # None while a probe is in flight
         self._kill_at: float | None = None
-        self._retry_after_stop = False  # stopped because it never became ready: back off, then retry
+        self._retry_after_stop = False  # stopped because it never became ready (or sick): back off, retry
+        self._health_at: float | None = None  # None while a health check is in flight (or none is due)
+        self.health_failures = 0
 
     @property
     def live(self) -> bool:
@@ -130,10 +147,29 @@ class Instance:
         if pid != self.pid or self.state is not State.STARTING:
             return  # the answer about a process that is gone, or already ready
         if ok:
-            self._to(State.RUNNING)
-            self.reason = ""
+            self._became_ready(now)
         else:
             self._probe_at = now + self.spec.ready.interval if self.spec.ready else now
+
+    def health_checked(self, pid: int, ok: bool, now: float) -> None:
+        """A periodic health check of process `pid` finished; enough failures in a row restart it."""
+        health = self.spec.health
+        if pid != self.pid or self.state is not State.RUNNING or health is None:
+            return
+        self.health_failures = 0 if ok else self.health_failures + 1
+        if self.health_failures < health.failures:
+            self._health_at = now + health.interval
+            return
+        message = f"health check failed {self.health_failures} times"
+        self._note("health", message, failures=self.health_failures)
+        self._restart_sick(now, message)
+
+    def memory_checked(self, rss: int, now: float) -> None:
+        """The process group uses `rss` bytes; above the spec's memory_limit it is restarted."""
+        message = over_limit(rss, self.spec.memory_limit)
+        if message and self.state in (State.STARTING, State.RUNNING):
+            self._note("memory", message, rss=rss, limit=self.spec.memory_limit)
+            self._restart_sick(now, message)
 
     # Reconcile ------------------------------------------------------------------------------------------
     def tick(self, now: float, may_start: bool, may_stop: bool, waiting_for: str = "") -> None:
@@ -156,9 +192,12 @@ class Instance:
                 and self.crash_looping
             ):
                 self.crash_looping = False
-                self._log(
-                    f"{self.label}: up for {self.backoff.policy.stable_after:g}s, no longer crash-looping"
-                )
+                stable = self.backoff.policy.stable_after
+                self._note("crash-loop", f"up for {stable:g}s, no longer crash-looping", looping=False)
+            elif state is State.RUNNING and self._health_at is not None and now >= self._health_at:
+                assert self.pid is not None
+                self._health_at = None
+                self.launcher.health(self.spec, self.index, self.pid)
         elif state in (State.STARTING, State.RUNNING) and may_stop:
             self._begin_stop(now, "stop asked")
         elif state is State.BACKOFF:
@@ -179,8 +218,11 @@ class Instance:
             candidates.append(self._ready_by)
             if self._probe_at is not None:
                 candidates.append(self._probe_at)
-        elif self.state is State.RUNNING and self.backoff.failures and self.started_at is not None:
-            candidates.append(self.started_at + self.backoff.policy.stable_after)
+        elif self.state is State.RUNNING:
+            if self.backoff.failures and self.started_at is not None:
+                candidates.append(self.started_at + self.backoff.policy.stable_after)
+            if self._health_at is not None:
+                candidates.append(self._health_at)
         if self.state is State.STOPPING and self._kill_at is not None:
             candidates.append(self._kill_at)
         return min(candidates, default=None)
@@ -202,7 +244,28 @@ class Instance:
 
     # Internals ------------------------------------------------------------------------------------------
     def _to(self, new: State) -> None:
-        self.state = check_transition(self.state, new)
+        old, self.state = self.state, check_transition(self.state, new)
+        if old is not new:
+            self.events.emit(
+                "state", f"{old.value} -> {new.value}", self.spec.name, self.index, old=old.value,
+                new=new.value, pid=self.pid, reason=self.reason,
+            )  # fmt: skip
+
+    def _note(self, kind: str, message: str, **fields: object) -> None:
+        """An event worth a line in supervisor.log as well as in the event ring."""
+        self._log(f"{self.label}: {message}")
+        self.events.emit(kind, message, self.spec.name, self.index, pid=self.pid, **fields)
+
+    def _became_ready(self, now: float) -> None:
+        self._to(State.RUNNING)
+        self.reason, self.health_failures = "", 0
+        self._health_at = now + self.spec.health.interval if self.spec.health else None
+
+    def _restart_sick(self, now: float, why: str) -> None:
+        """Stop a process that is alive but unfit; it comes back through backoff like a crash."""
+        self._retry_after_stop = self.want
+        self._health_at = None
+        self._begin_stop(now, why)
 
     def _spawn(self, now: float) -> None:
         if self.state is State.BACKOFF:
@@ -212,12 +275,12 @@ class Instance:
         except SpawnError as exc:
             self.want, self.pid, self.reason = False, None, str(exc)
             self._to(State.FATAL)
-            self._log(f"{self.label}: FATAL: {exc}")
+            self._note("fatal", f"FATAL: {exc}")
             return
         self.pid, self.started_at, self.reason = pid, now, ""
         self._to(State.STARTING)
         if self.spec.ready is None:
-            self._to(State.RUNNING)  # no readiness check: ready once spawned
+            self._became_ready(now)  # no readiness check: ready once spawned
         else:
             self._ready_by, self._probe_at = now + self.spec.ready.timeout, now
             self._check_ready(now)
@@ -246,5 +309,17 @@ class Instance:
         self._to(State.BACKOFF)
         if self.backoff.crash_looping and not self.crash_looping:
             self.crash_looping = True
-            self._log(f"{self.label}: crash-looping ({self.backoff.failures} fast failures; {self.reason})")
+            self._note(
+                "crash-loop",
+                f"crash-looping ({self.backoff.failures} fast failures; {self.reason})",
+                looping=True,
+                failures=self.backoff.failures,
+            )
         self._log(f"{self.label}: {self.reason}; restarting in {delay:g}s")
+
+
+def over_limit(rss: int, limit: int | None) -> str:
+    """`memory limit exceeded: 612 MiB > 512 MiB` when `rss` bytes exceed `limit`, else ""."""
+    if limit is None or rss <= limit:
+        return ""
+    return f"memory limit exceeded: {rss / (1 << 20):.0f} MiB > {limit / (1 << 20):.0f} MiB"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from appliance.supervisor.logpolicy import LogPolicy
+from appliance.supervisor.rotation import rotated_path, should_rotate
 
 MAX_LINE = 64 * 1024  # a longer line without a newline is written in pieces of this size
 
@@ -17,21 +22,82 @@ def utc_stamp(now: float | None = None) -> str:
 
 
 class LogFile:
-    """One append-only log file, opened once and shared by every process of one instance."""
+    """One append-only log file, shared by every process of one instance; rotates itself between lines.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    Without a policy it never rotates (the supervisor's `/dev/null` fallback, simple callers).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        policy: LogPolicy | None = None,
+        *,
+        on_rotated: Callable[[Path], object] | None = None,
+        on_line: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path, self.policy, self.clock = path, policy, clock
+        self.on_rotated, self.on_line = on_rotated, on_line
+        self._size = 0
+        self._first_at: float | None = None  # when the first line of the current file was written
+        self._rotated_at = 0.0  # the time named by the last rotated file
+        self._fd = self._open()
 
     def write_line(self, stream: str, line: bytes) -> None:
-        """Write one line as `<timestamp> <stream> <line>`."""
-        prefix = f"{utc_stamp()} {stream} ".encode()
+        """Write one line as `<timestamp> <stream> <line>`, rotating first if the policy says so."""
+        now = self.clock()
+        text = f"{utc_stamp(now)} {stream} ".encode() + line.rstrip(b"\r")
+        data = text + b"\n"
+        if self.policy is not None and should_rotate(self._size, len(data), self._first_at, now, self.policy):
+            self.rotate(now)
         with contextlib.suppress(OSError):  # a full disk must not take the supervisor down
-            os.write(self._fd, prefix + line.rstrip(b"\r") + b"\n")
+            os.write(self._fd, data)
+            self._size += len(data)
+            if self._first_at is None:
+                self._first_at = now
+        if self.on_line is not None:
+            self.on_line(text.decode(errors="replace"))
+
+    def tick(self, now: float) -> None:
+        """Rotate by age even when the program is quiet (called now and then by the loop)."""
+        if self.policy is not None and should_rotate(self._size, 0, self._first_at, now, self.policy):
+            self.rotate(now)
+
+    def rotate(self, now: float) -> None:
+        """Close the file, rename it `<label>.<stamp>.log`, open a fresh one; only ever between lines."""
+        # Names must keep rising even when rotations come faster than one per millisecond.
+        target, self._rotated_at = rotated_path(self.path, max(now, self._rotated_at + 0.001))
+        os.close(self._fd)
+        try:
+            os.rename(self.path, target)
+        except OSError:  # cannot rename: keep appending to the same file rather than lose lines
+            self._fd = self._open()
+            return
+        self._fd = self._open()
+        if self.on_rotated is not None:
+            self.on_rotated(target)
 
     def close(self) -> None:
         """Close the file."""
         os.close(self._fd)
+
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(fd).st_size
+        self._first_at = first_line_time(self.path) if self._size else None
+        return fd
+
+
+def first_line_time(path: Path) -> float | None:
+    """The time stamped on the first line of `path` (its modification time if unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24).decode("ascii")
+        return calendar.timegm(time.strptime(head[:19], "%Y-%m-%dT%H:%M:%S")) + int(head[20:23]) / 1000
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            return os.stat(path).st_mtime
+        return None
 
 
 class PipeReader:

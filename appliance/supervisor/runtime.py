@@ -12,34 +12,63 @@ from pathlib import Path
 from typing import Any
 
 from appliance.supervisor import process
-from appliance.supervisor.control import ControlServer, Reply, error
+from appliance.supervisor.control import ControlServer, Detach, Reply, error
 from appliance.supervisor.eventlog import EventLog
+from appliance.supervisor.events import Event, Events
+from appliance.supervisor.listeners import Listeners
+from appliance.supervisor.logfiles import LogManager
+from appliance.supervisor.logfollow import Follower
+from appliance.supervisor.memory import group_rss
+from appliance.supervisor.notify import NotifyReadiness
 from appliance.supervisor.output import LogFile, PipeReader
 from appliance.supervisor.probes import Probes
-from appliance.supervisor.specs import ProgramSpec, ServicesSpec
+from appliance.supervisor.specs import ProgramSpec, ServicesSpec, SpecError, load_services
 from appliance.supervisor.statefile import ChildRecord, RunDir, start_ticks
 from appliance.supervisor.supervisor import Supervisor
 
 SAFETY_WAKEUP = 2.0  # seconds: the longest the loop sleeps, in case a SIGCHLD wakeup were ever lost
+MEMORY_INTERVAL = 5.0  # seconds between two reads of the memory of programs that have a memory_limit
 
 
 class Runtime:
     """Runs the `Supervisor` logic against real processes until shut down (SIGTERM, SIGINT or `shutdown`)."""
 
     def __init__(
-        self, services: ServicesSpec, run_dir: RunDir, log_dir: Path, log: EventLog, version: str
+        self,
+        services: ServicesSpec,
+        run_dir: RunDir,
+        log_dir: Path,
+        log: EventLog,
+        version: str,
+        *,
+        listeners: Listeners | None = None,
     ) -> None:
         self.run_dir, self.log_dir, self.log, self.version = run_dir, log_dir, log, version
+        self.fd3 = process.reserve_fd3()  # before any other descriptor is opened (see process._child_setup)
+        self.listeners = listeners or Listeners()
         self.selector = selectors.DefaultSelector()
-        self.sup = Supervisor(services, self, log)
+        self.events = Events()
+        self.sup = Supervisor(services, self, log, events=self.events)
         self.probes = Probes(self.selector, self._probed)
+        self.health_probes = Probes(self.selector, self._health_checked)
+        self._followers: set[Follower] = set()
+        self._memory_at = 0.0
         self.control: ControlServer | None = None
         self.base_env = dict(os.environ)
+        # systemd's notify socket is the supervisor's own; children get ours instead (notify.py).
+        self.notify = NotifyReadiness(
+            run_dir.path / "notify.sock",
+            self.selector,
+            self._probed,
+            self.base_env.pop("NOTIFY_SOCKET", None),
+        )
         self.started_at = time.time()
         self.shutting_down = False
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._ticks: dict[int, int] = {}
         self._logs: dict[str, LogFile] = {}
+        # Log rotation, quota, `logs` requests and followers (logfiles.py); policy from the [logs] table.
+        self.log_files = LogManager(services, log_dir, log, self.selector)
         self._waiters: list[tuple[Callable[[], bool], Callable[[], None]]] = []
         self._shutdown_replies: list[Reply] = []
         self._signalled: int | None = None
@@ -51,7 +80,9 @@ class Runtime:
     # Launcher (used by the Supervisor logic) ------------------------------------------------------------
     def spawn(self, spec: ProgramSpec, index: int) -> int:
         """Spawn one process of `spec` and route its output to its log file."""
-        proc = process.spawn(spec, self.base_env)
+        notified = spec.ready is not None and spec.ready.kind == "notify"
+        env = self.notify.env_for(self.base_env) if notified else self.base_env
+        proc = process.spawn(spec, env, self.listeners.fd_for(spec.listen))
         label = spec.label(index)
         if label not in self._logs:
             self._logs[label] = self._open_log(label)
@@ -73,7 +104,15 @@ class Runtime:
     def probe(self, spec: ProgramSpec, index: int, pid: int) -> None:
         """Start one readiness check of `pid`."""
         assert spec.ready is not None
+        if spec.ready.kind == "notify":
+            self.notify.probe(pid)
+            return
         self.probes.start(spec.ready, pid, time.monotonic())
+
+    def health(self, spec: ProgramSpec, index: int, pid: int) -> None:
+        """Start one health check of `pid`."""
+        assert spec.health is not None
+        self.health_probes.start(spec.health.check, pid, time.monotonic())
 
     # ControlTarget (used by the control socket) ---------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -101,6 +140,64 @@ class Runtime:
         chosen = self.sup.stop(names)
         self._waiters.append((lambda: self.sup.idle(chosen), lambda: reply({"ok": True, "programs": chosen})))
 
+    def logs(self, request: dict[str, Any], reply: Reply, detach: Detach | None) -> None:
+        """Answer a `logs` request, or stream new lines to a follower (see logfiles.py)."""
+        self.log_files.handle(request, reply, detach)
+
+    def reload(self, names: list[str], reply: Reply) -> None:
+        """Replace the processes of programs one at a time; answered when the rollout is over."""
+        if self.shutting_down:
+            reply(error("the supervisor is shutting down"))
+            return
+
+        def done(problem: str) -> None:
+            reply(error(problem) if problem else {"ok": True, "programs": chosen})
+
+        chosen = self.sup.reload(names, done)
+        self.log(f"reload of {', '.join(chosen)} asked")
+
+    def reload_config(self, reply: Reply) -> None:
+        """Re-read the services file and adopt it, or refuse it whole; answered when the rollout is over."""
+        if self.shutting_down:
+            reply(error("the supervisor is shutting down"))
+            return
+        path = self.sup.services.path
+        try:
+            new = load_services(path)
+            fresh = self.listeners.prepare(new)
+        except SpecError as exc:
+            self.log(f"services file refused, nothing changed: {exc}")
+            self.events.emit("reload-config", f"refused: {exc}", failed=True)
+            reply(error(str(exc)))
+            return
+        self.listeners.adopt(new, fresh)
+        result: dict[str, Any] = {}
+
+        def done(problem: str) -> None:
+            reply({**error(problem), **result} if problem else {"ok": True, **result})
+
+        diff = self.sup.reconfigure(new, time.monotonic(), done)
+        result.update(changed=diff.changed, added=diff.added, removed=diff.removed, unchanged=diff.unchanged)
+        self.log(f"services file reloaded: {', '.join(f'{k} {v}' for k, v in result.items() if v)}")
+        self.events.emit("reload-config", "services file reloaded", **result)
+
+    def events_request(self, since: float | None, follow: bool, reply: Reply, detach: Detach | None) -> None:
+        """The recent events; with `follow`, then every new one on the same connection."""
+        recent = self.events.recent(since)
+        if not follow or detach is None:
+            reply({"ok": True, "events": recent})
+            return
+        follower = Follower(detach(), self.selector, self._followers.discard)
+        self._followers.add(follower)
+        for event in recent:
+            follower.send(event)
+
+        def forward(event: Event) -> None:
+            if not follower.send(event):
+                self.events.unsubscribe(forward)
+
+        self.events.subscribe(forward)
+
     def shutdown(self, reply: Reply) -> None:
         """Stop everything, answer, exit."""
         self._shutdown_replies.append(reply)
@@ -111,6 +208,7 @@ class Runtime:
         """Stop every program (dependents first); the loop ends when none is left."""
         if not self.shutting_down:
             self.shutting_down = True
+            self.notify.stopping()
             self.log(f"shutting down: {why}")
             self.sup.stop(["all"])
 
@@ -121,6 +219,11 @@ class Runtime:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wakeup)
         self.control = ControlServer(self.run_dir.socket_path, self.selector, self)
+        # Metrics hook (metrics.py): the services file's optional [metrics] endpoint, served by this loop's
+        # selector from `self.status`; absent table -> None. It lives as long as the process.
+        from appliance.supervisor import metrics
+
+        self.metrics = metrics.serve(self.sup.services.path, self.selector, self.status, self.log)
         self.log(f"supervising {', '.join(self.sup.instances)} (pid {os.getpid()})")
         self.sup.start(["all"], time.monotonic())
         try:
@@ -134,16 +237,30 @@ class Runtime:
             if self._signalled is not None:
                 signum, self._signalled = self._signalled, None
                 if signum == signal.SIGHUP:
-                    self.log("SIGHUP ignored (reloading the services file is not supported yet)")
+                    self.log("SIGHUP: reloading the services file")
+                    self.reload_config(lambda answer: None if answer["ok"] else self.log(answer["error"]))
                 elif signum != signal.SIGCHLD:
                     self.begin_shutdown(f"{signal.Signals(signum).name} received")
             self._reap(now)
             self.probes.expire(now)
+            self.health_probes.expire(now)
+            if now >= self._memory_at:
+                self._memory_at = now + MEMORY_INTERVAL
+                self._check_memory(now)
             self.sup.tick(now)
             self._after_tick()
+            self.log_files.tick(time.time())  # age-based rotation of quiet logs, quota, followers
             if self.shutting_down and self.sup.idle():
                 return
-            deadlines = [d for d in (self.sup.next_deadline(), self.probes.next_deadline()) if d is not None]
+            deadlines = [
+                d
+                for d in (
+                    self.sup.next_deadline(),
+                    self.probes.next_deadline(),
+                    self.health_probes.next_deadline(),
+                )
+                if d is not None
+            ]
             timeout = min([SAFETY_WAKEUP, *(d - now for d in deadlines)])
             for key, mask in self.selector.select(max(timeout, 0.0)):
                 try:
@@ -162,10 +279,12 @@ class Runtime:
             returncode = os.waitstatus_to_exitcode(status)
             proc = self._procs.pop(pid, None)
             if proc is None:
-                self.probes.reaped(pid, returncode)
+                if not self.probes.reaped(pid, returncode):
+                    self.health_probes.reaped(pid, returncode)
                 continue
             proc.returncode = returncode  # reaped here, so Popen must not wait for it again
             self._ticks.pop(pid, None)
+            self.notify.forget(pid)
             self._dirty = True
             # The group dies with its leader: no orphaned grandchild keeps a port or a lock.
             process.signal_group(pid, signal.SIGKILL)
@@ -174,6 +293,8 @@ class Runtime:
                 self.log(f"{inst.label}: pid {pid} {inst.reason}, now {inst.state.value}")
 
     def _after_tick(self) -> None:
+        if not self.shutting_down and all(inst.state.value == "running" for inst in self.sup.all()):
+            self.notify.all_running()
         if self._dirty:
             self._dirty = False
             children: list[ChildRecord] = []
@@ -204,8 +325,14 @@ class Runtime:
             reply({"ok": True})
         self.log("all programs stopped" if self.sup.idle() else "exiting with programs still running")
         self.probes.close()
+        self.health_probes.close()
+        for follower in list(self._followers):
+            follower.close()
+        self.listeners.close()
+        self.notify.close()
         if self.control is not None:
             self.control.close()
+        self.log_files.close()  # followers, then the last compressions (bounded wait)
         for log in self._logs.values():
             log.close()
         signal.set_wakeup_fd(-1)
@@ -226,13 +353,26 @@ class Runtime:
     def _open_log(self, label: str) -> LogFile:
         path = self.log_dir / f"{label}.log"
         try:
-            return LogFile(path)
+            return self.log_files.open(label)  # rotating, per the [logs] policy
         except OSError as exc:  # run the program anyway; losing its output beats not running it
             self.log(f"{label}: cannot open {path} ({exc.strerror}), its output is discarded")
             return LogFile(Path(os.devnull))
 
     def _probed(self, pid: int, ok: bool) -> None:
         self.sup.probed(pid, ok, time.monotonic())
+
+    def _health_checked(self, pid: int, ok: bool) -> None:
+        self.sup.health_checked(pid, ok, time.monotonic())
+
+    def _check_memory(self, now: float) -> None:
+        limited = [i for i in self.sup.all() if i.spec.memory_limit and i.pid is not None]
+        if limited:
+            rss = group_rss({i.pid for i in limited if i.pid is not None})
+            for inst in limited:
+                if inst.pid is not None:
+                    inst.memory_checked(rss[inst.pid], now)
+        for follower in list(self._followers):
+            follower.expire(now)
 
     def _reader_handler(self, reader: PipeReader) -> Callable[[int], None]:
         def on_readable(_mask: int) -> None:

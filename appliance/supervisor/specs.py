@@ -4,51 +4,63 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import signal
 import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from appliance.supervisor.interpolate import BadSubstitution, UndefinedVariable, expand
+from appliance.supervisor.specvalues import STOP_SIGNALS, Context, SpecError, type_name
+
+__all__ = ["STOP_SIGNALS", "HealthSpec", "ProgramSpec", "ReadySpec", "ServicesSpec", "SpecError"]
 
 PROGRAM_KEYS = (
     "command",
     "cwd",
+    "user",
     "environment",
     "env_files",
     "instances",
+    "listen",
     "restart",
     "success_exit_codes",
     "stop_signal",
     "stop_timeout",
+    "memory_limit",
     "depends_on",
     "ready",
+    "health",
+    "kind",
 )
-READY_KEYS = ("http", "tcp", "command", "timeout", "interval")
+READY_KEYS = ("http", "tcp", "command", "notify", "timeout", "interval")
+HEALTH_KEYS = ("http", "tcp", "command", "interval", "failures")
 RESTART_POLICIES = ("always", "on-failure", "never")
-STOP_SIGNALS = ("TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2")
+KINDS = ("process",)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
-class SpecError(ValueError):
-    """The services file cannot be used; the message names the file, the program and the problem."""
 
 
 @dataclass(frozen=True)
 class ReadySpec:
-    """How to tell that a freshly spawned process is ready to serve."""
+    """One check of a process (readiness or health): an HTTP GET, a TCP connect or a command."""
 
-    kind: str  # "http" | "tcp" | "command"
+    kind: str  # "http" | "tcp" | "command" | "notify"
     url: str = ""  # kind == "http"
     host: str = ""  # kind == "tcp"
     port: int = 0  # kind == "tcp"
     argv: tuple[str, ...] = ()  # kind == "command"
-    timeout: float = 30.0  # seconds from spawn before the start counts as failed
-    interval: float = 0.1  # seconds between two probe attempts
+    timeout: float = 30.0  # readiness: seconds from spawn before the start counts as failed
+    interval: float = 0.1  # seconds between two attempts
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    """A periodic check of a ready process; `failures` failed checks in a row restart it."""
+
+    check: ReadySpec
+    interval: float = 10.0
+    failures: int = 3
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,11 @@ class ProgramSpec:
     stop_timeout: float = 10.0
     depends_on: tuple[str, ...] = ()
     ready: ReadySpec | None = None
+    kind: str = "process"  # how it is launched; only "process" exists (see instance.Launcher)
+    listen: tuple[str, int] | None = None  # a TCP listener bound once and shared by every instance as fd 3
+    user: str | None = None  # run as this user (the supervisor must be root)
+    memory_limit: int | None = None  # bytes of RSS of the process group; above it, the instance restarts
+    health: HealthSpec | None = None
 
     def label(self, index: int) -> str:
         """The name of one instance in logs and file names: `api`, or `api-2` when there are several."""
@@ -91,8 +108,13 @@ def default_environ() -> dict[str, str]:
     return environ
 
 
-def load_services(path: str | Path, environ: Mapping[str, str] | None = None) -> ServicesSpec:
-    """Parse and check the services file at `path`; raise `SpecError` on the first problem found."""
+def load_services(
+    path: str | Path, environ: Mapping[str, str] | None = None, root: bool | None = None
+) -> ServicesSpec:
+    """Parse and check the services file at `path`; raise `SpecError` on the first problem found.
+
+    `root` says whether the supervisor runs as root (`user` needs it); by default, the effective uid's.
+    """
     where = str(path)
     try:
         with open(path, "rb") as handle:
@@ -101,20 +123,29 @@ def load_services(path: str | Path, environ: Mapping[str, str] | None = None) ->
         raise SpecError(f"{where}: cannot read the services file: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{where}: invalid TOML: {exc}") from exc
-    return parse_services(data, where, default_environ() if environ is None else environ)
+    return parse_services(data, where, default_environ() if environ is None else environ, root)
 
 
-def parse_services(data: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> ServicesSpec:
+def parse_services(
+    data: Mapping[str, Any], where: str, environ: Mapping[str, str], root: bool | None = None
+) -> ServicesSpec:
     """Check already-decoded TOML `data`; `where` names its source in error messages."""
     for key in data:
-        if key != "programs":
-            raise SpecError(f"{where}: unknown top-level key {key!r} (allowed: programs)")
+        if key not in ("programs", "metrics", "logs"):
+            raise SpecError(f"{where}: unknown top-level key {key!r} (allowed: programs, metrics, logs)")
+    from appliance.supervisor.metrics import parse_metrics  # here: metrics imports this module
+
+    parse_metrics(data, where)  # checked now, so that --check and start-up refuse a bad [metrics] table
+    from appliance.supervisor.logpolicy import load_log_policy  # here: logpolicy imports this module
+
+    load_log_policy(data.get("logs", {}), where)  # checked now too; the runtime's LogManager reads it
     table = data.get("programs", {})
     if not isinstance(table, dict):
         raise SpecError(f"{where}: 'programs' must be a table of [programs.<name>] sections")
+    as_root = os.geteuid() == 0 if root is None else root
     programs: dict[str, ProgramSpec] = {}
     for name, body in table.items():
-        ctx = _Context(where, name, environ)
+        ctx = Context(where, name, environ, as_root)
         if not _NAME.match(name):
             ctx.fail("the name may hold only letters, digits, '-' and '_'")
         if not isinstance(body, dict):
@@ -127,69 +158,42 @@ def parse_services(data: Mapping[str, Any], where: str, environ: Mapping[str, st
                 raise SpecError(
                     f"{where}: program {spec.name!r}: unknown dependency {dep!r} (programs: {known})"
                 )
+    listeners: dict[tuple[str, int], str] = {}
+    for spec in programs.values():
+        if spec.listen is not None:
+            other = listeners.setdefault(spec.listen, spec.name)
+            if other != spec.name:
+                raise SpecError(
+                    f"{where}: program {spec.name!r}: 'listen' {spec.listen[0]}:{spec.listen[1]} "
+                    f"is already program {other!r}'s"
+                )
     return ServicesSpec(where, tuple(programs[n] for n in _dependency_order(where, programs)))
 
 
-class _Context:
-    """Where a value comes from, to word errors and expand variables."""
-
-    def __init__(self, where: str, program: str, environ: Mapping[str, str]) -> None:
-        self.where, self.program, self.environ = where, program, environ
-
-    def fail(self, problem: str) -> NoReturn:
-        raise SpecError(f"{self.where}: program {self.program!r}: {problem}")
-
-    def text(self, key: str, value: object) -> str:
-        if not isinstance(value, str):
-            self.fail(f"{key!r} must be a string, not {_type_name(value)}")
-        try:
-            return expand(str(value), self.environ)
-        except (UndefinedVariable, BadSubstitution) as exc:
-            self.fail(f"{key!r}: {exc}")
-
-    def argv(self, key: str, value: object) -> tuple[str, ...]:
-        if isinstance(value, str):
-            try:
-                words = shlex.split(value)
-            except ValueError as exc:
-                self.fail(f"{key!r}: cannot split the command string: {exc}")
-            argv = tuple(self.text(key, word) for word in words)
-        elif isinstance(value, list):
-            argv = tuple(self.text(f"{key}[{i}]", item) for i, item in enumerate(value))
-        else:
-            self.fail(f"{key!r} must be a list of strings or a string, not {_type_name(value)}")
-        if not argv or not argv[0]:
-            self.fail(f"{key!r} is empty")
-        return argv
-
-    def number(self, key: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            self.fail(f"{key!r} must be a positive number of seconds, not {value!r}")
-        return float(value)
-
-
-def _parse_program(ctx: _Context, body: dict[str, Any]) -> ProgramSpec:
-    _check_keys(ctx, body, PROGRAM_KEYS, "")
+def _parse_program(ctx: Context, body: dict[str, Any]) -> ProgramSpec:
+    ctx.check_keys(body, PROGRAM_KEYS, "")
+    kind = body.get("kind", "process")
+    if kind == "container":
+        ctx.fail("kind 'container' is not available yet (only 'process')")
+    if kind not in KINDS:
+        ctx.fail(f"'kind' must be one of {', '.join(KINDS)}, not {kind!r}")
     if "command" not in body:
         ctx.fail('missing \'command\' (the program\'s argv, e.g. command = ["/usr/bin/prog", "--flag"])')
     environment: dict[str, str] = {}
     files = body.get("env_files", [])
     if not isinstance(files, list):
-        ctx.fail(f"'env_files' must be a list of paths, not {_type_name(files)}")
+        ctx.fail(f"'env_files' must be a list of paths, not {type_name(files)}")
     for i, item in enumerate(files):
-        environment.update(_read_env_file(ctx, ctx.text(f"env_files[{i}]", item)))
+        environment.update(ctx.env_file(ctx.text(f"env_files[{i}]", item)))
     env = body.get("environment", {})
     if not isinstance(env, dict):
-        ctx.fail(f"'environment' must be a table of NAME = \"value\", not {_type_name(env)}")
+        ctx.fail(f"'environment' must be a table of NAME = \"value\", not {type_name(env)}")
     for key, value in env.items():
         if isinstance(value, bool):
             value = "true" if value else "false"  # noqa: PLW2901
         elif isinstance(value, int | float):
             value = str(value)  # noqa: PLW2901
         environment[key] = ctx.text(f"environment.{key}", value)
-    instances = body.get("instances", 1)
-    if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
-        ctx.fail(f"'instances' must be a whole number >= 1, not {instances!r}")
     restart = body.get("restart", "always")
     if restart not in RESTART_POLICIES:
         ctx.fail(f"'restart' must be one of {', '.join(RESTART_POLICIES)}, not {restart!r}")
@@ -201,78 +205,71 @@ def _parse_program(ctx: _Context, body: dict[str, Any]) -> ProgramSpec:
     deps = body.get("depends_on", [])
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         ctx.fail(f"'depends_on' must be a list of program names, not {deps!r}")
-    cwd = body.get("cwd")
+    cwd, user, limit = body.get("cwd"), body.get("user"), body.get("memory_limit")
     return ProgramSpec(
         name=ctx.program,
         command=ctx.argv("command", body["command"]),
         cwd=None if cwd is None else ctx.text("cwd", cwd),
         environment=environment,
-        instances=instances,
+        instances=ctx.count("instances", body.get("instances", 1)),
         restart=restart,
         success_exit_codes=frozenset(codes),
-        stop_signal=_parse_signal(ctx, body.get("stop_signal", "TERM")),
+        stop_signal=ctx.stop_signal(body.get("stop_signal", "TERM")),
         stop_timeout=ctx.number("stop_timeout", body.get("stop_timeout", 10.0)),
         depends_on=tuple(dict.fromkeys(deps)),
         ready=None if "ready" not in body else _parse_ready(ctx, body["ready"]),
+        kind=kind,
+        listen=None if "listen" not in body else ctx.address("listen", body["listen"]),
+        user=None if user is None else ctx.user("user", user),
+        memory_limit=None if limit is None else ctx.size("memory_limit", limit),
+        health=None if "health" not in body else _parse_health(ctx, body["health"]),
     )
 
 
-def _parse_ready(ctx: _Context, body: object) -> ReadySpec:
+def _parse_ready(ctx: Context, body: object) -> ReadySpec:
+    table = _table(ctx, "ready", body, READY_KEYS)
+    timeout = ctx.number("ready.timeout", table.get("timeout", 30.0))
+    interval = ctx.number("ready.interval", table.get("interval", 0.1))
+    if "notify" in table:
+        # The process says READY=1 itself on the notify socket (sd_notify): the only readiness that tells
+        # apart instances sharing one listening socket, where any of them may answer an http or tcp probe.
+        if table["notify"] is not True or len(set(table) & {"http", "tcp", "command"}):
+            ctx.fail("'ready.notify' must be true and stand alone (not with http, tcp or command)")
+        return ReadySpec("notify", timeout=timeout, interval=interval)
+    return _parse_check(ctx, "ready", table, timeout, interval)
+
+
+def _parse_health(ctx: Context, body: object) -> HealthSpec:
+    table = _table(ctx, "health", body, HEALTH_KEYS)
+    interval = ctx.number("health.interval", table.get("interval", 10.0))
+    failures = ctx.count("health.failures", table.get("failures", 3))
+    return HealthSpec(_parse_check(ctx, "health", table, 30.0, interval), interval, failures)
+
+
+def _table(ctx: Context, section: str, body: object, keys: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(body, dict):
-        ctx.fail(f"'ready' must be a table ([programs.{ctx.program}.ready]), not {_type_name(body)}")
-    _check_keys(ctx, body, READY_KEYS, "ready.")
+        ctx.fail(f"{section!r} must be a table ([programs.{ctx.program}.{section}]), not {type_name(body)}")
+    ctx.check_keys(body, keys, f"{section}.")
+    return body
+
+
+def _parse_check(
+    ctx: Context, section: str, body: dict[str, Any], timeout: float, interval: float
+) -> ReadySpec:
     kinds = [k for k in ("http", "tcp", "command") if k in body]
     if len(kinds) != 1:
-        ctx.fail("'ready' needs exactly one of http, tcp or command")
-    timeout = ctx.number("ready.timeout", body.get("timeout", 30.0))
-    interval = ctx.number("ready.interval", body.get("interval", 0.1))
+        ctx.fail(f"{section!r} needs exactly one of http, tcp or command")
     kind = kinds[0]
     if kind == "command":
-        return ReadySpec(
-            "command", argv=ctx.argv("ready.command", body["command"]), timeout=timeout, interval=interval
-        )
-    address = ctx.text(f"ready.{kind}", body[kind])
+        argv = ctx.argv(f"{section}.command", body["command"])
+        return ReadySpec("command", argv=argv, timeout=timeout, interval=interval)
     if kind == "http":
-        if not address.startswith("http://"):
-            ctx.fail(f"'ready.http' must be an http:// URL, not {address!r}")
-        return ReadySpec("http", url=address, timeout=timeout, interval=interval)
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        ctx.fail(f"'ready.tcp' must be HOST:PORT, not {address!r}")
-    return ReadySpec("tcp", host=host.strip("[]"), port=int(port), timeout=timeout, interval=interval)
-
-
-def _parse_signal(ctx: _Context, value: object) -> signal.Signals:
-    name = value.upper().removeprefix("SIG") if isinstance(value, str) else None
-    if name not in STOP_SIGNALS:
-        ctx.fail(f"'stop_signal' must be one of {', '.join(STOP_SIGNALS)}, not {value!r}")
-    return signal.Signals[f"SIG{name}"]
-
-
-def _read_env_file(ctx: _Context, path: str) -> dict[str, str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        ctx.fail(f"cannot read env file {path!r}: {exc.strerror or exc}")
-    values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if not sep or not key.strip():
-            ctx.fail(f"env file {path!r}, line {number}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
-def _check_keys(ctx: _Context, body: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
-    for key in body:
-        if key not in allowed:
-            ctx.fail(f"unknown key '{prefix}{key}' (allowed: {', '.join(allowed)})")
+        url = ctx.text(f"{section}.http", body["http"])
+        if not url.startswith("http://"):
+            ctx.fail(f"'{section}.http' must be an http:// URL, not {url!r}")
+        return ReadySpec("http", url=url, timeout=timeout, interval=interval)
+    host, port = ctx.address(f"{section}.tcp", body["tcp"])
+    return ReadySpec("tcp", host=host, port=port, timeout=timeout, interval=interval)
 
 
 def _dependency_order(where: str, programs: Mapping[str, ProgramSpec]) -> list[str]:
@@ -297,9 +294,3 @@ def _dependency_order(where: str, programs: Mapping[str, ProgramSpec]) -> list[s
     for name in programs:
         visit(name)
     return order
-
-
-def _type_name(value: object) -> str:
-    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )

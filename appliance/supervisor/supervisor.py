@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from appliance.supervisor.backoff import BackoffPolicy
+from appliance.supervisor.events import Events
 from appliance.supervisor.instance import Instance, InstanceStatus, Launcher
+from appliance.supervisor.rollout import ReloadJob, ServicesDiff, diff_services
 from appliance.supervisor.specs import ProgramSpec, ServicesSpec
 from appliance.supervisor.states import State
 
@@ -32,18 +34,30 @@ class Supervisor:
         launcher: Launcher,
         log: Callable[[str], None],
         policy: BackoffPolicy | None = None,
+        *,
+        events: Events | None = None,
     ) -> None:
         self.services = services
-        self.log = log
-        policy = policy or BackoffPolicy()
+        self.log, self.launcher, self.policy = log, launcher, policy or BackoffPolicy()
+        self.events = events or Events()
         self.instances: dict[str, list[Instance]] = {
-            spec.name: [Instance(spec, i, launcher, policy, log) for i in range(1, spec.instances + 1)]
+            spec.name: [self.new_instance(spec, i) for i in range(1, spec.instances + 1)]
             for spec in services.programs
         }
-        self._dependents: dict[str, list[str]] = {spec.name: [] for spec in services.programs}
-        for spec in services.programs:
-            for dep in spec.depends_on:
-                self._dependents[dep].append(spec.name)
+        self.surge: list[Instance] = []  # new instances of a rolling reload, not yet ready
+        self.retiring: list[Instance] = []  # replaced or removed instances, until their process is gone
+        self.jobs: list[ReloadJob] = []
+        self._dependents: dict[str, list[str]] = {}
+        self._index_dependents()
+
+    def new_instance(self, spec: ProgramSpec, index: int) -> Instance:
+        """A fresh instance (stopped, not wanted) of `spec`."""
+        return Instance(spec, index, self.launcher, self.policy, self.log, events=self.events)
+
+    def retire(self, inst: Instance) -> None:
+        """Stop `inst`, which no longer belongs to its program; it is forgotten once its process is gone."""
+        inst.stop()
+        self.retiring.append(inst)
 
     # Commands -------------------------------------------------------------------------------------------
     def resolve(self, names: Iterable[str]) -> list[str]:
@@ -67,10 +81,39 @@ class Supervisor:
     def stop(self, names: Iterable[str]) -> list[str]:
         """Want these programs stopped; dependents stop before their dependencies."""
         chosen = self.resolve(names)
+        for job in [j for j in self.jobs if set(j.names) & set(chosen)]:
+            job.cancel("stop asked")
         for name in chosen:
             for inst in self.instances[name]:
                 inst.stop()
         return chosen
+
+    def reload(self, names: Iterable[str], done: Callable[[str], None]) -> list[str]:
+        """Replace the processes of these programs one at a time; `done(error)` once finished."""
+        chosen = self.resolve(names)
+        self.jobs.append(ReloadJob(self, [self.spec(n) for n in chosen], done))
+        return chosen
+
+    def reconfigure(self, new: ServicesSpec, now: float, done: Callable[[str], None]) -> ServicesDiff:
+        """Adopt a new services file: roll changed programs, start added ones, stop removed ones."""
+        diff = diff_services(self.services, new)
+        for name in diff.removed:
+            for inst in self.instances.pop(name):
+                self.retire(inst)
+        instances: dict[str, list[Instance]] = {}
+        for spec in new.programs:
+            if spec.name in diff.added:
+                instances[spec.name] = [self.new_instance(spec, i) for i in range(1, spec.instances + 1)]
+                for inst in instances[spec.name]:
+                    inst.start(now)
+            else:
+                instances[spec.name] = self.instances[spec.name]
+        self.instances, self.services = instances, new
+        self._index_dependents()
+        self.jobs.append(ReloadJob(self, [s for s in new.programs if s.name in diff.changed], done))
+        for name in diff.added + diff.removed:
+            self.events.emit("reload", f"{name}: {'added' if name in diff.added else 'removed'}", name)
+        return diff
 
     def restart(self, names: Iterable[str], now: float) -> list[str]:
         """Replace the processes of these programs with fresh ones."""
@@ -97,9 +140,19 @@ class Supervisor:
         if inst is not None:
             inst.probed(pid, ok, now)
 
+    def health_checked(self, pid: int, ok: bool, now: float) -> None:
+        """Record the outcome of a health check of `pid`."""
+        inst = self.by_pid(pid)
+        if inst is not None:
+            inst.health_checked(pid, ok, now)
+
     # Reconcile ------------------------------------------------------------------------------------------
     def tick(self, now: float) -> None:
         """Bring every instance one step towards what is wanted."""
+        # Rollouts first, so that what they decide (spawn a new instance, stop an old one) happens now.
+        for job in list(self.jobs):
+            job.step(now)
+        self.jobs = [j for j in self.jobs if not j.done]
         for name, insts in self.instances.items():
             spec = self.spec(name)
             waiting = [d for d in spec.depends_on if not self.ready(d)]
@@ -109,6 +162,12 @@ class Supervisor:
             ]
             for inst in insts:
                 inst.tick(now, may_start=not waiting, may_stop=not blocking, waiting_for=", ".join(waiting))
+        for inst in self.surge:
+            waiting = [d for d in inst.spec.depends_on if d in self.instances and not self.ready(d)]
+            inst.tick(now, may_start=not waiting, may_stop=True, waiting_for=", ".join(waiting))
+        for inst in self.retiring:
+            inst.tick(now, may_start=False, may_stop=True)
+        self.retiring = [i for i in self.retiring if i.live]
 
     def ready(self, name: str) -> bool:
         """Every instance of `name` is running and ready."""
@@ -116,8 +175,8 @@ class Supervisor:
 
     def idle(self, names: Iterable[str] | None = None) -> bool:
         """No process of these programs (default: of any program) is alive."""
-        chosen = self.instances if names is None else names
-        return not any(inst.live for name in chosen for inst in self.instances[name])
+        chosen = None if names is None else set(names)
+        return not any(inst.live for inst in self.all() if chosen is None or inst.spec.name in chosen)
 
     def next_deadline(self) -> float | None:
         """The earliest monotonic time at which `tick` has something to do on its own."""
@@ -132,6 +191,8 @@ class Supervisor:
         """Every instance of every program, dependencies first."""
         for insts in self.instances.values():
             yield from insts
+        yield from self.surge
+        yield from self.retiring
 
     def by_pid(self, pid: int) -> Instance | None:
         """The instance whose current process is `pid`."""
@@ -139,7 +200,15 @@ class Supervisor:
 
     def spec(self, name: str) -> ProgramSpec:
         """The spec of program `name` (which must exist)."""
-        return self.instances[name][0].spec
+        spec = self.services.get(name)
+        assert spec is not None
+        return spec
+
+    def _index_dependents(self) -> None:
+        self._dependents = {spec.name: [] for spec in self.services.programs}
+        for spec in self.services.programs:
+            for dep in spec.depends_on:
+                self._dependents[dep].append(spec.name)
 
     def _with_dependencies(self, names: list[str]) -> list[str]:
         chosen: set[str] = set()

@@ -35,7 +35,7 @@ def test_a_stopping_process_drains_without_failing_a_request(tmp_path: Path) -> 
                         failures.append(str(response.status_code))
                     served[0] += 1
 
-        threads = [threading.Thread(target=client) for _ in range(4)]
+        threads = [threading.Thread(target=client) for _ in range(16)]
         for thread in threads:
             thread.start()
         try:

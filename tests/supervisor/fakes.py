@@ -16,6 +16,7 @@ class FakeLauncher:
         self.spawned: list[tuple[str, int, int]] = []  # (program, instance, pid)
         self.signals: list[tuple[int, signal.Signals]] = []
         self.probes: list[int] = []
+        self.health_checks: list[int] = []
         self.missing: set[str] = set()  # programs whose command "does not exist"
 
     def spawn(self, spec: ProgramSpec, index: int) -> int:
@@ -30,6 +31,9 @@ class FakeLauncher:
 
     def probe(self, spec: ProgramSpec, index: int, pid: int) -> None:
         self.probes.append(pid)
+
+    def health(self, spec: ProgramSpec, index: int, pid: int) -> None:
+        self.health_checks.append(pid)
 
     def pids(self, name: str) -> list[int]:
         """Every pid spawned for program `name`, oldest first."""

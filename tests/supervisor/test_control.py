@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from appliance.supervisor.control import Reply, handle
+from appliance.supervisor.control import Detach, Reply, handle
 from appliance.supervisor.supervisor import UnknownProgram
 from tests.supervisor.realproc import Sandbox, wait_for
 
@@ -33,6 +33,17 @@ class Target:
         self.calls.append(("shutdown", []))
         reply({"ok": True})
 
+    def reload(self, names: list[str], reply: Reply) -> None:
+        self._call("reload", names, reply)
+
+    def reload_config(self, reply: Reply) -> None:
+        self.calls.append(("reload-config", []))
+        reply({"ok": True, "changed": [], "added": [], "removed": [], "unchanged": []})
+
+    def events_request(self, since: float | None, follow: bool, reply: Reply, detach: Detach | None) -> None:
+        self.calls.append(("events", [str(since), str(follow)]))
+        reply({"ok": True, "events": []})
+
     def _call(self, cmd: str, names: list[str], reply: Reply) -> None:
         if "nope" in names:
             raise UnknownProgram(["nope"], ["api"])
@@ -52,7 +63,7 @@ def ask(request: object) -> tuple[dict[str, Any], Target]:
     [
         (
             {"cmd": "frobnicate"},
-            "unknown command 'frobnicate' (commands: status, start, stop, restart, shutdown)",
+            "unknown command 'frobnicate' (commands: status, start, stop, restart, shutdown, ",
         ),
         ({"cmd": "stop", "names": ["nope"]}, "unknown program 'nope' (programs: api, or 'all')"),
         ({"cmd": "stop"}, '"stop" needs "names"'),

@@ -6,8 +6,8 @@ import itertools
 import signal
 
 from appliance.supervisor.backoff import BackoffPolicy
-from appliance.supervisor.instance import Instance
-from appliance.supervisor.specs import ProgramSpec, ReadySpec
+from appliance.supervisor.instance import Instance, over_limit
+from appliance.supervisor.specs import HealthSpec, ProgramSpec, ReadySpec
 from appliance.supervisor.states import State
 from tests.supervisor.fakes import FakeLauncher
 
@@ -203,3 +203,50 @@ def test_status_row() -> None:
         "exit_status": None,
         "reason": "",
     }
+
+
+def test_health_check_failures_in_a_row_restart_the_instance() -> None:
+    check = ReadySpec("tcp", host="127.0.0.1", port=1)
+    inst, launcher, events = make(health=HealthSpec(check, interval=5.0, failures=3))
+    inst.tick(0.0, True, True)
+    pid = inst.pid
+    assert pid is not None
+    assert inst.next_deadline() == 5.0
+    now = 0.0
+    for ok in (False, False, True, False, False):  # a success in between starts the count again
+        now = inst.next_deadline() or now
+        inst.tick(now, True, True)
+        assert launcher.health_checks[-1] == pid
+        inst.health_checked(pid, ok, now)
+        assert state(inst) is State.RUNNING
+    now = inst.next_deadline() or now
+    inst.tick(now, True, True)
+    inst.health_checked(pid, False, now)
+    assert state(inst) is State.STOPPING
+    assert launcher.signals == [(pid, signal.SIGTERM)]
+    assert any("health check failed 3 times" in e for e in events)
+    assert [e["kind"] for e in inst.events.recent() if e["kind"] == "health"] == ["health"]
+    inst.exited(-signal.SIGTERM, now + 1)
+    inst.tick(now + 1, True, True)
+    assert state(inst) is State.RUNNING  # back, through backoff (the first retry is immediate)
+    assert inst.pid != pid
+
+
+def test_memory_limit_decision() -> None:
+    assert over_limit(600 << 20, None) == ""
+    assert over_limit(512 << 20, 512 << 20) == ""
+    assert over_limit(612 << 20, 512 << 20) == "memory limit exceeded: 612 MiB > 512 MiB"
+    inst, _, events = make(memory_limit=512 << 20)
+    inst.tick(0.0, True, True)
+    inst.memory_checked(100 << 20, 1.0)
+    assert state(inst) is State.RUNNING
+    inst.memory_checked(612 << 20, 2.0)
+    assert state(inst) is State.STOPPING
+    assert "app: memory limit exceeded: 612 MiB > 512 MiB" in events
+
+
+def test_state_changes_are_events() -> None:
+    inst, _, _ = make()
+    inst.tick(0.0, True, True)
+    kinds = [(e["kind"], e["old"], e["new"]) for e in inst.events.recent()]
+    assert kinds == [("state", "stopped", "starting"), ("state", "starting", "running")]

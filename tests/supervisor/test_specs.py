@@ -100,7 +100,7 @@ def test_appliance_python_defaults_to_this_interpreter(tmp_path: Path) -> None:
         ),
         ("[programs.a]\ncommand = []\n", "program 'a': 'command' is empty"),
         ('[programs.a]\ncommand = ["x", 1]\n', "program 'a': 'command[1]' must be a string, not int"),
-        ('[programs.a]\ncommand = ["x"]\ninstances = "2"\n', "'instances' must be a whole number >= 1"),
+        ('[programs.a]\ncommand = ["x"]\ninstances = "two"\n', "'instances' must be a whole number >= 1"),
         ('[programs.a]\ncommand = ["x"]\ninstances = 0\n', "'instances' must be a whole number >= 1"),
         (
             '[programs.a]\ncommand = ["x"]\nrestart = "sometimes"\n',
@@ -127,7 +127,10 @@ def test_appliance_python_defaults_to_this_interpreter(tmp_path: Path) -> None:
             "unknown key 'ready.wait'",
         ),
         ('[programs."a b"]\ncommand = ["x"]\n', "program 'a b': the name may hold only"),
-        ('[program.a]\ncommand = ["x"]\n', "unknown top-level key 'program' (allowed: programs)"),
+        (
+            '[program.a]\ncommand = ["x"]\n',
+            "unknown top-level key 'program' (allowed: programs, metrics, logs)",
+        ),
     ],
 )
 def test_each_mistake_is_named(tmp_path: Path, text: str, expected: str) -> None:
@@ -172,13 +175,24 @@ def test_embedded_default_is_identical_to_config_copy() -> None:
     assert worker is not None
     assert api.command == ("/opt/appliance/bin/python", "-m", "appliance", "api")
     assert api.ready is not None
-    assert api.ready.url == "http://127.0.0.1:8080/health/live"
+    assert api.ready.kind == "notify"  # per process: any instance may answer on the shared socket
+    assert api.listen == ("127.0.0.1", 8080)
+    assert api.instances == 1
+    assert api.health is not None
+    assert api.health.check.url == "http://127.0.0.1:8080/health/live"
     assert (worker.stop_signal, worker.stop_timeout) == (signal.SIGINT, 30.0)
 
 
 def test_default_api_address_follows_the_api_settings() -> None:
-    environ = {"APPLIANCE_PYTHON": "py", "APPLIANCE_API__HOST": "0.0.0.0", "APPLIANCE_API__PORT": "9000"}
+    environ = {
+        "APPLIANCE_PYTHON": "py",
+        "APPLIANCE_API__HOST": "0.0.0.0",
+        "APPLIANCE_API__PORT": "9000",
+        "APPLIANCE_API__INSTANCES": "3",
+    }
     api = load_services(REPO / "config" / "services.toml", environ).get("api")
     assert api is not None
-    assert api.ready is not None
-    assert api.ready.url == "http://0.0.0.0:9000/health/live"
+    assert api.listen == ("0.0.0.0", 9000)
+    assert api.instances == 3
+    assert api.health is not None
+    assert api.health.check.url == "http://0.0.0.0:9000/health/live"

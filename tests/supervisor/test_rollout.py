@@ -1,0 +1,137 @@
+"""Rolling reload and reload-config logic: new ready before old stops, failures keep old."""
+
+from __future__ import annotations
+
+import signal
+
+from appliance.supervisor.specs import ProgramSpec, ReadySpec, ServicesSpec
+from appliance.supervisor.states import State
+from appliance.supervisor.supervisor import Supervisor
+from tests.supervisor.fakes import FakeLauncher
+
+READY = ReadySpec("tcp", host="127.0.0.1", port=1, timeout=5.0)
+API = ProgramSpec("api", ("api",), instances=2, ready=READY)
+WORKER = ProgramSpec("worker", ("worker",))
+
+
+def running(programs: tuple[ProgramSpec, ...] = (API, WORKER)) -> tuple[Supervisor, FakeLauncher, list[str]]:
+    launcher, outcomes = FakeLauncher(), list[str]()
+    sup = Supervisor(ServicesSpec("s.toml", programs), launcher, lambda _: None)
+    sup.start(["all"], 0.0)
+    sup.tick(0.0)
+    for pid in launcher.pids("api"):
+        sup.probed(pid, True, 0.1)
+    sup.tick(0.1)
+    return sup, launcher, outcomes
+
+
+def api_pids(sup: Supervisor) -> list[int]:
+    return [inst.pid or 0 for inst in sup.instances["api"]]
+
+
+def test_reload_replaces_one_at_a_time_new_ready_before_old_stops() -> None:
+    sup, launcher, outcomes = running()
+    old = api_pids(sup)
+    sup.reload(["api"], outcomes.append)
+    sup.tick(1.0)
+    new1 = launcher.pids("api")[2]
+    assert launcher.signals == []  # the new one is not ready yet: nothing stopped
+    sup.tick(2.0)
+    assert launcher.signals == []
+    sup.probed(new1, True, 2.5)
+    sup.tick(2.5)
+    assert launcher.signals == [(old[0], signal.SIGTERM)]  # ready: only now one old one stops
+    assert len(launcher.pids("api")) == 3  # and the second is not spawned while the first old one drains
+    sup.exited(old[0], 0, 3.0)
+    sup.tick(3.0)
+    new2 = launcher.pids("api")[3]
+    assert launcher.signals == [(old[0], signal.SIGTERM)]
+    sup.probed(new2, True, 3.5)
+    sup.tick(3.5)
+    assert launcher.signals[-1] == (old[1], signal.SIGTERM)
+    assert outcomes == []
+    sup.exited(old[1], 0, 4.0)
+    sup.tick(4.0)
+    assert outcomes == [""]
+    assert api_pids(sup) == [new1, new2]
+    assert launcher.pids("worker") == [launcher.pids("worker")[0]]  # untouched
+
+
+def test_new_process_not_ready_keeps_the_old_ones_and_reports() -> None:
+    sup, launcher, outcomes = running()
+    old = api_pids(sup)
+    sup.reload(["api"], outcomes.append)
+    sup.tick(1.0)
+    new = launcher.pids("api")[2]
+    sup.probed(new, False, 1.1)
+    sup.tick(6.5)  # past ready.timeout (5 s): the new process is given up on
+    sup.tick(6.6)
+    assert outcomes
+    assert "reload of api stopped" in outcomes[0]
+    assert "not ready within 5s" in outcomes[0]
+    assert (new, signal.SIGTERM) in launcher.signals
+    assert all(pid not in {p for p, _ in launcher.signals} for pid in old)
+    assert api_pids(sup) == old
+    assert [i.state for i in sup.instances["api"]] == [State.RUNNING, State.RUNNING]
+    sup.exited(new, 0, 7.0)
+    sup.tick(7.0)
+    assert sup.by_pid(new) is None
+    assert len(launcher.pids("api")) == 3  # no retry of the failed new process
+
+
+def test_new_process_that_crashes_ends_the_rollout() -> None:
+    sup, launcher, outcomes = running()
+    sup.reload(["api"], outcomes.append)
+    sup.tick(1.0)
+    sup.exited(launcher.pids("api")[2], 1, 1.2)
+    sup.tick(1.2)
+    assert outcomes == [
+        "reload of api stopped: api-1: the new process did not become ready (exited with code 1)"
+    ]
+
+
+def test_reconfigure_rolls_changed_starts_added_stops_removed_leaves_unchanged() -> None:
+    sup, launcher, outcomes = running()
+    worker_pid = sup.instances["worker"][0].pid
+    api2 = ProgramSpec("api", ("api", "--v2"), instances=1, ready=READY)
+    extra = ProgramSpec("extra", ("extra",))
+    diff = sup.reconfigure(ServicesSpec("s.toml", (api2, extra)), 1.0, outcomes.append)
+    assert (diff.changed, diff.added, diff.removed, diff.unchanged) == (["api"], ["extra"], ["worker"], [])
+    sup.tick(1.0)
+    assert launcher.pids("extra")
+    assert (worker_pid, signal.SIGTERM) in launcher.signals
+    new = launcher.pids("api")[2]
+    sup.probed(new, True, 1.5)
+    sup.tick(1.5)
+    old = list(launcher.pids("api")[:2])
+    sup.exited(old[0], 0, 2.0)
+    sup.tick(2.0)
+    assert (old[1], signal.SIGTERM) in launcher.signals  # 2 -> 1 instance: the leftover one stops
+    sup.exited(old[1], 0, 2.5)
+    assert worker_pid is not None
+    sup.exited(worker_pid, 0, 2.5)
+    sup.tick(2.5)
+    assert outcomes == [""]
+    assert api_pids(sup) == [new]
+    assert list(sup.instances) == ["api", "extra"]
+    assert sup.idle(["worker"])
+
+
+def test_unchanged_programs_keep_their_processes() -> None:
+    sup, launcher, outcomes = running()
+    diff = sup.reconfigure(ServicesSpec("s.toml", (API, WORKER)), 1.0, outcomes.append)
+    sup.tick(1.0)
+    assert diff.unchanged == ["api", "worker"]
+    assert outcomes == [""]
+    assert launcher.signals == []
+
+
+def test_stop_interrupts_a_rollout() -> None:
+    sup, launcher, outcomes = running()
+    sup.reload(["api"], outcomes.append)
+    sup.tick(1.0)
+    sup.stop(["api"])
+    assert outcomes
+    assert "interrupted: stop asked" in outcomes[0]
+    sup.tick(1.1)
+    assert {p for p, _ in launcher.signals} == set(launcher.pids("api"))
