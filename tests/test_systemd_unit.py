@@ -65,7 +65,10 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
 
 
 def test_it_runs_the_supervisor_in_the_foreground_with_valid_arguments(unit: Unit) -> None:
-    assert one(unit, "Service", "Type") == "simple"  # no sd_notify in the supervisor
+    assert (
+        one(unit, "Service", "Type") == "notify"
+    )  # the supervisor sends READY=1 (appliance.supervisor.notify)
+    assert one(unit, "Service", "NotifyAccess") == "main"
     argv = shlex.split(one(unit, "Service", "ExecStart"))
     assert argv[:2] == [INSTALLED_APPLIANCE, "supervise"]
     args = build_parser().parse_args(argv[2:])

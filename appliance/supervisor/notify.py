@@ -6,7 +6,7 @@ datagram (SO_PASSCRED), so the supervisor knows which instance is ready even whe
 listening socket, where an http or tcp probe may be answered by any of them.
 
 The supervisor speaks the same protocol upward: started by systemd with ``Type=notify``, it sends READY=1
-to systemd once every program first runs, and STOPPING=1 when it shuts down.
+to systemd once its first starts are settled, and STOPPING=1 when it shuts down.
 """
 
 from __future__ import annotations
@@ -110,8 +110,9 @@ class NotifyReadiness:
     def forget(self, pid: int) -> None:
         self.ready_pids.discard(pid)
 
-    def all_running(self) -> None:
-        """Every program runs: tell systemd once (Type=notify), so `systemctl start` returns when ready."""
+    def started(self) -> None:
+        """The first starts are settled: tell systemd once (Type=notify), so `systemctl start` returns
+        when the programs that can run do."""
         if not self._told_upstream:
             self._told_upstream = notify("READY=1", self.upstream) or self.upstream is None
 

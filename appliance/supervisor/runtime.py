@@ -293,8 +293,10 @@ class Runtime:
                 self.log(f"{inst.label}: pid {pid} {inst.reason}, now {inst.state.value}")
 
     def _after_tick(self) -> None:
-        if not self.shutting_down and all(inst.state.value == "running" for inst in self.sup.all()):
-            self.notify.all_running()
+        # systemd (Type=notify) hears READY=1 once the first starts are settled, not once all succeed: a
+        # program crash-looping on a dead database must not make systemd kill the supervisor that retries it.
+        if not self.shutting_down and not any(inst.state.value == "starting" for inst in self.sup.all()):
+            self.notify.started()
         if self._dirty:
             self._dirty = False
             children: list[ChildRecord] = []
@@ -330,6 +332,8 @@ class Runtime:
             follower.close()
         self.listeners.close()
         self.notify.close()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.control is not None:
             self.control.close()
         self.log_files.close()  # followers, then the last compressions (bounded wait)

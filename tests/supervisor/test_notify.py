@@ -76,3 +76,38 @@ def test_notify_must_stand_alone(tmp_path: Path, ready: str) -> None:
     path.write_text(f'[programs.api]\ncommand = ["x"]\n[programs.api.ready]\n{ready}\n')
     with pytest.raises(SpecError, match=r"'ready\.notify' must be true and stand alone"):
         load_services(path)
+
+
+def test_the_supervisor_tells_systemd_it_is_ready_and_stopping(tmp_path: Path) -> None:
+    """Started with NOTIFY_SOCKET (systemd Type=notify), the supervisor itself says READY=1, then STOPPING=1;
+    its children get the supervisor's own socket, never systemd's."""
+    import signal
+    import socket
+
+    services = tmp_path / "services.toml"
+    services.write_text(
+        f'[programs.sleeper]\ncommand = ["{sys.executable}", "-c", "import os, time; '
+        f"print(os.environ.get('NOTIFY_SOCKET')); time.sleep(600)\"]\n"
+    )
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    upstream.bind(str(tmp_path / "systemd.sock"))
+    upstream.settimeout(30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    env["NOTIFY_SOCKET"] = str(tmp_path / "systemd.sock")
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "appliance.supervisor", "--services", str(services),
+         "--run-dir", str(tmp_path / "run"), "--log-dir", str(tmp_path / "logs"), "--quiet"],
+        env=env,
+    )  # fmt: skip
+    try:
+        assert upstream.recv(4096) == b"READY=1"
+        supervisor.send_signal(signal.SIGTERM)
+        assert upstream.recv(4096) == b"STOPPING=1"
+        assert supervisor.wait(timeout=30) == 0
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+        upstream.close()
+    log = (tmp_path / "logs" / "sleeper.log").read_text()
+    assert str(tmp_path / "systemd.sock") not in log  # the child never saw systemd's socket
