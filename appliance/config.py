@@ -129,6 +129,21 @@ class SecuritySettings(Section):
     secret_key_file: Path | None = None
     """File holding the signing key (owner-only). Unset: <data_dir>/secrets/signing.key."""
 
+    token_issuer: str = Field(default="forge-appliance", min_length=1)
+    """The `iss` claim written into access tokens and required when they are verified."""
+
+    token_audience: str = Field(default="forge-appliance-api", min_length=1)
+    """The `aud` claim written into access tokens and required when they are verified."""
+
+    access_token_ttl: int = Field(default=900, ge=60, le=86_400)
+    """How long an access token (JWT) is valid, in seconds. Short: a revoked session dies with it."""
+
+    refresh_token_ttl: int = Field(default=30 * 86_400, ge=3600, le=365 * 86_400)
+    """How long a refresh token is valid, in seconds. Each use rotates it for a new one."""
+
+    password_min_length: int = Field(default=12, ge=8, le=256)
+    """Fewest characters a new password may have (the longest accepted is 256)."""
+
 
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -1,7 +1,47 @@
 """SQLAlchemy tables, one module per aggregate; importing this package registers them all."""
 
+from appliance.db import tenancy
+from appliance.models.api_key import ApiKey
+from appliance.models.audit import GENESIS_HASH, AuditLog
+from appliance.models.membership import Membership
+from appliance.models.mfa import MfaFactor, RecoveryCode
+from appliance.models.organization import Organization
+from appliance.models.project import Project
+from appliance.models.refresh_token import RefreshToken
+from appliance.models.role import ALL_PERMISSIONS, BUILTIN_ROLES, BuiltinRole, Role
 from appliance.models.system import WorkerHeartbeat
-from appliance.models.tenant import Tenant, TenantPlan, TenantStatus
+from appliance.models.tenant import (
+    DEFAULT_PURGE_GRACE,
+    TENANT_TRANSITIONS,
+    Tenant,
+    TenantPlan,
+    TenantStatus,
+)
 from appliance.models.user import User
 
-__all__ = ["Tenant", "TenantPlan", "TenantStatus", "User", "WorkerHeartbeat"]
+# Every session of the process filters tenant-owned queries by the session's tenant (defence in depth
+# under PostgreSQL's row-level security; the only isolation on SQLite).
+tenancy.install_orm_filter()
+
+__all__ = [
+    "ALL_PERMISSIONS",
+    "BUILTIN_ROLES",
+    "DEFAULT_PURGE_GRACE",
+    "GENESIS_HASH",
+    "TENANT_TRANSITIONS",
+    "ApiKey",
+    "AuditLog",
+    "BuiltinRole",
+    "Membership",
+    "MfaFactor",
+    "Organization",
+    "Project",
+    "RecoveryCode",
+    "RefreshToken",
+    "Role",
+    "Tenant",
+    "TenantPlan",
+    "TenantStatus",
+    "User",
+    "WorkerHeartbeat",
+]

@@ -1,0 +1,304 @@
+"""Tenant isolation: which tables are tenant-owned, the row-level security that guards them on PostgreSQL,
+the per-transaction tenant setting, and the ORM filter that applies the same rule on every database.
+
+PostgreSQL's row-level security is the floor: the API and the workers connect as a role without BYPASSRLS
+(granted by :func:`grant_app_role`), and every tenant-owned table only shows and accepts the rows of the
+tenant set for the current transaction (:func:`set_tenant`). The ORM filter (:func:`install_orm_filter`)
+adds ``tenant_id = :tenant`` to every ORM query on those tables, on SQLite (where it is the only guard) and
+on PostgreSQL (defence in depth), and raises :class:`TenantScopeError` when such a query runs with no tenant
+set, so that a forgotten scope fails loudly instead of showing another tenant's rows or none.
+
+This module sits in the db layer and never imports appliance.models: it knows tables by name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, event, inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session, SessionTransaction, with_loader_criteria
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.util import find_tables
+
+from appliance.db.base import Base
+
+#: Every table whose rows belong to exactly one tenant (tenant_id NOT NULL), plus audit_logs whose platform
+#: events (tenant_id NULL) get a policy of their own. Each has row-level security ENABLEd and FORCEd with the
+#: ``tenant_isolation`` policy, and is filtered by the ORM. tests/db/test_tenancy.py fails when a mapped
+#: table with a tenant_id column is in neither this list nor TENANT_OPTIONAL_TABLES.
+TENANT_OWNED_TABLES: tuple[str, ...] = (
+    "organizations",
+    "memberships",
+    "roles",
+    "projects",
+    "api_keys",
+    "audit_logs",
+)
+
+#: Tables with a tenant_id column that are deliberately not under row-level security, and why.
+TENANT_OPTIONAL_TABLES: dict[str, str] = {
+    "refresh_tokens": (
+        "a token is found by the hash of a secret only its holder knows, before any tenant is known; "
+        "platform operators' tokens have no tenant"
+    ),
+}
+
+#: Tables the app role may only read and append to (no UPDATE, no DELETE).
+APPEND_ONLY_TABLES: tuple[str, ...] = ("audit_logs",)
+
+#: Tables the app role may only read (the migration owner writes them).
+READ_ONLY_TABLES: tuple[str, ...] = ("alembic_version",)
+
+TENANT_SETTING = "app.tenant_id"
+_CURRENT_TENANT = f"nullif(current_setting('{TENANT_SETTING}', true), '')::uuid"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A narrow read of a tenant-owned table before the tenant is known: only the rows whose ``column``
+    equals the value the session set under ``setting`` (PostgreSQL) and ``session.info[info_key]`` (ORM).
+
+    These are not a bypass: each reveals only rows the caller already identifies (its own memberships, the
+    key whose prefix it holds), for SELECT only."""
+
+    table: str
+    column: str
+    setting: str
+    info_key: str
+    sql_type: str
+
+    @property
+    def policy(self) -> str:
+        return f"{self.table}_lookup"
+
+
+LOOKUPS: tuple[Lookup, ...] = (
+    # Sign-in: "which tenants is this user a member of?"
+    Lookup("memberships", "user_id", "app.user_id", "user_id", "uuid"),
+    # API key authentication: the presented key's prefix finds its row, and so its tenant.
+    Lookup("api_keys", "prefix", "app.api_key_prefix", "api_key_prefix", "text"),
+)
+
+
+class TenantScopeError(RuntimeError):
+    """A query on a tenant-owned table ran with no tenant set (nor a lookup, nor platform scope)."""
+
+
+# --------------------------------------------------------------------------- PostgreSQL row-level security
+
+
+def rls_statements(table: str) -> list[str]:
+    """The SQL that puts ``table`` under row-level security (run by migrations, as the owner).
+
+    There is deliberately no policy the app role could switch on to see every tenant: platform (operator)
+    work that must cross tenants will connect with a separate role, not by setting a flag."""
+    statements = [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        # FORCE: the policies apply to the table's owner too (unless it is a superuser or has BYPASSRLS).
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY tenant_isolation ON {table} "
+        f"USING (tenant_id = {_CURRENT_TENANT}) WITH CHECK (tenant_id = {_CURRENT_TENANT})",
+    ]
+    if table == "audit_logs":
+        # Platform events (sign-ins before a tenant is chosen, operator actions) belong to no tenant.
+        statements.append(
+            "CREATE POLICY platform_events ON audit_logs "
+            "USING (tenant_id IS NULL) WITH CHECK (tenant_id IS NULL)"
+        )
+    for lookup in LOOKUPS:
+        if lookup.table == table:
+            value = f"nullif(current_setting('{lookup.setting}', true), '')::{lookup.sql_type}"
+            statements.append(
+                f"CREATE POLICY {lookup.policy} ON {table} FOR SELECT USING ({lookup.column} = {value})"
+            )
+    return statements
+
+
+def grant_app_role(connection: Connection, role: str) -> None:
+    """Give the role the API and workers connect as what it needs on every table, and no more.
+
+    Run as the owner after each migration (tables created later are not covered by earlier grants).
+    The role must not have BYPASSRLS; audit_logs is append-only (SELECT, INSERT), alembic_version read-only.
+    """
+    if connection.dialect.name != "postgresql":
+        raise RuntimeError("roles and grants exist on PostgreSQL only")
+    quoted = connection.dialect.identifier_preparer.quote(role)
+    schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+    connection.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {quoted}"))
+    for table in inspect(connection).get_table_names(schema=schema):
+        connection.execute(text(f"REVOKE ALL ON {table} FROM {quoted}"))
+        if table in READ_ONLY_TABLES:
+            privileges = "SELECT"
+        elif table in APPEND_ONLY_TABLES:
+            privileges = "SELECT, INSERT"
+        else:
+            privileges = "SELECT, INSERT, UPDATE, DELETE"
+        connection.execute(text(f"GRANT {privileges} ON {table} TO {quoted}"))
+    connection.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}"))
+
+
+# --------------------------------------------------------------------------- the per-transaction scope
+
+
+def set_tenant(target: Session | Connection, tenant_id: uuid.UUID) -> None:
+    """Scope ``target`` to one tenant.
+
+    A Session keeps the tenant in ``session.info["tenant_id"]`` for the ORM filter and sets
+    ``app.tenant_id`` on PostgreSQL at the start of each of its transactions (and now, if one is open).
+    A Connection gets ``app.tenant_id`` for its current transaction only; on SQLite a bare Connection has
+    no guard at all (the ORM filter is SQLite's isolation), so use a Session there.
+    """
+    _scope(target, TENANT_SETTING, "tenant_id", tenant_id)
+
+
+def set_user(target: Session | Connection, user_id: uuid.UUID) -> None:
+    """Allow reading the user's own memberships across tenants (sign-in, tenant switcher)."""
+    _scope(target, "app.user_id", "user_id", user_id)
+
+
+def set_api_key_prefix(target: Session | Connection, prefix: str) -> None:
+    """Allow reading the API key with this prefix before its tenant is known (key authentication)."""
+    _scope(target, "app.api_key_prefix", "api_key_prefix", prefix)
+
+
+def set_platform(session: Session) -> None:
+    """Let the ORM run unfiltered queries on tenant-owned tables (operator work, migrations of data).
+
+    This lifts the ORM filter only; on PostgreSQL the app role still sees no tenant's rows without a tenant
+    set: cross-tenant platform work needs a connection as a role with BYPASSRLS."""
+    session.info["platform"] = True
+
+
+def current_tenant(session: Session) -> uuid.UUID | None:
+    tenant: uuid.UUID | None = session.info.get("tenant_id")
+    return tenant
+
+
+_SETTINGS_BY_INFO_KEY = {"tenant_id": TENANT_SETTING} | {lu.info_key: lu.setting for lu in LOOKUPS}
+
+
+def _scope(target: Session | Connection, setting: str, info_key: str, value: object) -> None:
+    if isinstance(target, Connection):
+        _set_config(target, setting, value)
+        return
+    target.info[info_key] = value
+    if target.in_transaction():
+        _set_config(target.connection(), setting, value)
+    # Otherwise the next transaction's after_begin hook sets it.
+
+
+def _set_config(connection: Connection, setting: str, value: object) -> None:
+    if connection.dialect.name == "postgresql":
+        # is_local = true: the setting ends with the transaction, so a pooled connection never carries a
+        # tenant into the next request.
+        connection.execute(
+            text("SELECT set_config(:name, :value, true)"), {"name": setting, "value": str(value)}
+        )
+
+
+# --------------------------------------------------------------------------- the ORM filter
+
+
+def install_orm_filter(target: Any = Session) -> None:
+    """Register the tenant hooks on ``target`` (every Session by default); calling it again does nothing."""
+    for name, hook in (
+        ("after_begin", _after_begin),
+        ("do_orm_execute", _filter_query),
+        ("before_flush", _check_flush),
+    ):
+        if not event.contains(target, name, hook):
+            event.listen(target, name, hook)
+
+
+def _after_begin(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+    for info_key, setting in _SETTINGS_BY_INFO_KEY.items():
+        value = session.info.get(info_key)
+        if value is not None:
+            _set_config(connection, setting, value)
+
+
+def _tenant_mappers() -> dict[str, Mapper[Any]]:
+    mappers: dict[str, Mapper[Any]] = {}
+    for mapper in Base.registry.mappers:
+        table = mapper.local_table
+        if isinstance(table, Table) and table.name in TENANT_OWNED_TABLES:
+            mappers[table.name] = mapper
+    return mappers
+
+
+def _tenant_tables(state: ORMExecuteState) -> set[str]:
+    """The tenant-owned tables a statement reads or writes, however they are named in it (entity, alias,
+    select_from, join): ``ORMExecuteState.all_mappers`` misses ``select(func.count()).select_from(Entity)``.
+
+    A Core statement on a tenant-owned Table (not through its mapped class) cannot carry the ORM filter, so
+    it is refused outright."""
+    statement = state.statement
+    assert isinstance(statement, ClauseElement)
+    names = {
+        table.name
+        for table in find_tables(statement, include_aliases=True, include_joins=True, include_crud=True)
+        if isinstance(table, Table) and table.name in TENANT_OWNED_TABLES
+    }
+    if names and not state.is_orm_statement:
+        raise TenantScopeError(
+            f"a Core query on the tenant-owned tables {sorted(names)} went through a Session: "
+            "select the mapped classes instead, so that the tenant filter applies"
+        )
+    return names
+
+
+def _filter_query(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # the criteria of the statement that loaded the parent propagate to these
+    info = state.session.info
+    if info.get("platform"):
+        return
+    touched = _tenant_tables(state)
+    if not touched:
+        return
+    mappers = _tenant_mappers()
+    tenant = info.get("tenant_id")
+    if tenant is not None:
+        state.statement = state.statement.options(
+            *(
+                with_loader_criteria(mapper.class_, lambda cls: cls.tenant_id == tenant, include_aliases=True)
+                for mapper in mappers.values()
+            )
+        )
+        return
+    criteria = []
+    for table in sorted(touched):
+        lookup = next((lu for lu in LOOKUPS if lu.table == table and info.get(lu.info_key) is not None), None)
+        if lookup is None or not state.is_select:
+            raise TenantScopeError(
+                f"a query on the tenant-owned table {table!r} ran with no tenant set: call "
+                "appliance.db.tenancy.set_tenant(session, tenant_id) first "
+                "(or set_platform for operator work)"
+            )
+        entity = mappers[table].class_
+        criteria.append(
+            with_loader_criteria(
+                entity, getattr(entity, lookup.column) == info[lookup.info_key], include_aliases=True
+            )
+        )
+    state.statement = state.statement.options(*criteria)
+
+
+def _check_flush(session: Session, _context: Any, _instances: Any) -> None:
+    """The ORM's WITH CHECK: a tenant-owned row is written for the session's tenant only."""
+    if session.info.get("platform"):
+        return
+    tenant = session.info.get("tenant_id")
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        table = inspect(obj).mapper.local_table.name
+        if table not in TENANT_OWNED_TABLES:
+            continue
+        if tenant is None:
+            raise TenantScopeError(f"writing to the tenant-owned table {table!r} with no tenant set")
+        if obj.tenant_id != tenant:
+            raise TenantScopeError(f"writing a row of another tenant to {table!r}")
