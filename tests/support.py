@@ -180,3 +180,43 @@ def appliance_env(name: str) -> tuple[dict[str, str], Path]:
     port = free_port()
     data = Path("/tmp") / f"fa-{name}-{os.getpid()}-{port}"
     return clean_environ() | {"APPLIANCE_DATA_DIR": str(data), "APPLIANCE_API__PORT": str(port)}, data
+
+
+class KeepAliveLoad:
+    """Clients hammering one URL over keep-alive connections, as a load balancer or wrk would hold them,
+    counting what was served and every failure (an exception or a status other than 200)."""
+
+    def __init__(self, base_url: str, path: str = "/health/live", clients: int = 16, limit: int = 50_000):
+        self.base_url, self.path, self.limit = base_url, path, limit
+        self.failures: list[str] = []
+        self.served = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=10) as http:
+            for _ in range(self.limit):
+                if self._stop.is_set():
+                    return
+                try:
+                    response = http.get(self.path)
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                    continue
+                if response.status_code != 200:
+                    self.failures.append(f"HTTP {response.status_code}")
+                self.served += 1
+
+    def __enter__(self) -> KeepAliveLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def wait_for_more(self, count: int, what: str) -> None:
+        start = self.served
+        wait_for(lambda: self.served > start + count, what=what)

@@ -7,13 +7,11 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.support import appliance_env, wait_for
+from tests.support import KeepAliveLoad, appliance_env, wait_for
 
 
 def appliance(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -47,39 +45,13 @@ def test_two_api_processes_share_the_port(running: dict[str, str]) -> None:
 def test_reload_under_load_fails_no_request(running: dict[str, str]) -> None:
     url = f"http://127.0.0.1:{running['APPLIANCE_API__PORT']}"
     before = pids(running, "api")
-    failures: list[str] = []
-    served = [0]
-    stop = threading.Event()
-
-    def client() -> None:
-        with httpx.Client(base_url=url, timeout=10) as http:  # keep-alive, like a load balancer
-            for _ in range(50_000):
-                if stop.is_set():
-                    return
-                try:
-                    response = http.get("/health/live")
-                except httpx.HTTPError as exc:
-                    failures.append(repr(exc))
-                    continue
-                if response.status_code != 200:
-                    failures.append(f"HTTP {response.status_code}")
-                served[0] += 1
-
-    threads = [threading.Thread(target=client) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    try:
-        wait_for(lambda: served[0] > 100, what="traffic before the reload")
+    with KeepAliveLoad(url) as load:
+        load.wait_for_more(100, "traffic before the reload")
         reload = appliance("reload", "api", env=running)
         assert reload.returncode == 0, reload.stderr
         assert reload.stdout.strip() == "reloaded: api"
-        after_reload = served[0]
-        wait_for(lambda: served[0] > after_reload + 100, what="traffic after the reload")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
-    assert failures == []
+        load.wait_for_more(100, "traffic after the reload")
+    assert load.failures == []
     after = pids(running, "api")
     assert len(after) == 2
     assert not before & after, "every API process was replaced"

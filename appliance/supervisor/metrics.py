@@ -50,7 +50,6 @@ MAX_REQUEST_HEAD = 8192  # bytes: a scraper's request line and headers are far s
 MAX_CONNECTIONS = 8  # a client that connects and never sends cannot hold more than this many sockets
 
 
-# The [metrics] table ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MetricsSpec:
     """Where the metrics endpoint listens."""
@@ -106,7 +105,6 @@ def load_metrics(path: str | Path) -> MetricsSpec | None:
     return parse_metrics(data, str(path))
 
 
-# Reading /proc ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Usage:
     """CPU and memory of one process or a group of them."""
@@ -185,7 +183,6 @@ class ProcReader:
         return {g: Usage(ticks[g] / self.clock_ticks, rss[g]) for g in wanted}
 
 
-# The text format --------------------------------------------------------------------------------------------
 def _value(number: float) -> str:
     if math.isnan(number):
         return "NaN"
@@ -275,7 +272,6 @@ def render(status: Mapping[str, Any], proc: ProcReader | None = None, wall_now: 
     return "\n".join(line for family in families for line in family.lines) + "\n"
 
 
-# The endpoint -----------------------------------------------------------------------------------------------
 def _response(status: str, body: bytes, content_type: str, head_only: bool = False) -> bytes:
     head = (
         f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
