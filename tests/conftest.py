@@ -24,10 +24,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.servers import PostgresServer, RedisServer, free_port, start_or_skip
+
+if TYPE_CHECKING:
+    from appliance.db.session import Database
+    from tests.db.seed import Seeded
 
 __all__ = ["PgDatabase", "free_port"]
 
@@ -196,3 +201,28 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("APPLIANCE_") or name == "PROMETHEUS_MULTIPROC_DIR":
             monkeypatch.delenv(name)
+
+
+# --------------------------------------------------------------------------- identity data
+
+
+@pytest.fixture
+def db(tmp_path: Path, database_url: str) -> Iterator[Database]:
+    """A Database on each backend, migrated, for model and tenancy tests."""
+    from appliance.db.session import Database
+    from tests.support import make_settings
+
+    database = Database(make_settings(tmp_path, database_url))
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def seeded(db: Database) -> Seeded:
+    """Two tenants with organizations, members, projects and keys (tests/db/seed.py)."""
+    from tests.db.seed import seed
+
+    with db.session_scope() as session:
+        return seed(session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 from collections.abc import Iterator
@@ -86,28 +87,16 @@ class SupervisorClient:
         request: dict[str, Any] = {"cmd": "logs", "name": name, "lines": lines, "follow": True}
         if since is not None:
             request["since"] = since
-        where = self.socket_path
-        if not where.exists():
-            raise SupervisorUnavailable(f"the supervisor is not running (no socket at {where})")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        with sock, sock.makefile("rb") as stream:
-            try:
-                sock.settimeout(self.timeout)
-                sock.connect(str(where))
-                sock.sendall(json.dumps(request).encode() + b"\n")
-                first = json.loads(stream.readline() or b"null")
-            except (OSError, ValueError) as exc:
-                raise SupervisorUnavailable(f"cannot follow logs at {where}: {exc}") from exc
-            if not isinstance(first, dict) or not first.get("ok"):
-                message = first.get("error") if isinstance(first, dict) else None
-                raise SupervisorError(str(message or "the supervisor refused to follow the logs"))
-            yield from cast(list[str], first["lines"])
-            sock.settimeout(None)  # new lines may be hours apart
-            for raw in stream:  # ends when the supervisor closes the connection (shutdown)
-                message = json.loads(raw)
-                if "line" not in message:  # {"ok": false, "error": "dropped: ..."}: too slow a reader
-                    raise SupervisorError(str(message.get("error", "the supervisor stopped the stream")))
-                yield str(message["line"])
+        messages = self._stream(request, "logs", answer_first=True)
+        first = next(messages, None)
+        if first is None or not first.get("ok"):
+            message = first.get("error") if first is not None else None
+            raise SupervisorError(str(message or "the supervisor refused to follow the logs"))
+        yield from cast(list[str], first["lines"])
+        for message in messages:  # ends when the supervisor closes the connection (shutdown)
+            if "line" not in message:  # {"ok": false, "error": "dropped: ..."}: too slow a reader
+                raise SupervisorError(str(message.get("error", "the supervisor stopped the stream")))
+            yield str(message["line"])
 
     def reload(self, names: list[str]) -> list[str]:
         """Replace these programs' processes one at a time (each new one ready before an old one stops).
@@ -133,21 +122,37 @@ class SupervisorClient:
         request: dict[str, Any] = {"cmd": "events", "follow": True}
         if since is not None:
             request["since"] = since
+        for event in self._stream(request, "events", answer_first=False):
+            if event.get("ok") is False:  # {"ok": false, "error": "dropped: ..."}: too slow a reader
+                raise SupervisorError(str(event.get("error")))
+            yield event
+
+    def _stream(self, request: dict[str, Any], what: str, answer_first: bool) -> Iterator[dict[str, Any]]:
+        """Send one following request and yield every JSON line the supervisor sends back. With
+        `answer_first`, the first line is awaited within the client's timeout; later lines may be hours
+        apart, so no timeout applies to them."""
         where = self.socket_path
+        if not where.exists():
+            raise SupervisorUnavailable(f"the supervisor is not running (no socket at {where})")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with sock, sock.makefile("rb") as stream:
             try:
                 sock.settimeout(self.timeout)
                 sock.connect(str(where))
                 sock.sendall(json.dumps(request).encode() + b"\n")
+                first = stream.readline() if answer_first else None
             except OSError as exc:
-                raise SupervisorUnavailable(f"cannot follow events at {where}: {exc}") from exc
-            sock.settimeout(None)  # events may be hours apart
-            for raw in stream:  # ends when the supervisor closes the connection (shutdown)
-                event = json.loads(raw)
-                if event.get("ok") is False:  # {"ok": false, "error": "dropped: ..."}: too slow a reader
-                    raise SupervisorError(str(event.get("error")))
-                yield cast(dict[str, Any], event)
+                raise SupervisorUnavailable(f"cannot follow {what} at {where}: {exc}") from exc
+            sock.settimeout(None)
+            lines = [first] if first else []
+            for raw in itertools.chain(lines, stream):
+                try:
+                    message = json.loads(raw)
+                except ValueError as exc:
+                    raise SupervisorUnavailable(f"unreadable answer while following {what}: {exc}") from exc
+                if not isinstance(message, dict):
+                    raise SupervisorError(f"unexpected answer while following {what}: {message!r}")
+                yield message
 
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         where = self.socket_path

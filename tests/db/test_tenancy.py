@@ -3,9 +3,6 @@ session's tenant, and one with no tenant set fails loudly."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import aliased
@@ -16,23 +13,7 @@ from appliance.db.base import Base
 from appliance.db.session import Database
 from appliance.db.tenancy import TENANT_OPTIONAL_TABLES, TENANT_OWNED_TABLES, TenantScopeError
 from appliance.models import ApiKey, AuditLog, Membership, Organization, Project, RefreshToken
-from tests.db.seed import Seeded, seed
-from tests.support import make_settings
-
-
-@pytest.fixture
-def db(tmp_path: Path, database_url: str) -> Iterator[Database]:
-    database = Database(make_settings(tmp_path, database_url))
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
-@pytest.fixture
-def seeded(db: Database) -> Seeded:
-    with db.session_scope() as session:
-        return seed(session)
+from tests.db.seed import Seeded
 
 
 def test_every_table_with_a_tenant_id_is_classified() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,23 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.models import AuditLog, Organization, Project, RefreshToken, Role, Tenant
-from tests.db.seed import Seeded, seed
-from tests.support import make_settings
-
-
-@pytest.fixture
-def db(tmp_path: Path, database_url: str) -> Iterator[Database]:
-    database = Database(make_settings(tmp_path, database_url))
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
-@pytest.fixture
-def seeded(db: Database) -> Seeded:
-    with db.session_scope() as session:
-        return seed(session)
+from tests.db.seed import Seeded
 
 
 def test_names_are_unique_per_tenant_only(db: Database, seeded: Seeded) -> None:
