@@ -12,6 +12,7 @@ names the bad value.
      ├── Conflict               a duplicate key or a stale state
      ├── Unauthenticated        no identity, or a tampered, expired or revoked one
      ├── Forbidden              an identity that may not do this
+     ├── RateLimited            too many requests or failed logins (API: 429 with Retry-After)
      ├── PayloadTooLarge        a request body over the configured limit
      ├── Unavailable            a dependency (database, queue) is down
      └── OperationFailed        a command could not complete (a CLI step, a process)
@@ -27,12 +28,22 @@ class ApplianceError(Exception):
 
     code = "INTERNAL_ERROR"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        keep_changes: bool = False,
+    ):
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.details: dict[str, Any] = details or {}
+        #: The refusal recorded something that must outlive it (a failed login's audit record, the
+        #: revocation of a reused refresh token's family): the session scope commits before re-raising.
+        self.keep_changes = keep_changes
 
     def __str__(self) -> str:
         return self.message
@@ -78,6 +89,16 @@ class Forbidden(ApplianceError):
     """The caller's identity may not do this."""
 
     code = "FORBIDDEN"
+
+
+class RateLimited(ApplianceError):
+    """Too many requests (or failed logins) in the window; ``retry_after`` says when to try again."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int = 1, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1, retry_after)
 
 
 class PayloadTooLarge(ApplianceError):

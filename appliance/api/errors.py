@@ -25,6 +25,7 @@ STATUS: dict[type[errors.ApplianceError], int] = {
     errors.Conflict: 409,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
+    errors.RateLimited: 429,
     errors.PayloadTooLarge: 413,
     errors.Unavailable: 503,
     errors.ConfigError: 500,
@@ -84,7 +85,7 @@ async def appliance_error(request: Request, exc: Exception) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, errors.Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, errors.Unavailable):
+    if isinstance(exc, errors.Unavailable | errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     if status >= 500:
         # Configuration and unexpected failures are logged in full but never shown to the client.

@@ -27,6 +27,7 @@ def build_engine(settings: Settings, url: str | None = None) -> Engine:
             pool_timeout=db.pool_timeout,
         )
         event.listen(engine, "connect", _sqlite_pragmas(db.sqlite_busy_timeout_ms))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if target.drivername == "postgresql":
         target = target.set(drivername="postgresql+psycopg")
@@ -42,8 +43,18 @@ def build_engine(settings: Settings, url: str | None = None) -> Engine:
     )
 
 
+def _sqlite_begin(connection: Any) -> None:
+    # The driver's own transaction handling is off (isolation_level None, below): SQLAlchemy emits BEGIN,
+    # IMMEDIATE for scopes that will write (Database.session_scope(write=True)).
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event start transactions (pysqlite's own BEGIN is always DEFERRED and
+        # is issued lazily, before the first write only).
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.config import Settings
 from appliance.db.engine import build_engine
-from appliance.errors import Unavailable
+from appliance.errors import ApplianceError, Unavailable
 
 
 class Database:
@@ -22,21 +22,37 @@ class Database:
     def __init__(self, settings: Settings, url: str | None = None):
         self.engine: Engine = build_engine(settings, url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: a transaction that reads and then writes must hold the write lock from its start
+        # (BEGIN IMMEDIATE), or it fails at once with "database is locked" when another writer committed
+        # after its first read. Only writing scopes ask for it, so readers never wait for each other.
+        self._writers = sessionmaker(
+            self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
+        )
 
     @property
     def backend(self) -> str:
         return self.engine.dialect.name
 
     @contextmanager
-    def session_scope(self) -> Iterator[Session]:
-        """A session that commits when the block succeeds and rolls back when it raises."""
-        session = self.sessions()
+    def session_scope(self, *, write: bool = True) -> Iterator[Session]:
+        """A session that commits when the block succeeds and rolls back when it raises.
+
+        ``write=False`` marks a scope that only reads (GET requests): on SQLite it then takes no write lock
+        up front. An ApplianceError raised with ``keep_changes`` (a refusal that must leave a trace, such
+        as a failed login's audit record) is committed before it propagates."""
+        session = (self._writers if write else self.sessions)()
         try:
             yield session
             session.commit()
         except (OperationalError, PoolTimeout) as exc:
             session.rollback()
             raise Unavailable(f"the database is unavailable: {driver_reason(exc)}") from exc
+        except ApplianceError as exc:
+            if exc.keep_changes:
+                session.commit()
+            else:
+                session.rollback()
+            raise
         except BaseException:
             session.rollback()
             raise

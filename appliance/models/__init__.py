@@ -3,9 +3,11 @@
 from appliance.db import tenancy
 from appliance.models.api_key import ApiKey
 from appliance.models.audit import GENESIS_HASH, AuditLog
+from appliance.models.idempotency import IdempotencyKey
 from appliance.models.membership import Membership
 from appliance.models.mfa import MfaFactor, RecoveryCode
 from appliance.models.organization import Organization
+from appliance.models.platform_setting import PlatformSetting
 from appliance.models.project import Project
 from appliance.models.refresh_token import RefreshToken
 from appliance.models.role import ALL_PERMISSIONS, BUILTIN_ROLES, BuiltinRole, Role
@@ -32,9 +34,11 @@ __all__ = [
     "ApiKey",
     "AuditLog",
     "BuiltinRole",
+    "IdempotencyKey",
     "Membership",
     "MfaFactor",
     "Organization",
+    "PlatformSetting",
     "Project",
     "RecoveryCode",
     "RefreshToken",

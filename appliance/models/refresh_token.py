@@ -19,6 +19,8 @@ class RefreshToken(Base):
     __table_args__ = (
         Index("ix_refresh_tokens_family_id", "family_id"),
         Index("ix_refresh_tokens_user_id", "user_id"),
+        # Each API process loads the sessions revoked since its last look, every few seconds.
+        Index("ix_refresh_tokens_revoked_at", "revoked_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
