@@ -170,6 +170,45 @@ class SupervisorSettings(Section):
     """How long `appliance up` waits for /health/ready before giving up, in seconds."""
 
 
+class RateLimitSettings(Section):
+    enabled: bool = True
+    """Rate limit requests (per IP, per user or API key, per tenant plan) and throttle failed logins."""
+
+    url: str | None = None
+    """Redis URL for the shared limiter; unset: the queue's Redis when queue.url is Redis, else in-process."""
+
+    per_ip: int = Field(default=1200, ge=1)
+    """Requests per minute from one client IP address."""
+
+    per_principal: int | None = Field(default=None, ge=1)
+    """Requests per minute by one user or API key. Unset: the limit of its tenant's plan tier."""
+
+    free: int = Field(default=60, ge=1)
+    """Requests per minute per tenant on the free plan (and on an unknown plan)."""
+
+    team: int = Field(default=300, ge=1)
+    """Requests per minute per tenant on the team plan."""
+
+    business: int = Field(default=1000, ge=1)
+    """Requests per minute per tenant on the business plan."""
+
+    enterprise: int = Field(default=5000, ge=1)
+    """Requests per minute per tenant on the enterprise plan."""
+
+    login_failures_per_account: int = Field(default=10, ge=1)
+    """Failed logins per 15 minutes for one account before its logins are refused for a while."""
+
+    login_failures_per_ip: int = Field(default=50, ge=1)
+    """Failed logins per 15 minutes from one client IP address before its logins are refused for a while."""
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"{value!r} is not a Redis URL: use redis://host:port/db")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything the appliance can be told. See config/appliance.example.toml for a commented file."""
 
@@ -193,6 +232,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     logging: LoggingSettings = LoggingSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -244,6 +284,15 @@ class Settings(BaseSettings):
     def queue_url(self) -> str:
         assert self.queue.url is not None
         return self.queue.url
+
+    @property
+    def rate_limit_url(self) -> str | None:
+        """The Redis the rate limiter shares between processes; None: an in-process limiter."""
+        if self.rate_limits.url is not None:
+            return self.rate_limits.url
+        if self.queue_url.startswith(("redis://", "rediss://", "unix://")):
+            return self.queue_url
+        return None
 
     @property
     def secret_key_file(self) -> Path:
