@@ -10,12 +10,13 @@ from huey import Huey
 
 from appliance import __version__
 from appliance.api import errors, metrics
-from appliance.api.context import AppContext
+from appliance.api.context import build_context
 from appliance.api.middleware import AccessWriter, Drain, RequestContextMiddleware
-from appliance.api.routes import health, root
+from appliance.api.routes import auth, health, root, tenants
 from appliance.api.schemas.errors import error_responses
 from appliance.config import Settings
 from appliance.db.session import Database
+from appliance.keys import signing_key
 from appliance.logs import AccessLog, install_request_id_factory, text_access_log
 from appliance.workers import queue
 
@@ -42,7 +43,7 @@ def create_app(
         lifespan=lifespan,
         responses=error_responses(500),
     )
-    app.state.ctx = AppContext(settings=settings, database=db, queue=q)
+    app.state.ctx = build_context(settings, db, q, signing_key(settings))
     errors.install(app)
     access: AccessWriter | None = None
     if settings.logging.access_log:
@@ -62,4 +63,6 @@ def create_app(
     # because this FastAPI resolves an included router lazily on each request (about 8 us more).
     app.router.routes.extend(health.router.routes)
     app.include_router(root.router, prefix="/api/v1")
+    for resource in (auth, tenants):
+        app.include_router(resource.router, prefix="/api/v1")
     return app

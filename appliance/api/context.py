@@ -1,13 +1,23 @@
-"""What the API's routes share: settings, database and queue, built once by create_app."""
+"""What the API's routes share: settings, database, queue, authentication and rate limits, built once by
+create_app."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from huey import Huey
 
+from appliance.api.client_address import Network, parse_networks
 from appliance.config import Settings
 from appliance.db.session import Database
+from appliance.services import rate_limit_settings, ratelimit
+from appliance.services.auth import LoginGuard
+from appliance.services.authenticator import Authenticator
+
+log = logging.getLogger("appliance.api")
 
 
 @dataclass(frozen=True)
@@ -15,3 +25,66 @@ class AppContext:
     settings: Settings
     database: Database
     queue: Huey
+    auth: Authenticator
+    limiter: ratelimit.RateLimiter | None
+    """None when rate limits are off (``rate_limits.enabled = false``)."""
+    base_limits: ratelimit.RateLimits
+    limits: ratelimit.LimitsHolder
+    login_limiter: ratelimit.RateLimiter
+    """Counts failed sign-ins: the shared limiter, or an in-process one when rate limits are off."""
+    trusted_proxies: tuple[Network, ...] = ()
+    _limiter_warned: list[float] = field(default_factory=lambda: [0.0])
+
+    @property
+    def refresh_ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.security.refresh_token_ttl)
+
+    @property
+    def login_guard(self) -> LoginGuard:
+        return LoginGuard(self.login_limiter, self.limits)
+
+    def current_limits(self) -> ratelimit.RateLimits:
+        """The limits in force, re-read from the operators' overrides every few seconds."""
+        now = time.monotonic()
+        if self.limits.refresh_due(now):
+            try:
+                with self.database.session_scope(write=False) as session:
+                    self.limits.replace(rate_limit_settings.effective(session, self.base_limits))
+                self.limits.refreshed(now)
+            except Exception as exc:
+                log.warning("could not re-read the rate limits: %s", exc)
+        return self.limits.current()
+
+    def limiter_failed(self, exc: Exception) -> None:
+        """The limiter's store is down: requests are let through (fail open), with a warning a minute."""
+        now = time.monotonic()
+        if now - self._limiter_warned[0] > 60:
+            self._limiter_warned[0] = now
+            log.warning("rate limiter unavailable, requests are not limited: %s", exc)
+
+
+def build_context(settings: Settings, database: Database, queue: Huey, signing_key: str) -> AppContext:
+    section = settings.rate_limits
+    base = ratelimit.limits_from_settings(section)
+    # Appliances sharing one Redis under different queue names keep their buckets apart.
+    prefix = f"appliance:{settings.queue.name}:rl:"
+    limiter = ratelimit.build_limiter(settings.rate_limit_url, prefix=prefix) if section.enabled else None
+    sec = settings.security
+    auth = Authenticator(
+        database,
+        signing_key=signing_key,
+        issuer=sec.token_issuer,
+        audience=sec.token_audience,
+        access_ttl=timedelta(seconds=sec.access_token_ttl),
+    )
+    return AppContext(
+        settings=settings,
+        database=database,
+        queue=queue,
+        auth=auth,
+        limiter=limiter,
+        base_limits=base,
+        limits=ratelimit.LimitsHolder(base),
+        login_limiter=limiter or ratelimit.MemoryRateLimiter(),
+        trusted_proxies=tuple(parse_networks(settings.api.trusted_proxies)),
+    )

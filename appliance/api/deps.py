@@ -19,9 +19,10 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_session(ctx: ContextDep) -> Iterator[Session]:
-    """One session per request: committed when the route returns, rolled back when it raises."""
-    with ctx.database.session_scope() as session:
+def get_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
+    """One session per request: committed when the route returns, rolled back when it raises. Routes that
+    act for a caller use appliance.api.auth's TenantSession or PlatformSession instead."""
+    with ctx.database.session_scope(write=request.method not in ("GET", "HEAD", "OPTIONS")) as session:
         yield session
 
 

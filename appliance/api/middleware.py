@@ -89,9 +89,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", ()), id_header]
-                if self.drain.draining:
-                    message["headers"].append(_CLOSE)
+                message["headers"] = self._headers(scope, message, id_header)
             await send(message)
 
         limit = self.max_body_bytes
@@ -122,6 +120,16 @@ class RequestContextMiddleware:
             metrics.IN_FLIGHT.dec()
             self._record(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
+
+    def _headers(self, scope: Scope, message: Message, id_header: tuple[bytes, bytes]) -> list[Any]:
+        headers = [*message.get("headers", ()), id_header]
+        # Rate-limit headers, set by appliance.api.auth on every limited route (refusals included).
+        limited = scope.get("state", {}).get("ratelimit_headers")
+        if limited:
+            headers.extend(limited)
+        if self.drain.draining:
+            headers.append(_CLOSE)
+        return headers
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         template = route_template(scope)

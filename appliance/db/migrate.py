@@ -12,12 +12,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
 from appliance.config import Settings
 from appliance.db.engine import build_engine
 from appliance.db.session import driver_reason
+from appliance.db.tenancy import grant_app_role
 from appliance.errors import Unavailable
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -84,8 +85,18 @@ def pending(settings: Settings) -> list[str]:
     return list(reversed(revs))
 
 
+def app_role(settings: Settings) -> str | None:
+    """The role the API and workers connect as, when it is not the one that migrates (PostgreSQL only):
+    `appliance migrate` grants it what it needs on every table, and no more."""
+    app, owner = make_url(settings.database_url), make_url(settings.migrations_url)
+    if app.get_backend_name() != "postgresql" or not app.username or app.username == owner.username:
+        return None
+    return app.username
+
+
 def upgrade(settings: Settings, revision: str = "head") -> list[str]:
-    """Apply every pending migration; running it again does nothing. Returns what was applied."""
+    """Apply every pending migration (as the owner: ``database.migrations_url``), then grant the app role
+    (``database.url``'s user) its privileges. Running it again changes nothing. Returns what was applied."""
     with _owner_connection(settings) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID})
@@ -94,6 +105,11 @@ def upgrade(settings: Settings, revision: str = "head") -> list[str]:
             before = MigrationContext.configure(conn).get_current_revision()
             command.upgrade(_config(conn), revision)
             conn.commit()
+            role = app_role(settings)
+            if role is not None:
+                # Tables created by this run are not covered by earlier grants.
+                grant_app_role(conn, role)
+                conn.commit()
         finally:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK_ID})

@@ -51,4 +51,6 @@ class Actor:
 
 def cli_operator(user_id: uuid.UUID | None = None) -> Actor:
     """The operator at the command line (the audit log names the local console as the source)."""
-    return Actor(user_id=user_id, tenant_id=None, operator=True, request=RequestInfo(user_agent="appliance-cli"))
+    return Actor(
+        user_id=user_id, tenant_id=None, operator=True, request=RequestInfo(user_agent="appliance-cli")
+    )

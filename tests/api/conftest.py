@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from appliance.api.app import create_app
 from appliance.errors import Conflict
+from tests.conftest import PgDatabase
+from tests.identity import Identity, identity_api
 from tests.support import LiveServer, make_settings
 
 probe = APIRouter(prefix="/api/v1/_probe")
@@ -48,3 +50,15 @@ def api(tmp_path: Path) -> Iterator[httpx.Client]:
     settings = make_settings(tmp_path, api={"max_body_bytes": 2048})
     with LiveServer(probe_app(create_app(settings))) as live, live.client() as client:
         yield client
+
+
+@pytest.fixture
+def identity(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) -> Iterator[Identity]:
+    """The API on SQLite, or on PostgreSQL connected as an app role without BYPASSRLS."""
+    app_url = None
+    if database_url.startswith("postgresql"):
+        pg: PgDatabase = request.getfixturevalue("pg_database")
+        role = pg.create_role(password="app-secret")
+        app_url = pg.url_as(role, "app-secret")
+    with identity_api(tmp_path, database_url, app_url) as ident:
+        yield ident

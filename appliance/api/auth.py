@@ -1,0 +1,192 @@
+"""Authentication and authorization of requests: who is calling (an access token or an API key), whether
+they may do what the route needs, and the rate limits that apply to them.
+
+Every route declares what it needs with exactly one of these dependencies, and tests/api/test_routes.py
+fails for a route that declares none:
+
+* ``require(permission)`` -- a tenant's user or API key holding ``permission`` (``projects:read``, ...);
+* ``require_operator(permission)`` -- a platform operator (``tenants:manage``, ...);
+* ``signed_in`` -- any valid credential (``/auth/me``, ``/auth/logout``);
+* ``public`` -- no credential (sign-in, token refresh), limited per client address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import cache
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from appliance.api.client_address import client_address
+from appliance.api.deps import ContextDep
+from appliance.db import tenancy
+from appliance.errors import Forbidden, RateLimited, Unauthenticated
+from appliance.logs import request_id_var
+from appliance.services import ratelimit
+from appliance.services.actors import Actor, RequestInfo
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/login.")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A tenant's API key (fak_...).")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Attribute naming what a dependency requires; the route test reads it.
+REQUIREMENT = "__requirement__"
+
+
+def request_info(request: Request, ctx: ContextDep) -> RequestInfo:
+    state = request.scope.setdefault("state", {})
+    info: RequestInfo | None = state.get("request_info")
+    if info is None:
+        agent = request.headers.get("user-agent")
+        info = RequestInfo(
+            ip=client_address(request.scope, ctx.trusted_proxies) or None,
+            user_agent=agent[:400] if agent else None,
+            request_id=request_id_var.get(),
+        )
+        state["request_info"] = info
+    return info
+
+
+def _limit(request: Request, ctx: ContextDep, actor: Actor | None, ip: str) -> None:
+    """Apply the rate limits; the middleware copies the headers onto the response, refusals included."""
+    if ctx.limiter is None:
+        return
+    limits = ctx.current_limits()
+    try:
+        decision = ratelimit.check_request(
+            ctx.limiter,
+            limits,
+            ip=ip,
+            principal=actor.principal if actor else None,
+            tenant_id=str(actor.tenant_id) if actor and actor.tenant_id else None,
+            plan=actor.plan if actor else None,
+        )
+    except Exception as exc:
+        ctx.limiter_failed(exc)
+        return
+    request.scope.setdefault("state", {})["ratelimit_headers"] = [
+        (b"x-ratelimit-limit", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+        (b"x-ratelimit-reset", str(int(decision.reset_after + 0.999)).encode()),
+    ]
+    if not decision.allowed:
+        raise RateLimited(
+            f"rate limit of {decision.limit} requests per minute exceeded; retry in "
+            f"{int(decision.retry_after + 0.999)} s",
+            retry_after=int(decision.retry_after + 0.999),
+            details={"limit": decision.limit},
+        )
+
+
+def authenticate(
+    request: Request,
+    ctx: ContextDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key)],
+) -> Actor:
+    """The caller, from ``Authorization: Bearer`` or ``X-API-Key``; 401 without a valid one."""
+    info = request_info(request, ctx)
+    if bearer is not None and api_key is not None:
+        raise Unauthenticated(
+            "send either a bearer token or an API key, not both", code="CREDENTIALS_AMBIGUOUS"
+        )
+    if bearer is not None:
+        actor = ctx.auth.bearer(bearer.credentials, info)
+    elif api_key is not None:
+        actor = ctx.auth.api_key(api_key, info)
+    else:
+        if request.headers.get("authorization"):
+            raise Unauthenticated(
+                "the Authorization header must be 'Bearer <access token>'", code="TOKEN_INVALID"
+            )
+        raise Unauthenticated("this route needs an access token or an API key", code="UNAUTHENTICATED")
+    _limit(request, ctx, actor, info.ip or "")
+    return actor
+
+
+AuthDep = Annotated[Actor, Depends(authenticate)]
+
+
+def _mark(dependency: Callable[..., Any], requirement: str) -> Callable[..., Any]:
+    setattr(dependency, REQUIREMENT, requirement)
+    return dependency
+
+
+@cache
+def require(permission: str) -> Callable[..., Actor]:
+    """A tenant's user or key holding ``permission``."""
+
+    async def dependency(actor: AuthDep) -> Actor:
+        if actor.operator:
+            raise Forbidden(
+                "platform operators act on platform routes; sign in to a tenant for its data",
+                code="TENANT_ROUTE",
+            )
+        if permission not in actor.permissions:
+            raise Forbidden(
+                f"this needs the permission {permission!r}",
+                code="PERMISSION_DENIED",
+                details={"permission": permission},
+            )
+        return actor
+
+    return _mark(dependency, permission)
+
+
+@cache
+def require_operator(permission: str) -> Callable[..., Actor]:
+    """A platform operator (operators hold every platform permission)."""
+
+    async def dependency(actor: AuthDep) -> Actor:
+        if not actor.operator:
+            raise Forbidden(
+                "this is a platform operator route",
+                code="OPERATOR_REQUIRED",
+                details={"permission": permission},
+            )
+        return actor
+
+    return _mark(dependency, f"operator:{permission}")
+
+
+async def _signed_in(actor: AuthDep) -> Actor:
+    return actor
+
+
+signed_in = _mark(_signed_in, "signed-in")
+
+
+def _public(request: Request, ctx: ContextDep) -> RequestInfo:
+    info = request_info(request, ctx)
+    _limit(request, ctx, None, info.ip or "")
+    return info
+
+
+public = _mark(_public, "public")
+
+SignedIn = Annotated[Actor, Depends(signed_in)]
+Public = Annotated[RequestInfo, Depends(public)]
+
+
+def tenant_session(request: Request, ctx: ContextDep, actor: AuthDep) -> Iterator[Session]:
+    """The request's session, scoped to the actor's tenant (row-level security and the ORM filter)."""
+    with ctx.database.session_scope(write=request.method not in SAFE_METHODS) as session:
+        if actor.tenant_id is None:
+            raise Forbidden("platform operators act on platform routes", code="TENANT_ROUTE")
+        tenancy.set_tenant(session, actor.tenant_id)
+        yield session
+
+
+def platform_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
+    """The session of an operator route or a public one: no tenant (the ORM filter is lifted; on
+    PostgreSQL row-level security still shows no tenant's rows without one being set)."""
+    with ctx.database.session_scope(write=request.method not in SAFE_METHODS) as session:
+        tenancy.set_platform(session)
+        yield session
+
+
+TenantSession = Annotated[Session, Depends(tenant_session)]
+PlatformSession = Annotated[Session, Depends(platform_session)]

@@ -1,0 +1,77 @@
+"""Request and response bodies of /api/v1/tenants (platform operators)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from appliance.models import Tenant
+
+
+class TenantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = Field(max_length=63)
+    """Lower-case letters, digits and '-'; unique; used to sign in."""
+    name: str = Field(min_length=1, max_length=200)
+    plan: str = "free"
+    """free, team, business or enterprise."""
+    owner_email: str | None = Field(default=None, max_length=320)
+    """This user (created when new) becomes the tenant's owner."""
+
+
+class TenantPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    plan: str | None = None
+
+
+class TenantOut(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    plan: str
+    status: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    deleted_at: dt.datetime | None
+    purge_after: dt.datetime | None
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantOut:
+        return cls(
+            id=tenant.id,
+            slug=tenant.slug,
+            name=tenant.name,
+            plan=tenant.plan.value,
+            status=tenant.status.value,
+            created_at=tenant.created_at,
+            updated_at=tenant.updated_at,
+            deleted_at=tenant.deleted_at,
+            purge_after=tenant.purge_after,
+        )
+
+
+class OwnerOut(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    one_time_password: str | None
+    """Set when the owner's account was created now: shown once, to be changed at first sign-in."""
+
+
+class TenantCreated(TenantOut):
+    owner: OwnerOut | None
+
+
+class TenantCounts(BaseModel):
+    users: int
+    organizations: int
+    projects: int
+    api_keys: int
+
+
+class TenantDetail(TenantOut):
+    counts: TenantCounts

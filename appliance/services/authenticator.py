@@ -1,0 +1,207 @@
+"""Turns a presented credential (an access token or an API key) into an Actor, on the request's hot path.
+
+An access token is verified without the database: its signature, claims and permissions are in the token,
+revocations come from an in-process cache (`RevocationCache`) that loads the sessions ended by other
+processes every few seconds, and the tenant's status from `TenantDirectory`. Only an uncertain cache (after
+an eviction) asks the database about one session. An API key is looked up by its public prefix.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from appliance.db import tenancy
+from appliance.db.session import Database
+from appliance.errors import Forbidden, Unauthenticated
+from appliance.models import ApiKey, TenantStatus
+from appliance.services import sessions, tokens
+from appliance.services.actors import Actor, RequestInfo
+from appliance.services.revocation_cache import RevocationCache
+from appliance.services.tenant_directory import TenantDirectory, TenantInfo
+
+Clock = Callable[[], datetime]
+#: An API key's last_used_at is written at most this often (it is a hint, not an audit record).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Authenticator:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        signing_key: str,
+        issuer: str,
+        audience: str,
+        access_ttl: timedelta,
+        clock: Clock = utc_now,
+        sync_interval: timedelta = timedelta(seconds=5),
+        tenants: TenantDirectory | None = None,
+    ) -> None:
+        self._database = database
+        self._key = signing_key
+        self.issuer = issuer
+        self.audience = audience
+        self.access_ttl = access_ttl
+        self.clock = clock
+        self.revocations = RevocationCache(sync_interval=sync_interval, clock=clock)
+        self.tenants = tenants or TenantDirectory(database)
+        self._sync_lock = threading.Lock()
+        self._synced_until: datetime | None = None
+
+    # -- issuing ------------------------------------------------------------------------------------------
+
+    def issue(
+        self,
+        *,
+        user_id: uuid.UUID,
+        tenant_id: uuid.UUID | None,
+        permissions: frozenset[str],
+        session_id: uuid.UUID,
+        operator: bool = False,
+    ) -> tuple[str, tokens.AccessClaims]:
+        claims = tokens.new_access_claims(
+            subject=user_id,
+            tenant_id=tenant_id,
+            now=self.clock(),
+            ttl=self.access_ttl,
+            scopes=sorted(permissions),
+            operator=operator,
+            session_id=session_id,
+        )
+        return tokens.issue_access_token(
+            self._key, claims, issuer=self.issuer, audience=self.audience
+        ), claims
+
+    def sessions_ended(self, families: list[uuid.UUID]) -> None:
+        """Sessions this process just ended: their access tokens stop working here at once."""
+        until = self.clock() + self.access_ttl
+        for family in families:
+            self.revocations.revoke(tokens.session_revocation_key(family), until)
+
+    # -- verifying ----------------------------------------------------------------------------------------
+
+    def bearer(self, token: str, request: RequestInfo) -> Actor:
+        """The actor of a valid access token; Unauthenticated or Forbidden (tenant suspended) otherwise."""
+        self._sync_revocations()
+        claims = tokens.verify_access_token(
+            token,
+            self._key,
+            now=self.clock(),
+            issuer=self.issuer,
+            audience=self.audience,
+            is_revoked=self._is_revoked,
+        )
+        if claims.operator:
+            return Actor(
+                user_id=claims.subject,
+                tenant_id=None,
+                operator=True,
+                session_id=claims.session_id,
+                request=request,
+            )
+        assert claims.tenant_id is not None
+        tenant = self.active_tenant(claims.tenant_id)
+        return Actor(
+            user_id=claims.subject,
+            tenant_id=claims.tenant_id,
+            permissions=frozenset(claims.scopes),
+            session_id=claims.session_id,
+            plan=tenant.plan,
+            request=request,
+        )
+
+    def api_key(self, key: str, request: RequestInfo) -> Actor:
+        """The actor of a valid, unexpired, unrevoked API key."""
+        prefix = tokens.api_key_prefix(key)
+        invalid = Unauthenticated("the API key is not valid", code="API_KEY_INVALID")
+        if prefix is None:
+            raise invalid
+        now = self.clock()
+        with self._database.session_scope(write=False) as session:
+            tenancy.set_api_key_prefix(session, prefix)
+            row = session.execute(
+                select(
+                    ApiKey.id,
+                    ApiKey.tenant_id,
+                    ApiKey.key_hash,
+                    ApiKey.scopes,
+                    ApiKey.expires_at,
+                    ApiKey.revoked_at,
+                    ApiKey.last_used_at,
+                ).where(ApiKey.prefix == prefix)
+            ).first()
+        if row is None or not tokens.verify_api_key(key, row.key_hash):
+            raise invalid
+        if row.revoked_at is not None:
+            raise Unauthenticated("the API key has been revoked", code="API_KEY_REVOKED")
+        if row.expires_at is not None and now >= row.expires_at:
+            raise Unauthenticated("the API key has expired", code="API_KEY_EXPIRED")
+        tenant = self.active_tenant(row.tenant_id)
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            self._touch(row.id, row.tenant_id, now)
+        return Actor(
+            user_id=None,
+            tenant_id=row.tenant_id,
+            permissions=frozenset(row.scopes),
+            api_key_id=row.id,
+            plan=tenant.plan,
+            request=request,
+        )
+
+    def active_tenant(self, tenant_id: uuid.UUID) -> TenantInfo:
+        """The tenant a credential acts in, if it may act at all."""
+        tenant = self.tenants.get(tenant_id)
+        if tenant is None or tenant.status == TenantStatus.DELETED:
+            raise Unauthenticated("the tenant of this credential no longer exists", code="TENANT_GONE")
+        if tenant.status == TenantStatus.SUSPENDED:
+            raise Forbidden(
+                f"tenant {tenant.slug!r} is suspended",
+                code="TENANT_SUSPENDED",
+                details={"tenant": tenant.slug},
+            )
+        return tenant
+
+    def _touch(self, key_id: uuid.UUID, tenant_id: uuid.UUID, now: datetime) -> None:
+        with self._database.session_scope() as session:
+            tenancy.set_tenant(session, tenant_id)
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.id == key_id)
+                .values(last_used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _is_revoked(self, claims: tokens.AccessClaims) -> bool:
+        answer = self.revocations.is_revoked(*claims.revocation_keys)
+        if answer is not None:
+            return answer
+        # The cache evicted something that may name this token: ask the database about its session.
+        if claims.session_id is None:
+            return False
+        with self._database.session_scope(write=False) as session:
+            return sessions.family_revoked(session, claims.session_id)
+
+    def _sync_revocations(self) -> None:
+        """Load the sessions other processes ended since the last look (one query every few seconds)."""
+        if not self.revocations.sync_due() or not self._sync_lock.acquire(blocking=False):
+            return
+        try:
+            now = self.clock()
+            with self._database.session_scope(write=False) as session:
+                ended = sessions.revoked_since(session, self._synced_until, now, self.access_ttl)
+            for family, revoked_at in ended:
+                self.revocations.revoke(tokens.session_revocation_key(family), revoked_at + self.access_ttl)
+            # Overlap the next window a little: a transaction that committed late keeps an earlier time.
+            self._synced_until = now - timedelta(seconds=30)
+            self.revocations.synced(now)
+        finally:
+            self._sync_lock.release()

@@ -1,0 +1,161 @@
+"""Users of a tenant: invited (created when new, with a one-time password), given a role, removed.
+
+A change of role or a removal ends the user's sessions in that tenant, because access tokens carry the
+permissions they were issued with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from appliance.errors import Conflict, Forbidden, NotFound
+from appliance.models import Membership, User
+from appliance.services import audit, pagination, passwords, roles, sessions
+from appliance.services.actors import Actor
+from appliance.services.operators import normalize_email
+
+
+@dataclass(frozen=True)
+class Invited:
+    user: User
+    membership: Membership
+    one_time_password: str | None
+    """Set when the user was created by this invitation: shown once, to be changed at first sign-in."""
+
+
+def invite(
+    session: Session, actor: Actor, tenant_id: uuid.UUID, *, email: str, role: str, display_name: str = ""
+) -> Invited:
+    address = normalize_email(email)
+    roles.require_role(session, role)
+    _check_grant(session, actor, role)
+    user = session.scalars(select(User).where(User.email == address)).first()
+    password = None
+    if user is None:
+        password = passwords.one_time_password()
+        user = User(
+            email=address,
+            display_name=display_name.strip() or address.split("@", 1)[0],
+            password_hash=passwords.hash_password(password),
+            must_change_password=True,
+        )
+        session.add(user)
+        session.flush()
+    elif session.scalars(select(Membership.id).where(Membership.user_id == user.id)).first() is not None:
+        raise Conflict(
+            f"{address!r} is already a member of this tenant",
+            code="ALREADY_MEMBER",
+            details={"email": address},
+        )
+    membership = Membership(tenant_id=tenant_id, user_id=user.id, role=role)
+    session.add(membership)
+    session.flush()
+    audit.record(
+        session,
+        action="membership.create",
+        tenant_id=tenant_id,
+        actor=actor,
+        resource_type="membership",
+        resource_id=membership.id,
+        summary={"email": address, "role": role, "new_user": password is not None},
+    )
+    return Invited(user=user, membership=membership, one_time_password=password)
+
+
+def _check_grant(session: Session, actor: Actor, role: str) -> None:
+    """Nobody grants more than they hold (an admin cannot make an owner); operators may grant anything."""
+    if actor.operator:
+        return
+    missing = roles.permissions_for(session, role) - actor.permissions
+    if missing:
+        raise Forbidden(
+            f"you cannot grant the role {role!r}: it holds permissions you do not "
+            f"({', '.join(sorted(missing))})",
+            code="ROLE_TOO_STRONG",
+            details={"role": role, "missing": sorted(missing)},
+        )
+
+
+def get(session: Session, membership_id: uuid.UUID) -> Membership:
+    membership = session.get(Membership, membership_id)
+    if membership is None:
+        raise NotFound(
+            f"member {membership_id} was not found",
+            code="MEMBER_NOT_FOUND",
+            details={"id": str(membership_id)},
+        )
+    return membership
+
+
+def list_page(
+    session: Session, *, role: str | None, limit: int, cursor: str | None
+) -> tuple[list[tuple[Membership, User]], str | None]:
+    query: Select[Any] = select(Membership, User).join(User, User.id == Membership.user_id)  # type: ignore[assignment]
+    if role is not None:
+        query = query.where(Membership.role == role)
+    columns = [Membership.created_at, Membership.id]
+    if cursor is not None:
+        query = pagination.after(query, columns, pagination.decode(cursor, "created_at"), descending=False)
+    rows = [(m, u) for m, u in session.execute(pagination.ordered(query, columns, False).limit(limit + 1))]
+    last = rows[limit - 1][0] if len(rows) > limit else None
+    next_cursor = pagination.encode([last.created_at, last.id], "created_at") if last else None
+    return rows[:limit], next_cursor
+
+
+def _owners(session: Session) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(Membership).where(Membership.role == "owner")) or 0
+    )
+
+
+def change_role(
+    session: Session, actor: Actor, membership_id: uuid.UUID, role: str, now: dt.datetime
+) -> tuple[Membership, list[uuid.UUID]]:
+    """Returns the membership and the sessions ended (the caller tells its revocation cache)."""
+    membership = get(session, membership_id)
+    roles.require_role(session, role)
+    _check_grant(session, actor, role)
+    _check_grant(session, actor, membership.role)  # nor demote someone stronger than oneself
+    if membership.role == role:
+        return membership, []
+    if membership.role == "owner" and _owners(session) == 1:
+        raise Conflict("a tenant keeps at least one owner", code="LAST_OWNER")
+    before = membership.role
+    membership.role = role
+    session.flush()
+    ended = sessions.revoke_user(session, membership.user_id, now, tenant_id=membership.tenant_id)
+    audit.record(
+        session,
+        action="membership.update",
+        tenant_id=membership.tenant_id,
+        actor=actor,
+        resource_type="membership",
+        resource_id=membership.id,
+        summary={"role": [before, role]},
+    )
+    return membership, ended
+
+
+def remove(session: Session, actor: Actor, membership_id: uuid.UUID, now: dt.datetime) -> list[uuid.UUID]:
+    membership = get(session, membership_id)
+    _check_grant(session, actor, membership.role)
+    if membership.role == "owner" and _owners(session) == 1:
+        raise Conflict("a tenant keeps at least one owner", code="LAST_OWNER")
+    ended = sessions.revoke_user(session, membership.user_id, now, tenant_id=membership.tenant_id)
+    session.delete(membership)
+    session.flush()
+    audit.record(
+        session,
+        action="membership.delete",
+        tenant_id=membership.tenant_id,
+        actor=actor,
+        resource_type="membership",
+        resource_id=membership.id,
+        summary={"user_id": str(membership.user_id)},
+    )
+    return ended

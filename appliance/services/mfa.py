@@ -1,0 +1,123 @@
+"""Two-factor authentication of a user: TOTP enrollment and activation, recovery codes, removal."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from appliance.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from appliance.models import MfaFactor, RecoveryCode, User
+from appliance.services import totp
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    secret: str
+    """Base32 secret for an authenticator app, shown once."""
+    provisioning_uri: str
+    """otpauth:// URI (the QR code's content)."""
+
+
+def _factor(session: Session, user_id: uuid.UUID) -> MfaFactor | None:
+    return session.scalars(select(MfaFactor).where(MfaFactor.user_id == user_id)).first()
+
+
+def status(session: Session, user_id: uuid.UUID) -> tuple[bool, int]:
+    """Whether two-factor is on, and how many unused recovery codes are left."""
+    factor = _factor(session, user_id)
+    left = len(_unused(session, user_id))
+    return (factor is not None and factor.enabled_at is not None), left
+
+
+def enroll(session: Session, user: User, issuer: str) -> Enrollment:
+    """Start (or restart) enrollment: a new secret, not in force until a first code is verified."""
+    factor = _factor(session, user.id)
+    if factor is not None and factor.enabled_at is not None:
+        raise Conflict(
+            "two-factor authentication is already on: disable it first", code="MFA_ALREADY_ENABLED"
+        )
+    secret = totp.new_secret()
+    if factor is None:
+        session.add(MfaFactor(user_id=user.id, totp_secret=secret))
+    else:
+        factor.totp_secret = secret
+        factor.last_used_step = None
+    session.flush()
+    return Enrollment(secret=secret, provisioning_uri=totp.provisioning_uri(secret, user.email, issuer))
+
+
+def activate(session: Session, user: User, code: str, now: datetime) -> list[str]:
+    """Turn two-factor on with a first valid code; returns the recovery codes, shown once."""
+    factor = _factor(session, user.id)
+    if factor is None:
+        raise NotFound(
+            "no two-factor enrollment was started: POST /api/v1/auth/mfa/enroll first",
+            code="MFA_NOT_ENROLLED",
+        )
+    if factor.enabled_at is not None:
+        raise Conflict("two-factor authentication is already on", code="MFA_ALREADY_ENABLED")
+    step = totp.verify(factor.totp_secret, code, now, factor.last_used_step)
+    if step is None:
+        raise InvalidInput(
+            "the code is not correct for this secret (check the device's clock)", code="MFA_INVALID"
+        )
+    factor.enabled_at = now
+    factor.last_used_step = step
+    return regenerate_codes(session, user.id)
+
+
+def regenerate_codes(session: Session, user_id: uuid.UUID) -> list[str]:
+    """A new set of recovery codes; the old ones stop working."""
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    codes, hashes = totp.new_recovery_codes()
+    session.add_all(RecoveryCode(user_id=user_id, code_hash=digest) for digest in hashes)
+    session.flush()
+    return codes
+
+
+def _unused(session: Session, user_id: uuid.UUID) -> list[RecoveryCode]:
+    return list(
+        session.scalars(
+            select(RecoveryCode).where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
+        )
+    )
+
+
+def check_code(session: Session, factor: MfaFactor, code: str, now: datetime) -> bool:
+    """Whether ``code`` is a current TOTP code (not replayed) or an unused recovery code; spends it."""
+    step = totp.verify(factor.totp_secret, code, now, factor.last_used_step)
+    if step is not None:
+        factor.last_used_step = step
+        return True
+    unused = _unused(session, factor.user_id)
+    index = totp.find_recovery_code(code, [c.code_hash for c in unused])
+    if index is None:
+        return False
+    unused[index].used_at = now
+    return True
+
+
+def disable(session: Session, user: User, code: str, now: datetime) -> None:
+    """Turn two-factor off; a current code (or a recovery code) proves the device is in hand."""
+    factor = _factor(session, user.id)
+    if factor is None or factor.enabled_at is None:
+        raise NotFound("two-factor authentication is not on", code="MFA_NOT_ENABLED")
+    if not check_code(session, factor, code, now):
+        raise Unauthenticated("the two-factor code is not correct", code="MFA_INVALID")
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    session.delete(factor)
+    session.flush()
+
+
+def new_codes(session: Session, user: User, code: str, now: datetime) -> list[str]:
+    """Replace the recovery codes, after a current code (or a recovery code) proves the device is in hand."""
+    factor = _factor(session, user.id)
+    if factor is None or factor.enabled_at is None:
+        raise NotFound("two-factor authentication is not on", code="MFA_NOT_ENABLED")
+    if not check_code(session, factor, code, now):
+        raise Unauthenticated("the two-factor code is not correct", code="MFA_INVALID")
+    return regenerate_codes(session, user.id)

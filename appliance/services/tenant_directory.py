@@ -1,0 +1,70 @@
+"""A short-lived, in-process view of each tenant's status and plan, so that authenticating a request
+does not read the tenants table every time.
+
+An entry is trusted for ``ttl`` (5 s by default): a suspension made in this process takes effect at once
+(`invalidate`), one made by another process or host within ``ttl``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from appliance.db.session import Database
+from appliance.models import Tenant
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    id: uuid.UUID
+    slug: str
+    plan: str
+    status: str
+
+
+class TenantDirectory:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        ttl: float = 5.0,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._database = database
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[uuid.UUID, tuple[float, TenantInfo | None]] = {}
+
+    def get(self, tenant_id: uuid.UUID) -> TenantInfo | None:
+        """The tenant as of at most ``ttl`` ago; None when it does not exist (any more)."""
+        now = self._clock()
+        entry = self._entries.get(tenant_id)
+        if entry is not None and now - entry[0] < self._ttl:
+            return entry[1]
+        info = self._load(tenant_id)
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()  # rare: a full reload costs one query per active tenant
+            self._entries[tenant_id] = (now, info)
+        return info
+
+    def invalidate(self, tenant_id: uuid.UUID) -> None:
+        with self._lock:
+            self._entries.pop(tenant_id, None)
+
+    def _load(self, tenant_id: uuid.UUID) -> TenantInfo | None:
+        with self._database.session_scope(write=False) as session:
+            row = session.execute(
+                select(Tenant.id, Tenant.slug, Tenant.plan, Tenant.status).where(Tenant.id == tenant_id)
+            ).first()
+        if row is None:
+            return None
+        return TenantInfo(id=row.id, slug=row.slug, plan=str(row.plan), status=str(row.status))
