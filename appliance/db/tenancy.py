@@ -6,7 +6,9 @@ PostgreSQL's row-level security is the floor: the API and the workers connect as
 tenant set for the current transaction (:func:`set_tenant`). The ORM filter (:func:`install_orm_filter`)
 adds ``tenant_id = :tenant`` to every ORM query on those tables, on SQLite (where it is the only guard) and
 on PostgreSQL (defence in depth), and raises :class:`TenantScopeError` when such a query runs with no tenant
-set, so that a forgotten scope fails loudly instead of showing another tenant's rows or none.
+set, so that a forgotten scope fails loudly instead of showing another tenant's rows or none. A SELECT that
+names its tenant itself (the audit log's platform chain) may opt out of the ORM filter with the
+:data:`EXPLICIT_TENANT` execution option; row-level security still applies to it.
 
 This module sits in the db layer and never imports appliance.models: it knows tables by name.
 """
@@ -53,6 +55,12 @@ APPEND_ONLY_TABLES: tuple[str, ...] = ("audit_logs",)
 READ_ONLY_TABLES: tuple[str, ...] = ("alembic_version",)
 
 TENANT_SETTING = "app.tenant_id"
+
+#: Execution option of an ORM SELECT that filters by tenant itself (``tenant_id = :id`` or ``IS NULL``):
+#: ``select(...).execution_options(explicit_tenant=True)`` is not given the session's tenant criteria nor
+#: refused for want of a tenant. Reads only; PostgreSQL's row-level security still applies.
+EXPLICIT_TENANT = "explicit_tenant"
+
 _CURRENT_TENANT = f"nullif(current_setting('{TENANT_SETTING}', true), '')::uuid"
 
 
@@ -259,7 +267,7 @@ def _filter_query(state: ORMExecuteState) -> None:
     if info.get("platform"):
         return
     touched = _tenant_tables(state)
-    if not touched:
+    if not touched or (state.is_select and state.execution_options.get(EXPLICIT_TENANT)):
         return
     mappers = _tenant_mappers()
     tenant = info.get("tenant_id")

@@ -1,0 +1,482 @@
+"""The audit log: append records to a tenant's (or the platform's) hash chain, verify chains, query them.
+
+Each record's ``hash`` is the SHA-256 of a canonical JSON document of its stored fields and ``prev_hash``,
+the hash of the record before it in the same chain, so that an edit, a deletion or a reordering by someone
+who can write the table directly (the owner, a superuser, the SQLite file) shows in :func:`verify`. A chain
+cannot reveal on its own that its newest records were removed, or that every hash after an edit was
+recomputed: for that, keep the heads (:attr:`ChainReport.head_hash`) somewhere the database owner cannot
+write.
+
+Records are written in the caller's transaction (the session scope commits them with the change they
+describe, or rolls both back); writers of one chain are serialized until that transaction ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeVarTuple
+
+from sqlalchemy import ColumnElement, Select, insert, select, text, tuple_
+from sqlalchemy.orm import Session
+
+from appliance.db import tenancy
+from appliance.db.base import utcnow
+from appliance.db.session import Database
+from appliance.db.tenancy import TenantScopeError
+from appliance.errors import InvalidInput, NotFound
+from appliance.models import GENESIS_HASH, AuditLog, Tenant
+from appliance.services.actors import Actor, RequestInfo
+
+#: The stored fields the hash covers, in no particular order (the document's keys are sorted): every
+#: column but ``id`` (a random key that says nothing) and ``hash`` itself.
+HASHED_FIELDS: tuple[str, ...] = (
+    "tenant_id",
+    "seq",
+    "actor_user_id",
+    "actor_api_key_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "summary",
+    "ip",
+    "user_agent",
+    "request_id",
+    "created_at",
+    "prev_hash",
+)
+
+#: What a secret's value is replaced with in a summary.
+REDACTED = "[redacted]"
+
+#: Summary keys whose values are never stored (matched anywhere in the key, case-insensitively).
+SECRET_KEY = re.compile(r"password|passwd|secret|token|key_hash|private_key|authorization", re.IGNORECASE)
+
+#: The largest page :func:`query` returns.
+MAX_PAGE = 500
+
+#: How the record failed verification: its fields no longer match its hash; its prev_hash is not the
+#: previous record's hash (that record was altered and re-hashed, or replaced); seq numbers are missing
+#: before it (records were removed); its seq does not follow the previous one (a forged record).
+ProblemKind = Literal["altered", "broken_link", "gap", "out_of_order"]
+
+_Row = TypeVarTuple("_Row")
+
+# Free text from the request is clipped to the columns, so that a long header cannot fail the change it
+# comes with.
+_IP_MAX, _USER_AGENT_MAX, _REQUEST_ID_MAX = 45, 400, 64
+_ACTION_MAX, _RESOURCE_TYPE_MAX, _RESOURCE_ID_MAX = 100, 50, 100
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One record that fails verification."""
+
+    seq: int
+    kind: ProblemKind
+    message: str
+    record_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of verifying one chain."""
+
+    tenant_id: uuid.UUID | None
+    records: int
+    problems: tuple[Problem, ...]
+    problems_omitted: int = 0
+    """Problems found past ``max_problems`` (counted, not kept)."""
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+    """The newest record's hash: kept elsewhere, it proves later that no record was removed from the end."""
+    slug: str | None = None
+    """The tenant's slug (set by :func:`verify_all`); None for the platform chain."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.problems_omitted
+
+    @property
+    def label(self) -> str:
+        """The chain's name for people: the tenant's slug (or id), or ``platform``."""
+        if self.tenant_id is None:
+            return "platform"
+        return self.slug or str(self.tenant_id)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain to verify: a tenant's (by id and slug), or the platform's (both None)."""
+
+    tenant_id: uuid.UUID | None
+    slug: str | None
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def record(
+    session: Session,
+    *,
+    action: str,
+    tenant_id: uuid.UUID | None,
+    actor: Actor | None = None,
+    resource_type: str | None = None,
+    resource_id: str | uuid.UUID | None = None,
+    summary: Mapping[str, Any] | None = None,
+    request: RequestInfo | None = None,
+    now: dt.datetime | None = None,
+) -> AuditLog:
+    """Append a record to the chain of ``tenant_id`` (None: the platform chain) in the session's transaction.
+
+    A tenant's record needs the session scoped to that tenant (or platform scope); a platform record may be
+    written from any session. ``summary`` is redacted (:func:`redact`) and made JSON (UUIDs and times as
+    strings); a value JSON cannot hold exactly is refused (TypeError, ValueError)."""
+    _check_scope(session, tenant_id, writing=True)
+    info = request or (actor.request if actor is not None else RequestInfo())
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "actor_user_id": actor.user_id if actor is not None else None,
+        "actor_api_key_id": actor.api_key_id if actor is not None else None,
+        "action": _bounded("action", action, _ACTION_MAX),
+        "resource_type": _optional("resource_type", resource_type, _RESOURCE_TYPE_MAX),
+        "resource_id": _optional("resource_id", resource_id, _RESOURCE_ID_MAX),
+        "summary": to_json(redact(summary or {})),
+        "ip": _clip(info.ip, _IP_MAX),
+        "user_agent": _clip(info.user_agent, _USER_AGENT_MAX),
+        "request_id": _clip(info.request_id, _REQUEST_ID_MAX),
+    }
+    _lock_chain(session, tenant_id)
+    head = session.execute(
+        _in_chain(select(AuditLog.seq, AuditLog.hash), tenant_id).order_by(AuditLog.seq.desc()).limit(1)
+    ).one_or_none()
+    values["seq"], values["prev_hash"] = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+    # Read the clock once the chain is ours, so that times follow seq within one host.
+    values["created_at"] = utcnow() if now is None else _utc(now, "now")
+    values["hash"] = compute_hash(values)
+    # An ORM insert rather than session.add: the flush check refuses a platform row (tenant_id None) from a
+    # session scoped to a tenant, which is where sign-ins and operator actions are often recorded.
+    # _check_scope above is this write's ORM guard; row-level security is still the floor.
+    written: AuditLog = session.scalars(insert(AuditLog).values(**values).returning(AuditLog)).one()
+    return written
+
+
+def _lock_chain(session: Session, tenant_id: uuid.UUID | None) -> None:
+    """Hold the chain until the transaction ends, so that two writers never read the same head."""
+    connection = session.connection()
+    backend = connection.dialect.name
+    if backend == "postgresql":
+        key = f"audit:{tenant_id or 'platform'}"
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+    elif backend == "sqlite":
+        # One writer at a time. A writing scope (BEGIN IMMEDIATE) holds the lock already; a read scope's
+        # deferred transaction takes it only at its first write, after two such could have read the same
+        # head. A write that changes nothing takes it now (waiting up to busy_timeout) until the end.
+        session.execute(text("UPDATE audit_logs SET seq = seq WHERE 0 = 1"))
+    else:  # pragma: no cover - the appliance runs on these two only
+        raise RuntimeError(f"no chain lock for the {backend} database")
+
+
+def redact(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``summary`` with the value of every key named like a secret (:data:`SECRET_KEY`) masked,
+    at any depth (inside nested mappings and lists)."""
+    return {
+        key: REDACTED if isinstance(key, str) and SECRET_KEY.search(key) else _redact_value(value)
+        for key, value in summary.items()
+    }
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+def to_json(value: Any, where: str = "summary") -> Any:
+    """``value`` as plain JSON types that come back unchanged from either database: UUIDs, times and enums
+    become strings (times RFC 3339 UTC), tuples lists. Refuses what JSON cannot hold exactly: NaN and
+    infinities (ValueError), mapping keys that are not strings and other types (TypeError)."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: the key {key!r} is not a string")
+            out[str.__str__(key)] = to_json(item, f"{where}.{key}")
+        return out
+    if isinstance(value, list | tuple):
+        return [to_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, enum.Enum):
+        return to_json(value.value, where)
+    return _json_scalar(value, where)
+
+
+def _json_scalar(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {value} cannot be stored as JSON")
+    for kind, convert in _SCALARS:
+        if isinstance(value, kind):
+            return convert(value, where)
+    raise TypeError(
+        f"{where}: a {type(value).__name__} is not JSON "
+        "(give str, int, float, bool, None, lists, mappings, UUIDs, dates or enums)"
+    )
+
+
+# Exact built-in types (a str or int subclass would serialize in its own way); datetime before its base, date.
+_SCALARS: tuple[tuple[type, Callable[[Any, str], Any]], ...] = (
+    (str, lambda v, _: str.__str__(v)),
+    (int, lambda v, _: int(v)),
+    (float, lambda v, _: float(v)),
+    (uuid.UUID, lambda v, _: str(v)),
+    (dt.datetime, lambda v, where: rfc3339(_utc(v, where))),
+    (dt.date, lambda v, _: v.isoformat()),
+)
+
+
+# --------------------------------------------------------------------------- the hash
+
+
+def compute_hash(fields: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of the :data:`HASHED_FIELDS` of ``fields``: sorted keys, no
+    whitespace, ASCII, UUIDs as strings, ``created_at`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+
+    Changing this changes every hash: existing chains would all fail verification."""
+    missing = [name for name in HASHED_FIELDS if name not in fields]
+    if missing:
+        raise KeyError(f"fields missing from the record: {', '.join(missing)}")
+    document = {name: _canonical(fields[name]) for name in HASHED_FIELDS}
+    encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return rfc3339(_utc(value, "created_at"))
+    return value
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """``2024-05-01T12:00:00.000000Z``: UTC, always with microseconds."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+def verify(
+    session: Session, tenant_id: uuid.UUID | None, *, batch_size: int = 1000, max_problems: int = 100
+) -> ChainReport:
+    """Check every record of one chain in seq order, reading ``batch_size`` rows at a time (a server-side
+    cursor on PostgreSQL), so that a chain of millions is never in memory. The session must be scoped to
+    the tenant (platform chain: no tenant set), as for :func:`query`."""
+    _check_scope(session, tenant_id, writing=False)
+    columns = [getattr(AuditLog, name) for name in ("id", "hash", *HASHED_FIELDS)]
+    statement = _in_chain(select(*columns), tenant_id).order_by(AuditLog.seq)
+    problems: list[Problem] = []
+    omitted = records = prev_seq = 0
+    prev_hash = GENESIS_HASH
+
+    def report(row: Any, kind: ProblemKind, message: str) -> None:
+        nonlocal omitted
+        if len(problems) < max_problems:
+            problems.append(Problem(row.seq, kind, message, row.id))
+        else:
+            omitted += 1
+
+    for row in session.execute(statement.execution_options(yield_per=batch_size)):
+        records += 1
+        if compute_hash(dict(row._mapping)) != row.hash:
+            report(row, "altered", "its fields do not match its hash: the record was edited")
+        if row.seq <= prev_seq:
+            report(row, "out_of_order", f"seq {row.seq} does not follow seq {prev_seq}")
+        elif row.seq > prev_seq + 1:
+            missing = f"{prev_seq + 1}" if row.seq == prev_seq + 2 else f"{prev_seq + 1} to {row.seq - 1}"
+            report(row, "gap", f"the records before it are missing (seq {missing}): they were removed")
+        elif row.prev_hash != prev_hash:
+            before = "the chain's start" if prev_seq == 0 else f"record {prev_seq}'s hash"
+            report(row, "broken_link", f"its prev_hash is not {before}: a record before it was replaced")
+        prev_seq, prev_hash = row.seq, row.hash
+    return ChainReport(tenant_id, records, tuple(problems), omitted, prev_seq, prev_hash)
+
+
+def chains(session: Session, slug: str | None = None) -> list[Chain]:
+    """Every chain (the platform's first, then each tenant's by slug), or the one tenant named by ``slug``
+    (NotFound when there is none)."""
+    if slug is not None:
+        found = session.execute(select(Tenant.id, Tenant.slug).where(Tenant.slug == slug)).one_or_none()
+        if found is None:
+            raise NotFound(f"no tenant has the slug {slug!r}", details={"slug": slug})
+        return [Chain(found.id, found.slug)]
+    tenants = session.execute(select(Tenant.id, Tenant.slug).order_by(Tenant.slug))
+    return [Chain(None, None), *(Chain(row.id, row.slug) for row in tenants)]
+
+
+def verify_all(
+    database: Database,
+    *,
+    slug: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 1000,
+) -> list[ChainReport]:
+    """Verify every chain (or the tenant named by ``slug``), each in a transaction of its own.
+
+    It takes the Database rather than a session because the role the appliance connects as sees one
+    tenant's records per transaction (row-level security on ``app.tenant_id``, set once per transaction),
+    and because a read-only transaction per chain keeps each snapshot short and blocks no writer (SQLite's
+    write scopes hold the database's lock) on a database with thousands of tenants.
+    ``progress(done, total)`` is called after each chain."""
+    with database.session_scope(write=False) as session:
+        targets = chains(session, slug)
+    reports: list[ChainReport] = []
+    for done, chain in enumerate(targets, start=1):
+        with database.session_scope(write=False) as session:
+            if chain.tenant_id is not None:
+                tenancy.set_tenant(session, chain.tenant_id)
+            found = verify(session, chain.tenant_id, batch_size=batch_size)
+        reports.append(replace(found, slug=chain.slug))
+        if progress is not None:
+            progress(done, len(targets))
+    return reports
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def query(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID | None,
+    actor_user_id: uuid.UUID | None = None,
+    actor_api_key_id: uuid.UUID | None = None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | uuid.UUID | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 50,
+    after: tuple[dt.datetime, uuid.UUID] | None = None,
+    descending: bool = True,
+) -> list[AuditLog]:
+    """One page of a chain's records, newest first (oldest first with ``descending=False``).
+
+    ``action`` is exact, or a prefix when it ends with ``.*`` (``project.*``); ``since`` is inclusive,
+    ``until`` exclusive. Pages follow each other by keyset: pass the last record's ``(created_at, id)`` as
+    ``after``. A session scoped to a tenant reads that tenant's chain only; the platform chain is read with
+    no tenant set (or in platform scope)."""
+    _check_scope(session, tenant_id, writing=False)
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, not {limit}", details={"limit": limit})
+    statement = _in_chain(select(AuditLog), tenant_id)
+    if actor_user_id is not None:
+        statement = statement.where(AuditLog.actor_user_id == actor_user_id)
+    if actor_api_key_id is not None:
+        statement = statement.where(AuditLog.actor_api_key_id == actor_api_key_id)
+    if action is not None:
+        if action.endswith(".*"):
+            statement = statement.where(AuditLog.action.startswith(action[:-1], autoescape=True))
+        else:
+            statement = statement.where(AuditLog.action == action)
+    if resource_type is not None:
+        statement = statement.where(AuditLog.resource_type == resource_type)
+    if resource_id is not None:
+        statement = statement.where(AuditLog.resource_id == str(resource_id))
+    if since is not None:
+        statement = statement.where(AuditLog.created_at >= _checked_utc(since, "since"))
+    if until is not None:
+        statement = statement.where(AuditLog.created_at < _checked_utc(until, "until"))
+    return list(session.scalars(_page(statement, after, descending).limit(limit)))
+
+
+def _page(
+    statement: Select[AuditLog], after: tuple[dt.datetime, uuid.UUID] | None, descending: bool
+) -> Select[AuditLog]:
+    """Order by (created_at, id), the index's order after tenant_id, and start past ``after``."""
+    key = tuple_(AuditLog.created_at, AuditLog.id)
+    if after is not None:
+        bound = (_checked_utc(after[0], "after"), after[1])
+        statement = statement.where(key < bound if descending else key > bound)
+    if descending:
+        return statement.order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+    return statement.order_by(AuditLog.created_at, AuditLog.id)
+
+
+# --------------------------------------------------------------------------- scope
+
+
+def _in_chain(statement: Select[*_Row], tenant_id: uuid.UUID | None) -> Select[*_Row]:
+    """Restrict ``statement`` to one chain. It names its tenant itself (the platform chain is tenant_id
+    NULL, which the session's tenant filter would hide), so the ORM filter is told not to add its own;
+    _check_scope has made sure the session may read this chain."""
+    chain: ColumnElement[bool] = (
+        AuditLog.tenant_id.is_(None) if tenant_id is None else AuditLog.tenant_id == tenant_id
+    )
+    return statement.where(chain).execution_options(**{tenancy.EXPLICIT_TENANT: True})
+
+
+def _check_scope(session: Session, tenant_id: uuid.UUID | None, *, writing: bool) -> None:
+    """A session scoped to a tenant reads and writes that tenant's chain, and may append to the platform's
+    (sign-ins, operator actions); a session with no tenant reads and writes the platform chain only;
+    platform scope (tenancy.set_platform) may do anything the database lets it."""
+    if session.info.get("platform"):
+        return
+    current = tenancy.current_tenant(session)
+    if tenant_id is None:
+        if writing or current is None:
+            return
+        raise TenantScopeError(
+            f"a session scoped to tenant {current} read the platform audit chain: "
+            "read it with no tenant set (or in platform scope)"
+        )
+    if current != tenant_id:
+        scoped = f"scoped to tenant {current}" if current else "with no tenant set"
+        verb = "wrote a record to" if writing else "read"
+        raise TenantScopeError(
+            f"a session {scoped} {verb} the audit chain of tenant {tenant_id}: "
+            f"call appliance.db.tenancy.set_tenant(session, tenant_id) first"
+        )
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _bounded(name: str, value: str, limit: int) -> str:
+    if not value or len(value) > limit:
+        raise ValueError(f"{name} must be 1 to {limit} characters, not {value!r}")
+    return value
+
+
+def _optional(name: str, value: str | uuid.UUID | None, limit: int) -> str | None:
+    return None if value is None else _bounded(name, str(value), limit)
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    return None if value is None else value[:limit]
+
+
+def _utc(moment: dt.datetime, name: str) -> dt.datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{name}: a naive datetime ({moment.isoformat()}); give a timezone-aware one")
+    return moment.astimezone(dt.UTC)
+
+
+def _checked_utc(moment: dt.datetime, name: str) -> dt.datetime:
+    """A time given by a caller of query (an API parameter): a naive one is the caller's mistake."""
+    try:
+        return _utc(moment, name)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), details={name: moment.isoformat()}) from exc
