@@ -5,14 +5,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from huey import Huey
 
 from appliance import __version__
-from appliance.api import errors, metrics
+from appliance.api import errors, idempotency, metrics
 from appliance.api.context import build_context
 from appliance.api.middleware import AccessWriter, Drain, RequestContextMiddleware
-from appliance.api.routes import auth, health, root, tenants
+from appliance.api.routes import (
+    api_keys,
+    audit_logs,
+    auth,
+    health,
+    members,
+    organizations,
+    projects,
+    rate_limits,
+    roles,
+    root,
+    tenants,
+)
 from appliance.api.schemas.errors import error_responses
 from appliance.config import Settings
 from appliance.db.session import Database
@@ -42,9 +54,11 @@ def create_app(
         summary="Identity, tenancy and the platform's workloads for enterprise users and their applications.",
         lifespan=lifespan,
         responses=error_responses(500),
+        dependencies=[Depends(idempotency.guard)],
     )
     app.state.ctx = build_context(settings, db, q, signing_key(settings))
     errors.install(app)
+    app.add_exception_handler(idempotency.IdempotentReplay, idempotency.replay)
     access: AccessWriter | None = None
     if settings.logging.access_log:
         access = AccessLog("api") if settings.logging.json_format else text_access_log
@@ -63,6 +77,16 @@ def create_app(
     # because this FastAPI resolves an included router lazily on each request (about 8 us more).
     app.router.routes.extend(health.router.routes)
     app.include_router(root.router, prefix="/api/v1")
-    for resource in (auth, tenants):
+    for resource in (
+        auth,
+        tenants,
+        members,
+        roles,
+        api_keys,
+        organizations,
+        projects,
+        audit_logs,
+        rate_limits,
+    ):
         app.include_router(resource.router, prefix="/api/v1")
     return app

@@ -60,7 +60,8 @@ def _limit(request: Request, ctx: ContextDep, actor: Actor | None, ip: str) -> N
             ctx.limiter,
             limits,
             ip=ip,
-            principal=actor.principal if actor else None,
+            # Operators are limited per address only: the tier limits are the tenants'.
+            principal=actor.principal if actor and not actor.operator else None,
             tenant_id=str(actor.tenant_id) if actor and actor.tenant_id else None,
             plan=actor.plan if actor else None,
         )
@@ -188,5 +189,6 @@ def platform_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
         yield session
 
 
-TenantSession = Annotated[Session, Depends(tenant_session)]
-PlatformSession = Annotated[Session, Depends(platform_session)]
+# Committed before the response is sent (see appliance.api.deps.SessionDep).
+TenantSession = Annotated[Session, Depends(tenant_session, scope="function")]
+PlatformSession = Annotated[Session, Depends(platform_session, scope="function")]

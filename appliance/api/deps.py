@@ -26,4 +26,7 @@ def get_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the session commits before the response is sent. With FastAPI's default ("request")
+# it would commit after, so a client could be told 201 for a change whose commit then failed, or read
+# the old state in its next request.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -6,6 +6,7 @@ pure-ASGI middleware about 0.9. Everything per-request lives here, in one pass, 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -84,12 +86,15 @@ class RequestContextMiddleware:
         status = 500
         response_started = False
 
+        captured = _Captured()
+
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
                 message["headers"] = self._headers(scope, message, id_header)
+            captured.see(scope, message)
             await send(message)
 
         limit = self.max_body_bytes
@@ -117,6 +122,7 @@ class RequestContextMiddleware:
                     send_with_id, 500, "INTERNAL_ERROR", "The appliance could not complete the request."
                 )
         finally:
+            await captured.settle(scope, status)
             metrics.IN_FLIGHT.dec()
             self._record(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
@@ -147,6 +153,40 @@ class RequestContextMiddleware:
         children[1].observe(elapsed)
         if self.access_log is not None:
             self.access_log(method, scope["path"], status, round(elapsed * 1000, 3), template)
+
+
+class _Captured:
+    """The response of a request that claimed an Idempotency-Key (appliance.api.idempotency), kept to be
+    stored once sent; other requests pass through untouched."""
+
+    __slots__ = ("body", "headers")
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] | None = None
+
+    def see(self, scope: Scope, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            if "idempotency" in scope.get("state", {}):
+                self.headers = list(message["headers"])
+                self.body = []
+        elif self.body is not None and message["type"] == "http.response.body":
+            self.body.append(message.get("body", b""))
+
+    async def settle(self, scope: Scope, status: int) -> None:
+        """Store the response, or free the key when the request failed."""
+        claim = scope.get("state", {}).get("idempotency")
+        if claim is None:
+            return
+        try:
+            if self.body is None or status >= 500:
+                await run_in_threadpool(claim.release)
+            else:
+                pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
+                now = dt.datetime.now(dt.UTC)
+                await run_in_threadpool(claim.complete, status, pairs, b"".join(self.body), now)
+        except Exception:
+            error_log.exception("could not store the response of an idempotent request")
 
 
 def route_template(scope: Scope) -> str:

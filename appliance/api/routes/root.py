@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from appliance import __version__
+from appliance.api.auth import Public
 
 router = APIRouter(tags=["meta"])
 
@@ -17,6 +18,6 @@ class ApiInfo(BaseModel):
 
 
 @router.get("", summary="API information")
-def info() -> ApiInfo:
+def info(_: Public) -> ApiInfo:
     """The product name, its version and where the OpenAPI document lives."""
     return ApiInfo(name="forge-appliance", version=__version__, docs="/docs")

@@ -1,0 +1,55 @@
+"""Request and response bodies of /api/v1/api-keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from appliance.models import ApiKey
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    """What the key is for, for people reading the list."""
+    scopes: list[str] = Field(min_length=1, max_length=100)
+    """Permissions the key may use (such as projects:read); each one must be held by its creator."""
+    expires_at: AwareDatetime | None = None
+    """When the key stops working (RFC 3339 with a time zone); null: never."""
+
+
+class ApiKeyOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    """The public start of the key (fak_...), to recognize it; the secret is never shown again."""
+    scopes: list[str]
+    created_at: dt.datetime
+    created_by: uuid.UUID | None
+    """The user who created it (None when created by another key, or when that user is gone)."""
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    """Approximate (written at most once a minute)."""
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            scopes=sorted(key.scopes),
+            created_at=key.created_at,
+            created_by=key.created_by,
+            expires_at=key.expires_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str
+    """The whole key, to send as X-API-Key: shown only in this response, store it now."""
