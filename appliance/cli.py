@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from appliance import __version__, audit_cli, programs_cli
+from appliance import __version__, audit_cli, programs_cli, tenant_cli
 from appliance.errors import ApplianceError
 
 TRACEBACK_VAR = "APPLIANCE_TRACEBACK"
@@ -258,6 +258,7 @@ def status(
 
 
 programs_cli.register(app)
+tenant_cli.register(app)
 audit_cli.register(app)
 
 

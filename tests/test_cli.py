@@ -69,7 +69,7 @@ def test_init_migrate_admin_flow(env: dict[str, str], tmp_path: Path) -> None:
     assert "created" in first.stdout
     assert "kept" in appliance("init", env=env).stdout
 
-    assert "applied 2 migration(s): 0001, 0002" in appliance("migrate", env=env).stdout
+    assert "applied 3 migration(s): 0001, 0002, 0003" in appliance("migrate", env=env).stdout
     assert "already up to date" in appliance("migrate", env=env).stdout
     assert appliance("migrate", "--check", env=env).returncode == 0
 

@@ -189,6 +189,16 @@ def platform_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
         yield session
 
 
+def caller_session(request: Request, ctx: ContextDep, actor: AuthDep) -> Iterator[Session]:
+    """The session of a route about the caller itself (/auth/me, password, MFA): scoped to the caller's
+    tenant when it has one, so its audit records land in that tenant's trail."""
+    with ctx.database.session_scope(write=request.method not in SAFE_METHODS) as session:
+        if actor.tenant_id is not None:
+            tenancy.set_tenant(session, actor.tenant_id)
+        yield session
+
+
 # Committed before the response is sent (see appliance.api.deps.SessionDep).
+CallerSession = Annotated[Session, Depends(caller_session, scope="function")]
 TenantSession = Annotated[Session, Depends(tenant_session, scope="function")]
 PlatformSession = Annotated[Session, Depends(platform_session, scope="function")]

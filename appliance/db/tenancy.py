@@ -16,6 +16,8 @@ This module sits in the db layer and never imports appliance.models: it knows ta
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,9 +159,32 @@ def set_tenant(target: Session | Connection, tenant_id: uuid.UUID) -> None:
     A Session keeps the tenant in ``session.info["tenant_id"]`` for the ORM filter and sets
     ``app.tenant_id`` on PostgreSQL at the start of each of its transactions (and now, if one is open).
     A Connection gets ``app.tenant_id`` for its current transaction only; on SQLite a bare Connection has
-    no guard at all (the ORM filter is SQLite's isolation), so use a Session there.
+    no guard at all (the ORM filter is SQLite's isolation), so use a Session there. Setting a tenant ends
+    platform scope (`set_platform`): from then on the session acts inside that tenant only.
     """
+    if isinstance(target, Session):
+        target.info.pop("platform", None)
     _scope(target, TENANT_SETTING, "tenant_id", tenant_id)
+
+
+@contextmanager
+def inside(session: Session, tenant_id: uuid.UUID) -> Iterator[Session]:
+    """Act inside one tenant for a block (an operator's work on one tenant), then return to the scope the
+    session had before: its previous tenant, or platform scope."""
+    previous_tenant = session.info.get("tenant_id")
+    was_platform = session.info.get("platform", False)
+    set_tenant(session, tenant_id)
+    try:
+        yield session
+    finally:
+        if previous_tenant is not None:
+            set_tenant(session, previous_tenant)
+        else:
+            session.info.pop("tenant_id", None)
+            if session.in_transaction():
+                _set_config(session.connection(), TENANT_SETTING, "")
+        if was_platform:
+            session.info["platform"] = True
 
 
 def set_user(target: Session | Connection, user_id: uuid.UUID) -> None:

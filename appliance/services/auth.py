@@ -356,8 +356,6 @@ def logout(session: Session, authn: Authenticator, actor: Actor) -> None:
         raise InvalidInput("an API key has no session to end: revoke the key instead", code="NO_SESSION")
     sessions.revoke_family(session, actor.session_id, authn.clock())
     authn.sessions_ended([actor.session_id])
-    if actor.tenant_id is not None:
-        tenancy.set_tenant(session, actor.tenant_id)
     audit.record(
         session,
         action="auth.logout",

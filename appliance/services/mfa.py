@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from appliance.models import MfaFactor, RecoveryCode, User
-from appliance.services import totp
+from appliance.services import audit, totp
+from appliance.services.actors import Actor
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,17 @@ def status(session: Session, user_id: uuid.UUID) -> tuple[bool, int]:
     return (factor is not None and factor.enabled_at is not None), left
 
 
+def _record(session: Session, actor: Actor, action: str) -> None:
+    audit.record(
+        session,
+        action=action,
+        tenant_id=actor.tenant_id,
+        actor=actor,
+        resource_type="user",
+        resource_id=actor.user_id,
+    )
+
+
 def enroll(session: Session, user: User, issuer: str) -> Enrollment:
     """Start (or restart) enrollment: a new secret, not in force until a first code is verified."""
     factor = _factor(session, user.id)
@@ -50,7 +62,7 @@ def enroll(session: Session, user: User, issuer: str) -> Enrollment:
     return Enrollment(secret=secret, provisioning_uri=totp.provisioning_uri(secret, user.email, issuer))
 
 
-def activate(session: Session, user: User, code: str, now: datetime) -> list[str]:
+def activate(session: Session, actor: Actor, user: User, code: str, now: datetime) -> list[str]:
     """Turn two-factor on with a first valid code; returns the recovery codes, shown once."""
     factor = _factor(session, user.id)
     if factor is None:
@@ -67,6 +79,7 @@ def activate(session: Session, user: User, code: str, now: datetime) -> list[str
         )
     factor.enabled_at = now
     factor.last_used_step = step
+    _record(session, actor, "mfa.enable")
     return regenerate_codes(session, user.id)
 
 
@@ -101,7 +114,7 @@ def check_code(session: Session, factor: MfaFactor, code: str, now: datetime) ->
     return True
 
 
-def disable(session: Session, user: User, code: str, now: datetime) -> None:
+def disable(session: Session, actor: Actor, user: User, code: str, now: datetime) -> None:
     """Turn two-factor off; a current code (or a recovery code) proves the device is in hand."""
     factor = _factor(session, user.id)
     if factor is None or factor.enabled_at is None:
@@ -111,13 +124,15 @@ def disable(session: Session, user: User, code: str, now: datetime) -> None:
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     session.delete(factor)
     session.flush()
+    _record(session, actor, "mfa.disable")
 
 
-def new_codes(session: Session, user: User, code: str, now: datetime) -> list[str]:
+def new_codes(session: Session, actor: Actor, user: User, code: str, now: datetime) -> list[str]:
     """Replace the recovery codes, after a current code (or a recovery code) proves the device is in hand."""
     factor = _factor(session, user.id)
     if factor is None or factor.enabled_at is None:
         raise NotFound("two-factor authentication is not on", code="MFA_NOT_ENABLED")
     if not check_code(session, factor, code, now):
         raise Unauthenticated("the two-factor code is not correct", code="MFA_INVALID")
+    _record(session, actor, "mfa.recovery_codes")
     return regenerate_codes(session, user.id)

@@ -81,9 +81,11 @@ def by_slug(session: Session, slug: str) -> Tenant:
 def resolve(session: Session, ref: str) -> Tenant:
     """A tenant by id or slug (the CLI accepts either)."""
     try:
-        return get(session, uuid.UUID(ref))
+        tenant_id = uuid.UUID(ref)
     except ValueError:
         return by_slug(session, ref)
+    tenant = session.get(Tenant, tenant_id)
+    return tenant if tenant is not None else by_slug(session, ref)  # a slug may look like an id
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,8 @@ def create(
     )
     owner = None
     if owner_email:
-        tenancy.set_tenant(session, tenant.id)
-        owner = memberships.invite(session, actor, tenant.id, email=owner_email, role="owner")
+        with tenancy.inside(session, tenant.id):
+            owner = memberships.invite(session, actor, tenant.id, email=owner_email, role="owner")
     return NewTenant(tenant=tenant, owner=owner)
 
 
@@ -150,8 +152,11 @@ def list_page(
     if plan is not None:
         query = query.where(Tenant.plan == check_plan(plan))
     if search:
-        pattern = f"%{search.strip().lower()}%"
-        query = query.where(func.lower(Tenant.slug).like(pattern) | func.lower(Tenant.name).like(pattern))
+        term = search.strip().lower()
+        query = query.where(
+            func.lower(Tenant.slug).contains(term, autoescape=True)
+            | func.lower(Tenant.name).contains(term, autoescape=True)
+        )
     if cursor is not None:
         (last,) = pagination.decode(cursor, "slug")
         query = query.where(Tenant.slug > str(last))
@@ -251,9 +256,7 @@ class Counts:
 
 def counts(session: Session, tenant_id: uuid.UUID) -> Counts:
     """How much a tenant holds (read inside its own scope: row-level security allows nothing else)."""
-    previous = tenancy.current_tenant(session)
-    tenancy.set_tenant(session, tenant_id)
-    try:
+    with tenancy.inside(session, tenant_id):
 
         def n(model: Any) -> int:
             return int(session.scalar(select(func.count()).select_from(model)) or 0)
@@ -261,9 +264,6 @@ def counts(session: Session, tenant_id: uuid.UUID) -> Counts:
         return Counts(
             users=n(Membership), organizations=n(Organization), projects=n(Project), api_keys=n(ApiKey)
         )
-    finally:
-        if previous is not None:
-            tenancy.set_tenant(session, previous)
 
 
 def purge_due(session: Session, now: dt.datetime) -> list[str]:
@@ -280,8 +280,8 @@ def purge_due(session: Session, now: dt.datetime) -> list[str]:
     )
     purged = []
     for tenant in due:
-        tenancy.set_tenant(session, tenant.id)
-        session.execute(delete(AuditLog).where(AuditLog.tenant_id == tenant.id))
+        with tenancy.inside(session, tenant.id):
+            session.execute(delete(AuditLog).where(AuditLog.tenant_id == tenant.id))
         session.execute(delete(Tenant).where(Tenant.id == tenant.id))
         purged.append(tenant.slug)
         audit.record(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import socket
 
 from huey import crontab
 
-from appliance.services import heartbeats
+from appliance.db.session import Database
+from appliance.services import heartbeats, tenants
 from appliance.workers import runtime
 from appliance.workers.queue import periodic_task, task
+
+log = logging.getLogger(__name__)
 
 
 def worker_name() -> str:
@@ -29,3 +34,21 @@ def heartbeat() -> dict[str, object]:
 def heartbeat_periodic() -> None:
     """Every minute, so that /health can say when a worker was last seen."""
     heartbeat.call_local()
+
+
+@periodic_task(crontab(minute="17", hour="3"), name="tenants.purge_periodic")
+def purge_tenants_periodic() -> list[str]:
+    """Daily at 03:17 UTC: remove for good the deleted tenants whose grace period has passed.
+
+    Runs as the schema owner (database.migrations_url): the app role may only append to the audit log, and
+    a purge removes a tenant's records. The owner's engine is built for this run and disposed after it, so
+    no owner connection stays open between runs."""
+    settings = runtime.current().settings
+    owner = Database(settings, settings.migrations_url)
+    try:
+        with owner.session_scope() as session:
+            purged = tenants.purge_due(session, dt.datetime.now(dt.UTC))
+    finally:
+        owner.dispose()
+    log.info("purged deleted tenants", extra={"purged": len(purged), "tenants": purged})
+    return purged

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from appliance.api.auth import Public, SignedIn
+from appliance.api.auth import CallerSession, Public, SignedIn
 from appliance.api.deps import ContextDep, SessionDep
 from appliance.api.schemas.auth import (
     LoginIn,
@@ -21,7 +21,6 @@ from appliance.api.schemas.auth import (
     UserOut,
 )
 from appliance.api.schemas.errors import error_responses
-from appliance.db import tenancy
 from appliance.errors import InvalidInput
 from appliance.models import Tenant, User
 from appliance.services import auth, mfa
@@ -79,7 +78,7 @@ def refresh(body: RefreshIn, info: Public, session: SessionDep, ctx: ContextDep)
 
 
 @router.post("/logout", status_code=204)
-def logout(actor: SignedIn, session: SessionDep, ctx: ContextDep) -> Response:
+def logout(actor: SignedIn, session: CallerSession, ctx: ContextDep) -> Response:
     """End this session: its refresh token and access tokens stop working at once."""
     auth.logout(session, ctx.auth, actor)
     return Response(status_code=204)
@@ -94,7 +93,7 @@ def _user(session: Session, actor: Actor) -> User:
 
 
 @router.get("/me")
-def me(actor: SignedIn, session: SessionDep) -> MeOut:
+def me(actor: SignedIn, session: CallerSession) -> MeOut:
     """Who the credential belongs to, the tenant it acts in and what it may do."""
     user_out = None
     if actor.user_id is not None:
@@ -121,10 +120,8 @@ def me(actor: SignedIn, session: SessionDep) -> MeOut:
 
 
 @router.post("/password", status_code=204)
-def change_password(body: PasswordIn, actor: SignedIn, session: SessionDep, ctx: ContextDep) -> Response:
+def change_password(body: PasswordIn, actor: SignedIn, session: CallerSession, ctx: ContextDep) -> Response:
     """Change your password (checked against the password policy); your other sessions end."""
-    if actor.tenant_id is not None:
-        tenancy.set_tenant(session, actor.tenant_id)
     auth.change_password(
         session,
         ctx.auth,
@@ -137,38 +134,40 @@ def change_password(body: PasswordIn, actor: SignedIn, session: SessionDep, ctx:
 
 
 @router.get("/mfa")
-def mfa_status(actor: SignedIn, session: SessionDep) -> MfaStatusOut:
+def mfa_status(actor: SignedIn, session: CallerSession) -> MfaStatusOut:
     """Whether two-factor authentication is on, and how many recovery codes are left."""
     enabled, left = mfa.status(session, _user(session, actor).id)
     return MfaStatusOut(enabled=enabled, recovery_codes_left=left)
 
 
 @router.post("/mfa/enroll", responses=error_responses(409))
-def mfa_enroll(actor: SignedIn, session: SessionDep, ctx: ContextDep) -> MfaEnrollOut:
+def mfa_enroll(actor: SignedIn, session: CallerSession, ctx: ContextDep) -> MfaEnrollOut:
     """Start enrollment: a TOTP secret for an authenticator app. Not in force until activated."""
     enrollment = mfa.enroll(session, _user(session, actor), ctx.settings.security.token_issuer)
     return MfaEnrollOut(secret=enrollment.secret, provisioning_uri=enrollment.provisioning_uri)
 
 
 @router.post("/mfa/activate", responses=error_responses(404, 409))
-def mfa_activate(body: MfaCodeIn, actor: SignedIn, session: SessionDep, ctx: ContextDep) -> RecoveryCodesOut:
+def mfa_activate(
+    body: MfaCodeIn, actor: SignedIn, session: CallerSession, ctx: ContextDep
+) -> RecoveryCodesOut:
     """Turn two-factor on with a first code from the app; returns recovery codes, shown once."""
-    codes = mfa.activate(session, _user(session, actor), body.code, ctx.auth.clock())
+    codes = mfa.activate(session, actor, _user(session, actor), body.code, ctx.auth.clock())
     return RecoveryCodesOut(recovery_codes=codes)
 
 
 @router.post("/mfa/recovery-codes", responses=error_responses(404))
 def mfa_recovery_codes(
-    body: MfaCodeIn, actor: SignedIn, session: SessionDep, ctx: ContextDep
+    body: MfaCodeIn, actor: SignedIn, session: CallerSession, ctx: ContextDep
 ) -> RecoveryCodesOut:
     """A new set of recovery codes (a current code proves the device is in hand); the old set stops
     working."""
-    codes = mfa.new_codes(session, _user(session, actor), body.code, ctx.auth.clock())
+    codes = mfa.new_codes(session, actor, _user(session, actor), body.code, ctx.auth.clock())
     return RecoveryCodesOut(recovery_codes=codes)
 
 
 @router.post("/mfa/disable", status_code=204, responses=error_responses(404))
-def mfa_disable(body: MfaCodeIn, actor: SignedIn, session: SessionDep, ctx: ContextDep) -> Response:
+def mfa_disable(body: MfaCodeIn, actor: SignedIn, session: CallerSession, ctx: ContextDep) -> Response:
     """Turn two-factor off with a current code or a recovery code."""
-    mfa.disable(session, _user(session, actor), body.code, ctx.auth.clock())
+    mfa.disable(session, actor, _user(session, actor), body.code, ctx.auth.clock())
     return Response(status_code=204)

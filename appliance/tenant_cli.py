@@ -1,0 +1,498 @@
+"""`appliance tenant ...` and `appliance user ...`: platform operators manage tenants and their users from
+the command line, without the API. Each verb calls one service as the command-line operator
+(``cli_operator()``), so the audit log records what was done here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from appliance.db.session import Database
+    from appliance.models import Membership, Tenant, User
+
+#: Rows read per query when a verb pages through every tenant or member.
+PAGE_SIZE = 500
+
+tenant_app = typer.Typer(
+    help="Create, list, suspend, resume, delete and purge tenants (talks to the database; no API needed).",
+    no_args_is_help=True,
+)
+user_app = typer.Typer(
+    help="List a tenant's users, invite them, change their role, remove them (no API needed).",
+    no_args_is_help=True,
+)
+
+TenantArg = Annotated[str, typer.Argument(metavar="SLUG_OR_ID", help="The tenant, by slug or id.")]
+TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="The tenant, by slug or id.")]
+EmailArg = Annotated[str, typer.Argument(help="The user's email address (their login).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+YesOption = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask for confirmation (needed when stdin is not a terminal)."),
+]
+PLANS = "free, team, business or enterprise"
+
+
+@contextmanager
+def _database(ctx: typer.Context, *, owner: bool = False) -> Iterator[Database]:
+    """The database for one command; ``owner`` connects as the schema owner (database.migrations_url)."""
+    from appliance.db.session import Database
+
+    settings = ctx.obj.settings
+    database = Database(settings, settings.migrations_url) if owner else Database(settings)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --------------------------------------------------------------------------- tenants
+
+
+@tenant_app.command("create")
+def create(
+    ctx: typer.Context,
+    slug: Annotated[
+        str, typer.Argument(help="Short name used in URLs: lower-case letters, digits and '-' (1 to 63).")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    plan: Annotated[str, typer.Option("--plan", help=f"Plan tier: {PLANS}; rate limits follow it.")] = "free",
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Email of the tenant's owner; the account is created when it is new."),
+    ] = None,
+) -> None:
+    """Create an active tenant and print its id.
+
+    With --owner, that user becomes the tenant's owner; when the account is created now, its one-time
+    password is printed (shown only this once; it must be changed at the first sign-in)."""
+    from appliance.services import tenants
+    from appliance.services.actors import cli_operator
+
+    with _database(ctx) as database, database.session_scope() as session:
+        new = tenants.create(session, cli_operator(), slug=slug, name=name, plan=plan, owner_email=owner)
+        lines = [f"tenant {new.tenant.slug} created", f"id: {new.tenant.id}"]
+        if new.owner is not None:
+            account = "new account" if new.owner.one_time_password else "existing account"
+            lines.append(f"owner: {new.owner.user.email} ({account})")
+            if new.owner.one_time_password:
+                lines.append(f"one-time password: {new.owner.one_time_password}")
+                lines.append("it is shown only now; it must be changed at the first sign-in")
+    _echo_lines(lines)  # only once committed: a password printed for a rolled-back account is useless
+
+
+@tenant_app.command("list")
+def list_tenants(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only tenants in this state: active, suspended or deleted.")
+    ] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help=f"Only tenants on this plan: {PLANS}.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", help="Only tenants whose slug or name contains this (any case)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print every tenant (all of them, by slug): slug, name, plan, status and creation time (UTC)."""
+    from appliance.services import tenants
+
+    rows: list[dict[str, Any]] = []
+    with _database(ctx) as database, database.session_scope(write=False) as session:
+        cursor: str | None = None
+        while True:
+            page, cursor = tenants.list_page(
+                session, status=status, plan=plan, search=search, limit=PAGE_SIZE, cursor=cursor
+            )
+            rows += [_tenant_json(tenant) for tenant in page]
+            session.expunge_all()  # 10,000 tenants: keep one page of objects, not all of them
+            if cursor is None:
+                break
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        typer.echo("no tenants")
+    else:
+        cells = [[r["slug"], r["name"], r["plan"], r["status"], _short_time(r["created_at"])] for r in rows]
+        typer.echo(_table(("SLUG", "NAME", "PLAN", "STATUS", "CREATED"), cells))
+
+
+@tenant_app.command("show")
+def show(ctx: typer.Context, tenant: TenantArg, as_json: JsonOption = False) -> None:
+    """Print one tenant: its state, dates, and how many users, organizations, projects and API keys it
+    holds."""
+    from appliance.services import tenants
+
+    with _database(ctx) as database, database.session_scope(write=False) as session:
+        found = tenants.resolve(session, tenant)
+        data = _tenant_json(found) | {"counts": tenants.counts(session, found.id).__dict__}
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    labels = {
+        "id": "id",
+        "slug": "slug",
+        "name": "name",
+        "plan": "plan",
+        "status": "status",
+        "created_at": "created",
+        "updated_at": "updated",
+        "deleted_at": "deleted",
+        "purge_after": "purge after",
+    }
+    lines = [f"{label + ':':<13}{data[key]}" for key, label in labels.items() if data[key] is not None]
+    counts = data["counts"]
+    lines.append(
+        f"{'holds:':<13}{counts['users']} users, {counts['organizations']} organizations, "
+        f"{counts['projects']} projects, {counts['api_keys']} API keys"
+    )
+    _echo_lines(lines)
+
+
+@tenant_app.command("suspend")
+def suspend(ctx: typer.Context, tenant: TenantArg) -> None:
+    """Stop all access to a tenant (billing, abuse); nothing is removed. Its tokens and API keys are
+    refused with TENANT_SUSPENDED (running API processes notice within seconds). Undo with `resume`."""
+    from appliance.services import tenants
+    from appliance.services.actors import cli_operator
+
+    with _database(ctx) as database, database.session_scope() as session:
+        found = tenants.resolve(session, tenant)
+        tenants.suspend(session, cli_operator(), found.id, _now())
+        slug = found.slug
+    typer.echo(f"tenant {slug} suspended")
+
+
+@tenant_app.command("resume")
+def resume(ctx: typer.Context, tenant: TenantArg) -> None:
+    """Lift a suspension, or restore a deleted tenant before it is purged."""
+    from appliance.models import TenantStatus
+    from appliance.services import tenants
+    from appliance.services.actors import cli_operator
+
+    with _database(ctx) as database, database.session_scope() as session:
+        found = tenants.resolve(session, tenant)
+        verb = "restored" if found.status is TenantStatus.DELETED else "resumed"
+        tenants.resume(session, cli_operator(), found.id, _now())
+        slug = found.slug
+    typer.echo(f"tenant {slug} {verb}")
+
+
+@tenant_app.command("delete")
+def delete(ctx: typer.Context, tenant: TenantArg, yes: YesOption = False) -> None:
+    """Delete a tenant: access stops at once, its data is purged for good after the grace period (30 days)
+    unless it is restored with `appliance tenant resume` before that.
+
+    Without --yes, asks for the tenant's slug to be typed to confirm; when stdin is not a terminal
+    (a script), --yes is required."""
+    from appliance.models import DEFAULT_PURGE_GRACE
+    from appliance.services import tenants
+    from appliance.services.actors import cli_operator
+
+    with _database(ctx) as database:
+        if not yes:
+            with database.session_scope(write=False) as session:
+                slug = tenants.resolve(session, tenant).slug
+            # Asked outside any transaction: no lock is held while the operator types.
+            _confirm_by_typing(
+                slug,
+                f"Deleting tenant {slug!r} stops all access to it now and removes its data for good after "
+                f"{DEFAULT_PURGE_GRACE.days} days.",
+            )
+        with database.session_scope() as session:
+            found = tenants.resolve(session, tenant)
+            deleted = tenants.delete_tenant(session, cli_operator(), found.id, _now())
+            slug, purge_after = deleted.slug, deleted.purge_after
+    assert purge_after is not None  # set by every move to DELETED
+    typer.echo(
+        f"tenant {slug} deleted; its data will be purged after {_short_time(_rfc3339(purge_after))} UTC "
+        f"(`appliance tenant resume {slug}` restores it until then)"
+    )
+
+
+@tenant_app.command("plan")
+def change_plan(
+    ctx: typer.Context,
+    tenant: TenantArg,
+    plan: Annotated[str, typer.Argument(help=f"The new plan: {PLANS}.")],
+) -> None:
+    """Move a tenant to another plan; its rate limits follow the plan."""
+    from appliance.services import tenants
+    from appliance.services.actors import cli_operator
+
+    with _database(ctx) as database, database.session_scope() as session:
+        found = tenants.resolve(session, tenant)
+        before = found.plan.value
+        after = tenants.change(session, cli_operator(), found.id, name=None, plan=plan).plan.value
+        slug = found.slug
+    typer.echo(
+        f"tenant {slug}: plan {before} -> {after}" if after != before else f"tenant {slug}: plan {after}"
+    )
+
+
+@tenant_app.command("purge")
+def purge(ctx: typer.Context, yes: YesOption = False) -> None:
+    """Remove for good the deleted tenants whose grace period has passed, with their memberships,
+    organizations, projects, API keys and audit records (the platform's own audit chain keeps its
+    record of the purge). The worker does this every day as well.
+
+    Connects as the schema owner (database.migrations_url), not as the app role: the app role may only
+    read and append to the audit log, and a purge is the one time a tenant's audit records are removed.
+
+    Without --yes, lists the tenants due and asks before removing them; when stdin is not a terminal,
+    --yes is required."""
+    from appliance.models import TenantStatus
+    from appliance.services import tenants
+
+    now = _now()
+    with _database(ctx, owner=True) as database:
+        due: list[str] = []
+        with database.session_scope(write=False) as session:
+            cursor: str | None = None
+            while True:
+                page, cursor = tenants.list_page(
+                    session, status=TenantStatus.DELETED.value, limit=PAGE_SIZE, cursor=cursor
+                )
+                due += [t.slug for t in page if t.purge_after is not None and t.purge_after <= now]
+                if cursor is None:
+                    break
+        if not due:
+            typer.echo("no deleted tenant is past its grace period; nothing purged")
+            return
+        if not yes:
+            _confirm(f"Remove these {len(due)} tenant(s) and all their data for good: {', '.join(due)}?")
+        with database.session_scope() as session:
+            purged = tenants.purge_due(session, now)
+    typer.echo(f"purged {len(purged)} tenant(s): {', '.join(purged)}" if purged else "nothing purged")
+
+
+# --------------------------------------------------------------------------- users
+
+
+@user_app.command("list")
+def list_users(ctx: typer.Context, tenant: TenantOption, as_json: JsonOption = False) -> None:
+    """Print every user of a tenant: email, name, role, and when they joined (UTC)."""
+    from appliance.services import memberships
+
+    rows: list[dict[str, Any]] = []
+    with _database(ctx) as database, database.session_scope(write=False) as session:
+        found = _enter(session, tenant)
+        cursor: str | None = None
+        while True:
+            page, cursor = memberships.list_page(session, role=None, limit=PAGE_SIZE, cursor=cursor)
+            rows += [_member_json(membership, user) for membership, user in page]
+            if cursor is None:
+                break
+        slug = found.slug
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        typer.echo(f"tenant {slug} has no users")
+    else:
+        typer.echo(
+            _table(
+                ("EMAIL", "NAME", "ROLE", "JOINED"),
+                [[r["email"], r["display_name"], r["role"], _short_time(r["joined_at"])] for r in rows],
+            )
+        )
+
+
+@user_app.command("invite")
+def invite(
+    ctx: typer.Context,
+    email: EmailArg,
+    tenant: TenantOption,
+    role: Annotated[
+        str, typer.Option("--role", help="viewer, member, admin, owner, or one of the tenant's custom roles.")
+    ],
+) -> None:
+    """Make a user a member of a tenant with a role. An account is created when the email is new: its
+    one-time password is printed (shown only this once; it must be changed at the first sign-in)."""
+    from appliance.services import memberships
+    from appliance.services.actors import cli_operator
+
+    with _database(ctx) as database, database.session_scope() as session:
+        found = _enter(session, tenant)
+        invited = memberships.invite(session, cli_operator(), found.id, email=email, role=role)
+        lines = [f"{invited.user.email} invited to {found.slug} as {invited.membership.role}"]
+        if invited.one_time_password:
+            lines.append(f"one-time password: {invited.one_time_password}")
+            lines.append("it is shown only now; it must be changed at the first sign-in")
+        else:
+            lines.append("an existing account: they sign in with their own password")
+    _echo_lines(lines)
+
+
+@user_app.command("role")
+def change_role(
+    ctx: typer.Context,
+    email: EmailArg,
+    role: Annotated[str, typer.Argument(help="The new role (built-in or one of the tenant's custom roles).")],
+    tenant: TenantOption,
+) -> None:
+    """Give a member of a tenant another role. Their sessions in that tenant end (their tokens carry the
+    old role's permissions); they sign in again."""
+    from appliance.services import memberships
+    from appliance.services.actors import cli_operator
+
+    with _database(ctx) as database, database.session_scope() as session:
+        found = _enter(session, tenant)
+        membership, user = _membership_by_email(session, found, email)
+        before = membership.role
+        _, ended = memberships.change_role(session, cli_operator(), membership.id, role, _now())
+        line = f"{user.email} in {found.slug}: role {before} -> {role}; {_sessions(ended)} ended"
+        if before == role:
+            line = f"{user.email} in {found.slug}: role {role} already"
+    typer.echo(line)
+
+
+@user_app.command("remove")
+def remove(ctx: typer.Context, email: EmailArg, tenant: TenantOption) -> None:
+    """Remove a user from a tenant (their account and other tenants are kept); their sessions in that
+    tenant end. A tenant's last owner cannot be removed."""
+    from appliance.services import memberships
+    from appliance.services.actors import cli_operator
+
+    with _database(ctx) as database, database.session_scope() as session:
+        found = _enter(session, tenant)
+        membership, user = _membership_by_email(session, found, email)
+        ended = memberships.remove(session, cli_operator(), membership.id, _now())
+        line = f"{user.email} removed from {found.slug}; {_sessions(ended)} ended"
+    typer.echo(line)
+
+
+def _enter(session: Session, ref: str) -> Tenant:
+    """The tenant named by ``ref``, with the session scoped to it (row-level security, the ORM filter)."""
+    from appliance.db import tenancy
+    from appliance.services import tenants
+
+    found = tenants.resolve(session, ref)
+    tenancy.set_tenant(session, found.id)
+    return found
+
+
+def _membership_by_email(session: Session, tenant: Tenant, email: str) -> tuple[Membership, User]:
+    """The membership of the user with this email in the session's tenant."""
+    # memberships has lookups by id only; this one query belongs there (memberships.by_email).
+    from sqlalchemy import select
+
+    from appliance.errors import NotFound
+    from appliance.models import Membership, User
+    from appliance.services.operators import normalize_email
+
+    address = normalize_email(email)
+    row = session.execute(
+        select(Membership, User).join(User, User.id == Membership.user_id).where(User.email == address)
+    ).first()
+    if row is None:
+        raise NotFound(
+            f"{address!r} is not a member of tenant {tenant.slug!r}",
+            code="MEMBER_NOT_FOUND",
+            details={"email": address, "tenant": tenant.slug},
+        )
+    return row[0], row[1]
+
+
+# --------------------------------------------------------------------------- confirmation and output
+
+
+def _interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _require_terminal(what: str) -> None:
+    from appliance.errors import InvalidInput
+
+    if not _interactive():
+        raise InvalidInput(
+            f"{what} needs confirmation and stdin is not a terminal: pass --yes",
+            code="CONFIRMATION_REQUIRED",
+        )
+
+
+def _confirm_by_typing(slug: str, warning: str) -> None:
+    from appliance.errors import OperationFailed
+
+    _require_terminal(f"deleting tenant {slug!r}")
+    typer.echo(warning)
+    typed = typer.prompt("Type the tenant's slug to confirm", default="", show_default=False)
+    if typed.strip() != slug:
+        raise OperationFailed(f"the slug typed does not match {slug!r}; tenant not deleted")
+
+
+def _confirm(question: str) -> None:
+    from appliance.errors import OperationFailed
+
+    _require_terminal("purging tenants")
+    if not typer.confirm(question, default=False):
+        raise OperationFailed("not confirmed; nothing purged")
+
+
+def _rfc3339(moment: dt.datetime | None) -> str | None:
+    from appliance.services.audit import rfc3339
+
+    return None if moment is None else rfc3339(moment)
+
+
+def _short_time(stamp: str | None) -> str:
+    """``2024-05-01 12:00`` from an RFC 3339 stamp, for tables."""
+    return "-" if stamp is None else stamp[:16].replace("T", " ")
+
+
+def _tenant_json(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "id": str(tenant.id),
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "plan": tenant.plan.value,
+        "status": tenant.status.value,
+        "created_at": _rfc3339(tenant.created_at),
+        "updated_at": _rfc3339(tenant.updated_at),
+        "deleted_at": _rfc3339(tenant.deleted_at),
+        "purge_after": _rfc3339(tenant.purge_after),
+    }
+
+
+def _member_json(membership: Membership, user: User) -> dict[str, Any]:
+    return {
+        "membership_id": str(membership.id),
+        "user_id": str(user.id),
+        "email": user.email,
+        "display_name": user.display_name,
+        "role": membership.role,
+        "joined_at": _rfc3339(membership.created_at),
+    }
+
+
+def _sessions(ended: Sequence[object]) -> str:
+    return f"{len(ended)} session{'s' if len(ended) != 1 else ''}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )
+
+
+def _echo_lines(lines: Sequence[str]) -> None:
+    typer.echo("\n".join(lines))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tenant_app, name="tenant")
+    app.add_typer(user_app, name="user")
