@@ -121,7 +121,7 @@ def _report_json(report: ChainReport) -> dict[str, Any]:
 
 
 def _record_json(record: AuditLog, slug: str | None) -> dict[str, Any]:
-    from appliance.services.audit import rfc3339
+    from appliance.services.audit_format import rfc3339
 
     def text(value: object) -> str | None:
         return None if value is None else str(value)

@@ -14,11 +14,6 @@ describe, or rolls both back); writers of one chain are serialized until that tr
 from __future__ import annotations
 
 import datetime as dt
-import enum
-import hashlib
-import json
-import math
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -34,30 +29,13 @@ from appliance.db.tenancy import TenantScopeError
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import GENESIS_HASH, AuditLog, Tenant
 from appliance.services.actors import Actor, RequestInfo
-
-#: The stored fields the hash covers, in no particular order (the document's keys are sorted): every
-#: column but ``id`` (a random key that says nothing) and ``hash`` itself.
-HASHED_FIELDS: tuple[str, ...] = (
-    "tenant_id",
-    "seq",
-    "actor_user_id",
-    "actor_api_key_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "summary",
-    "ip",
-    "user_agent",
-    "request_id",
-    "created_at",
-    "prev_hash",
+from appliance.services.audit_format import (
+    HASHED_FIELDS,
+    compute_hash,
+    redact,
+    to_json,
+    utc,
 )
-
-#: What a secret's value is replaced with in a summary.
-REDACTED = "[redacted]"
-
-#: Summary keys whose values are never stored (matched anywhere in the key, case-insensitively).
-SECRET_KEY = re.compile(r"password|passwd|secret|token|key_hash|private_key|authorization", re.IGNORECASE)
 
 #: The largest page :func:`query` returns.
 MAX_PAGE = 500
@@ -161,7 +139,7 @@ def record(
     ).one_or_none()
     values["seq"], values["prev_hash"] = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
     # Read the clock once the chain is ours, so that times follow seq within one host.
-    values["created_at"] = utcnow() if now is None else _utc(now, "now")
+    values["created_at"] = utcnow() if now is None else utc(now, "now")
     values["hash"] = compute_hash(values)
     # An ORM insert rather than session.add: the flush check refuses a platform row (tenant_id None) from a
     # session scoped to a tenant, which is where sign-ins and operator actions are often recorded.
@@ -184,95 +162,6 @@ def _lock_chain(session: Session, tenant_id: uuid.UUID | None) -> None:
         session.execute(text("UPDATE audit_logs SET seq = seq WHERE 0 = 1"))
     else:  # pragma: no cover - the appliance runs on these two only
         raise RuntimeError(f"no chain lock for the {backend} database")
-
-
-def redact(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``summary`` with the value of every key named like a secret (:data:`SECRET_KEY`) masked,
-    at any depth (inside nested mappings and lists)."""
-    return {
-        key: REDACTED if isinstance(key, str) and SECRET_KEY.search(key) else _redact_value(value)
-        for key, value in summary.items()
-    }
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return redact(value)
-    if isinstance(value, list | tuple):
-        return [_redact_value(item) for item in value]
-    return value
-
-
-def to_json(value: Any, where: str = "summary") -> Any:
-    """``value`` as plain JSON types that come back unchanged from either database: UUIDs, times and enums
-    become strings (times RFC 3339 UTC), tuples lists. Refuses what JSON cannot hold exactly: NaN and
-    infinities (ValueError), mapping keys that are not strings and other types (TypeError)."""
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where}: the key {key!r} is not a string")
-            out[str.__str__(key)] = to_json(item, f"{where}.{key}")
-        return out
-    if isinstance(value, list | tuple):
-        return [to_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, enum.Enum):
-        return to_json(value.value, where)
-    return _json_scalar(value, where)
-
-
-def _json_scalar(value: Any, where: str) -> Any:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where}: {value} cannot be stored as JSON")
-    for kind, convert in _SCALARS:
-        if isinstance(value, kind):
-            return convert(value, where)
-    raise TypeError(
-        f"{where}: a {type(value).__name__} is not JSON "
-        "(give str, int, float, bool, None, lists, mappings, UUIDs, dates or enums)"
-    )
-
-
-# Exact built-in types (a str or int subclass would serialize in its own way); datetime before its base, date.
-_SCALARS: tuple[tuple[type, Callable[[Any, str], Any]], ...] = (
-    (str, lambda v, _: str.__str__(v)),
-    (int, lambda v, _: int(v)),
-    (float, lambda v, _: float(v)),
-    (uuid.UUID, lambda v, _: str(v)),
-    (dt.datetime, lambda v, where: rfc3339(_utc(v, where))),
-    (dt.date, lambda v, _: v.isoformat()),
-)
-
-
-# --------------------------------------------------------------------------- the hash
-
-
-def compute_hash(fields: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of the :data:`HASHED_FIELDS` of ``fields``: sorted keys, no
-    whitespace, ASCII, UUIDs as strings, ``created_at`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
-
-    Changing this changes every hash: existing chains would all fail verification."""
-    missing = [name for name in HASHED_FIELDS if name not in fields]
-    if missing:
-        raise KeyError(f"fields missing from the record: {', '.join(missing)}")
-    document = {name: _canonical(fields[name]) for name in HASHED_FIELDS}
-    encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return rfc3339(_utc(value, "created_at"))
-    return value
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """``2024-05-01T12:00:00.000000Z``: UTC, always with microseconds."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --------------------------------------------------------------------------- verifying
@@ -468,15 +357,9 @@ def _clip(value: str | None, limit: int) -> str | None:
     return None if value is None else value[:limit]
 
 
-def _utc(moment: dt.datetime, name: str) -> dt.datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"{name}: a naive datetime ({moment.isoformat()}); give a timezone-aware one")
-    return moment.astimezone(dt.UTC)
-
-
 def _checked_utc(moment: dt.datetime, name: str) -> dt.datetime:
     """A time given by a caller of query (an API parameter): a naive one is the caller's mistake."""
     try:
-        return _utc(moment, name)
+        return utc(moment, name)
     except ValueError as exc:
         raise InvalidInput(str(exc), details={name: moment.isoformat()}) from exc

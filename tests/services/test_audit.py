@@ -26,7 +26,7 @@ from appliance.db.session import Database
 from appliance.db.tenancy import TenantScopeError
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import GENESIS_HASH, AuditLog, Tenant
-from appliance.services import audit
+from appliance.services import audit, audit_format
 from appliance.services.actors import Actor, RequestInfo
 from tests.conftest import PgDatabase
 from tests.support import make_settings
@@ -110,7 +110,7 @@ def test_each_tenant_and_the_platform_have_a_chain_of_their_own(db: Database, te
     }
     for chain in chains.values():
         assert [r.prev_hash for r in chain] == [GENESIS_HASH] + [r.hash for r in chain[:-1]]
-        assert all(r.hash == audit.compute_hash(r.__dict__) for r in chain)
+        assert all(r.hash == audit_format.compute_hash(r.__dict__) for r in chain)
 
 
 def test_a_tenant_record_needs_the_session_scoped_to_that_tenant(db: Database, tenants: Tenants) -> None:
@@ -203,8 +203,10 @@ def test_a_removed_record_leaves_a_gap(
 
 def test_an_edit_whose_hash_was_recomputed_breaks_the_next_link(db: Database, tenants: Tenants) -> None:
     written = write(db, tenants.acme, 3)
-    forged = {name: getattr(written[1], name) for name in audit.HASHED_FIELDS} | {"action": "project.delete"}
-    tamper(db, written[1].id, action="project.delete", hash=audit.compute_hash(forged))
+    forged = {name: getattr(written[1], name) for name in audit_format.HASHED_FIELDS} | {
+        "action": "project.delete"
+    }
+    tamper(db, written[1].id, action="project.delete", hash=audit_format.compute_hash(forged))
     assert kinds(verify(db, tenants.acme)) == [(3, "broken_link")]
 
 
@@ -240,7 +242,7 @@ def test_concurrent_writers_get_consecutive_seqs(
     """8 threads x 10 records into one chain, each record in a transaction of its own: no seq is given twice
     and none is skipped (an advisory lock on PostgreSQL, the write lock taken early on SQLite)."""
     start = threading.Barrier(8)
-    compute_hash = audit.compute_hash
+    compute_hash = audit_format.compute_hash
 
     def slow_hash(fields: Any) -> str:
         time.sleep(0.002)  # widen the window between reading the chain's head and inserting after it
@@ -271,12 +273,12 @@ def test_secrets_are_redacted_at_any_depth(db: Database, tenants: Tenants) -> No
         "Refresh_Token": "r",
     }
     expected = {
-        "password": audit.REDACTED,
-        "changes": {"totp_secret": audit.REDACTED, "name": ["Old", "New"]},
-        "keys": [{"key_hash": audit.REDACTED, "prefix": "fa_123"}],
-        "Refresh_Token": audit.REDACTED,
+        "password": audit_format.REDACTED,
+        "changes": {"totp_secret": audit_format.REDACTED, "name": ["Old", "New"]},
+        "keys": [{"key_hash": audit_format.REDACTED, "prefix": "fa_123"}],
+        "Refresh_Token": audit_format.REDACTED,
     }
-    assert audit.redact(summary) == expected
+    assert audit_format.redact(summary) == expected
     (row,) = write(db, tenants.acme, summary=summary)
     with db.engine.connect() as conn:
         stored = conn.execute(text("SELECT CAST(summary AS TEXT) FROM audit_logs")).scalar_one()
@@ -361,14 +363,16 @@ def test_the_hash_is_sha256_of_the_canonical_json() -> None:
         '"resource_type":"project","seq":7,"summary":{"a":null,"b":[1,"\\u00e9"]},'
         '"tenant_id":"00000000-0000-0000-0000-000000000001","user_agent":null}'
     )
-    assert audit.compute_hash(fields) == hashlib.sha256(canonical.encode()).hexdigest()
+    assert audit_format.compute_hash(fields) == hashlib.sha256(canonical.encode()).hexdigest()
     # id and hash are not covered; every other field is.
-    assert audit.compute_hash(fields | {"id": uuid.uuid4(), "hash": "x"}) == audit.compute_hash(fields)
-    for name in audit.HASHED_FIELDS:
+    assert audit_format.compute_hash(fields | {"id": uuid.uuid4(), "hash": "x"}) == audit_format.compute_hash(
+        fields
+    )
+    for name in audit_format.HASHED_FIELDS:
         changed = fields | {name: "other" if name != "seq" else 8}
-        assert audit.compute_hash(changed) != audit.compute_hash(fields), name
+        assert audit_format.compute_hash(changed) != audit_format.compute_hash(fields), name
     with pytest.raises(KeyError, match="prev_hash"):
-        audit.compute_hash({k: v for k, v in fields.items() if k != "prev_hash"})
+        audit_format.compute_hash({k: v for k, v in fields.items() if k != "prev_hash"})
 
 
 # --------------------------------------------------------------------------- queries
