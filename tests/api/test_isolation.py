@@ -1,0 +1,129 @@
+"""Tenant isolation end to end: every route of the OpenAPI document, called by another tenant's owner (who
+holds every permission in their own tenant) with tenant A's ids, answers 404 (or 403 on operator routes),
+never A's data, and changes nothing of A's. Runs on SQLite (the ORM filter) and on PostgreSQL connected as
+a role without BYPASSRLS (row-level security under the ORM filter)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tests.identity import Identity, TenantHandle
+
+SECRET_NAME = "acme-secret-project-x1"
+
+
+@dataclass
+class Resources:
+    ids: dict[str, str]
+    """A's resource id by the path segment that names its kind (projects, organizations, ...)."""
+    snapshot: dict[str, Any]
+
+
+def _create(identity: Identity, tenant: TenantHandle, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = identity.client.post(path, json=body, headers=tenant.owner.headers)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def _seed(identity: Identity, acme: TenantHandle) -> Resources:
+    org = _create(identity, acme, "/api/v1/organizations", {"name": "Acme R&D", "slug": "acme-rnd"})
+    project = _create(identity, acme, "/api/v1/projects", {"organization_id": org["id"], "name": SECRET_NAME})
+    role = _create(identity, acme, "/api/v1/roles", {"name": "acme-auditor", "permissions": ["audit:read"]})
+    key = _create(identity, acme, "/api/v1/api-keys", {"name": "acme-ci", "scopes": ["projects:read"]})
+    member = identity.member(acme, "dev@acme.test", "member")
+    ids = {
+        "organizations": org["id"],
+        "projects": project["id"],
+        "roles": role["id"],
+        "api-keys": key["id"],
+        "members": str(member.membership_id),
+        "tenants": str(acme.id),
+    }
+    return Resources(ids, _snapshot(identity, acme, ids))
+
+
+def _snapshot(identity: Identity, acme: TenantHandle, ids: dict[str, str]) -> dict[str, Any]:
+    state = {}
+    for kind, resource_id in ids.items():
+        if kind == "tenants":
+            continue
+        response = identity.client.get(f"/api/v1/{kind}/{resource_id}", headers=acme.owner.headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        body.pop("last_used_at", None)
+        state[kind] = body
+    return state
+
+
+#: A body that passes validation, so that the request reaches the lookup (and must fail there).
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("patch", "members"): {"role": "viewer"},
+    ("patch", "projects"): {"name": "stolen"},
+    ("patch", "organizations"): {"name": "stolen"},
+    ("patch", "roles"): {"permissions": ["projects:read"]},
+    ("patch", "tenants"): {"name": "stolen"},
+}
+
+
+def test_every_route_refuses_another_tenants_ids(identity: Identity) -> None:
+    acme = identity.tenant("acme")
+    globex = identity.tenant("globex")
+    seeded = _seed(identity, acme)
+    doc = identity.client.get("/openapi.json").json()
+    walked = 0
+    for path, operations in doc["paths"].items():
+        if not path.startswith("/api/v1/") or "{" not in path:
+            continue
+        kind = path.split("/")[3]
+        assert kind in seeded.ids, f"{path}: no resource of tenant A to try (add one to _seed)"
+        concrete = re.sub(r"\{[^}]+\}", seeded.ids[kind], path)
+        for method in operations:
+            body = BODIES.get((method, kind))
+            response = identity.client.request(
+                method.upper(), concrete, json=body, headers=globex.owner.headers
+            )
+            walked += 1
+            expected = {403} if kind == "tenants" else {404}
+            assert response.status_code in expected, (
+                f"{method.upper()} {path}: {response.status_code} {response.text}"
+            )
+            assert SECRET_NAME not in response.text
+            assert "acme-rnd" not in response.text
+            assert "acme-auditor" not in response.text
+    assert walked >= 15
+    # Nothing of A's changed, and A still sees all of it.
+    assert _snapshot(identity, acme, seeded.ids) == seeded.snapshot
+
+
+def test_lists_and_filters_never_show_another_tenants_rows(identity: Identity) -> None:
+    acme = identity.tenant("acme")
+    globex = identity.tenant("globex")
+    seeded = _seed(identity, acme)
+    doc = identity.client.get("/openapi.json").json()
+    a_ids = set(seeded.ids.values()) - {str(acme.id)}
+    for path, operations in doc["paths"].items():
+        if not path.startswith("/api/v1/") or "{" in path or "get" not in operations:
+            continue
+        response = identity.client.get(path, headers=globex.owner.headers)
+        if response.status_code in (403, 405):
+            continue  # operator routes
+        assert response.status_code == 200, f"GET {path}: {response.text}"
+        text = response.text
+        assert SECRET_NAME not in text, path
+        assert not any(resource_id in text for resource_id in a_ids), f"GET {path} shows tenant A's ids"
+    filtered = identity.client.get(
+        "/api/v1/projects",
+        params={"organization_id": seeded.ids["organizations"]},
+        headers=globex.owner.headers,
+    )
+    assert filtered.status_code in (200, 404)
+    assert SECRET_NAME not in filtered.text
+    forged = identity.client.post(
+        "/api/v1/projects",
+        json={"organization_id": seeded.ids["organizations"], "name": "planted"},
+        headers=globex.owner.headers,
+    )
+    assert forged.status_code == 404
