@@ -17,7 +17,9 @@ ORGANIZATIONS_READ = "organizations:read"
 ORGANIZATIONS_WRITE = "organizations:write"
 USERS_READ = "users:read"
 USERS_WRITE = "users:write"
+ROLES_READ = "roles:read"
 ROLES_WRITE = "roles:write"
+API_KEYS_READ = "api_keys:read"
 API_KEYS_WRITE = "api_keys:write"
 AUDIT_READ = "audit:read"
 TENANT_MANAGE = "tenant:manage"
@@ -31,7 +33,9 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         ORGANIZATIONS_WRITE,
         USERS_READ,
         USERS_WRITE,
+        ROLES_READ,
         ROLES_WRITE,
+        API_KEYS_READ,
         API_KEYS_WRITE,
         AUDIT_READ,
         TENANT_MANAGE,
@@ -48,8 +52,15 @@ class BuiltinRole:
 
 
 _VIEWER = frozenset({PROJECTS_READ, ORGANIZATIONS_READ, USERS_READ})
-_MEMBER = _VIEWER | {PROJECTS_WRITE}
-_ADMIN = _MEMBER | {ORGANIZATIONS_WRITE, USERS_WRITE, ROLES_WRITE, API_KEYS_WRITE, AUDIT_READ}
+_MEMBER = _VIEWER | {PROJECTS_WRITE, ROLES_READ}
+_ADMIN = _MEMBER | {
+    ORGANIZATIONS_WRITE,
+    USERS_WRITE,
+    ROLES_WRITE,
+    API_KEYS_READ,
+    API_KEYS_WRITE,
+    AUDIT_READ,
+}
 _OWNER = _ADMIN | {TENANT_MANAGE}
 
 #: Built-in roles by name, weakest first. Custom roles may inherit from these or from each other.

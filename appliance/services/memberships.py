@@ -92,6 +92,13 @@ def get(session: Session, membership_id: uuid.UUID) -> Membership:
     return membership
 
 
+def user_of(session: Session, membership: Membership) -> User:
+    """The account behind a membership (users belong to no tenant; the foreign key keeps one there)."""
+    user = session.get(User, membership.user_id)
+    assert user is not None
+    return user
+
+
 def list_page(
     session: Session, *, role: str | None, limit: int, cursor: str | None
 ) -> tuple[list[tuple[Membership, User]], str | None]:

@@ -1,16 +1,24 @@
-"""Roles of a tenant: the built-in ones and custom roles that inherit, resolved to permission sets."""
+"""Roles of a tenant: the built-in ones and custom roles that inherit, resolved to permission sets.
+
+Nobody puts into a role more than they hold themselves (as nobody grants a stronger role than their own,
+see memberships), and a change to a custom role ends the sessions of everyone who holds it, because access
+tokens carry the permissions they were issued with."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
 from appliance.models import ALL_PERMISSIONS, BUILTIN_ROLES, Membership, Role
+from appliance.services import audit, pagination, sessions
+from appliance.services.actors import Actor
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
 #: Deepest inheritance chain accepted; a longer one is almost certainly a mistake.
@@ -103,13 +111,73 @@ def _check_inherits(custom: dict[str, Role], name: str, inherits: str | None) ->
         current = custom[current].inherits if current in custom else None
 
 
+@dataclass(frozen=True)
+class RoleView:
+    """A role as callers see it: a built-in one (``role`` None) or a custom one, with what it grants."""
+
+    name: str
+    permissions: frozenset[str]
+    """Everything the role grants: its own permissions and those of every role it inherits from."""
+    role: Role | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.role is None
+
+
+def view(session: Session, role: Role) -> RoleView:
+    return RoleView(role.name, _resolve(_custom(session), role.name), role)
+
+
+def list_page(
+    session: Session, *, builtin: bool | None, limit: int, cursor: str | None
+) -> tuple[list[RoleView], str | None]:
+    """Built-in and custom roles by name (names are unique across both within a tenant).
+
+    Every custom role is read anyway to resolve inheritance, so the page is cut in Python: a tenant holds
+    a handful of roles, not thousands."""
+    after = str(pagination.decode(cursor, "name")[0]) if cursor is not None else None
+    custom = _custom(session)
+    views: list[RoleView] = []
+    if builtin is not False:
+        views += [RoleView(r.name, r.permissions) for r in BUILTIN_ROLES.values()]
+    if builtin is not True:
+        views += [RoleView(name, _resolve(custom, name), role) for name, role in custom.items()]
+    views.sort(key=lambda v: v.name)
+    if after is not None:
+        views = [v for v in views if v.name > after]
+    next_cursor = pagination.encode([views[limit - 1].name], "name") if len(views) > limit else None
+    return views[:limit], next_cursor
+
+
+def _check_strength(actor: Actor, name: str, permissions: frozenset[str]) -> None:
+    """A role cannot be made (or, through a change, left) stronger than its editor: that would be a way
+    to grant oneself more through the roles one holds."""
+    if actor.operator:
+        return
+    missing = permissions - actor.permissions
+    if missing:
+        raise Forbidden(
+            f"role {name!r} would hold permissions you do not ({', '.join(sorted(missing))})",
+            code="ROLE_TOO_STRONG",
+            details={"role": name, "missing": sorted(missing)},
+        )
+
+
 def create(
-    session: Session, tenant_id: uuid.UUID, name: str, permissions: Iterable[str], inherits: str | None
+    session: Session,
+    actor: Actor,
+    tenant_id: uuid.UUID,
+    *,
+    name: str,
+    permissions: Iterable[str],
+    inherits: str | None,
 ) -> Role:
     if not ROLE_NAME.match(name):
         raise InvalidInput(
             f"{name!r} is not a valid role name "
             "(lower-case letters, digits, '-' and '_', 2 to 63 characters)",
+            code="ROLE_NAME_INVALID",
             details={"name": name},
         )
     custom = _custom(session)
@@ -119,8 +187,18 @@ def create(
     role = Role(
         tenant_id=tenant_id, name=name, permissions=_check_permissions(permissions), inherits=inherits
     )
+    _check_strength(actor, name, _resolve({**custom, name: role}, name))
     session.add(role)
     session.flush()
+    audit.record(
+        session,
+        action="role.create",
+        tenant_id=tenant_id,
+        actor=actor,
+        resource_type="role",
+        resource_id=role.id,
+        summary={"name": name, "permissions": role.permissions, "inherits": inherits},
+    )
     return role
 
 
@@ -133,25 +211,62 @@ def get(session: Session, role_id: uuid.UUID) -> Role:
     return role
 
 
+@dataclass(frozen=True)
+class Updated:
+    role: Role
+    changes: dict[str, list[object]]
+    """Each changed field: [before, after]."""
+    sessions_ended: list[uuid.UUID]
+    """The sessions of the role's holders that were ended (the caller tells its revocation cache)."""
+
+
 def update(
-    session: Session, role_id: uuid.UUID, *, permissions: Iterable[str] | None, inherits: str | bool | None
-) -> tuple[Role, dict[str, list[object]]]:
-    """Change a custom role; ``inherits=False`` leaves it as it is. Returns the role and what changed."""
+    session: Session,
+    actor: Actor,
+    role_id: uuid.UUID,
+    *,
+    permissions: Iterable[str] | None,
+    inherits: str | bool | None,
+    now: dt.datetime,
+) -> Updated:
+    """Change a custom role; ``inherits=False`` leaves it as it is. When something changed, the sessions
+    of every holder (directly or through inheritance) in this tenant are ended."""
     role = get(session, role_id)
+    custom = _custom(session)
+    _check_strength(actor, role.name, _resolve(custom, role.name))
     changes: dict[str, list[object]] = {}
     if permissions is not None:
         values = _check_permissions(permissions)
         if values != sorted(role.permissions):
             changes["permissions"] = [sorted(role.permissions), values]
-            role.permissions = values
     if inherits is not False:
         assert inherits is None or isinstance(inherits, str)
-        _check_inherits(_custom(session), role.name, inherits)
+        _check_inherits(custom, role.name, inherits)
         if inherits != role.inherits:
             changes["inherits"] = [role.inherits, inherits]
-            role.inherits = inherits
+    if not changes:
+        return Updated(role, changes, [])
+    after = Role(
+        name=role.name,
+        permissions=changes.get("permissions", [None, role.permissions])[1],
+        inherits=changes.get("inherits", [None, role.inherits])[1],
+    )
+    _check_strength(actor, role.name, _resolve({**custom, role.name: after}, role.name))
+    role.permissions, role.inherits = after.permissions, after.inherits
     session.flush()
-    return role, changes
+    ended: list[uuid.UUID] = []
+    for user_id in holders(session, role.name):
+        ended += sessions.revoke_user(session, user_id, now, tenant_id=role.tenant_id)
+    audit.record(
+        session,
+        action="role.update",
+        tenant_id=role.tenant_id,
+        actor=actor,
+        resource_type="role",
+        resource_id=role.id,
+        summary={"name": role.name, **changes, "sessions_ended": len(ended)},
+    )
+    return Updated(role, changes, ended)
 
 
 def holders(session: Session, name: str) -> list[uuid.UUID]:
@@ -169,7 +284,7 @@ def holders(session: Session, name: str) -> list[uuid.UUID]:
     return list(session.scalars(select(Membership.user_id).where(Membership.role.in_(affected))))
 
 
-def delete(session: Session, role_id: uuid.UUID) -> Role:
+def delete(session: Session, actor: Actor, role_id: uuid.UUID) -> Role:
     role = get(session, role_id)
     in_use = session.scalars(select(Membership.id).where(Membership.role == role.name)).first()
     heirs = session.scalars(select(Role.name).where(Role.inherits == role.name)).first()
@@ -182,4 +297,13 @@ def delete(session: Session, role_id: uuid.UUID) -> Role:
         )
     session.delete(role)
     session.flush()
+    audit.record(
+        session,
+        action="role.delete",
+        tenant_id=role.tenant_id,
+        actor=actor,
+        resource_type="role",
+        resource_id=role.id,
+        summary={"name": role.name, "permissions": role.permissions, "inherits": role.inherits},
+    )
     return role
