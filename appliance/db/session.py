@@ -7,13 +7,13 @@ from contextlib import contextmanager
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.config import Settings
 from appliance.db.engine import build_engine
-from appliance.errors import ApplianceError, Unavailable
+from appliance.errors import ApplianceError, Conflict, Unavailable
 
 
 class Database:
@@ -47,6 +47,14 @@ class Database:
         except (OperationalError, PoolTimeout) as exc:
             session.rollback()
             raise Unavailable(f"the database is unavailable: {driver_reason(exc)}") from exc
+        except IntegrityError as exc:
+            # A uniqueness or reference rule the services' own checks could not see: a concurrent request
+            # made the same change first. The driver's message (table and values) is not shown.
+            session.rollback()
+            raise Conflict(
+                "the change conflicts with one made at the same time; read the current state and retry",
+                code="CONCURRENT_CHANGE",
+            ) from exc
         except ApplianceError as exc:
             if exc.keep_changes:
                 session.commit()

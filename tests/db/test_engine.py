@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 
 from appliance.db.session import Database
-from appliance.errors import Unavailable
+from appliance.errors import Conflict, Unavailable
 from appliance.models import Tenant, TenantPlan
 from tests.servers import PostgresServer
 from tests.support import make_settings
@@ -71,3 +71,18 @@ def test_database_down_is_unavailable_then_recovers(
         assert db.ping() is not None
     finally:
         db.dispose()
+
+
+def test_a_unique_violation_at_commit_is_a_conflict_naming_no_sql(tmp_path: Path, database_url: str) -> None:
+    database = Database(make_settings(tmp_path, database_url))
+    try:
+        with database.session_scope() as session:
+            session.add(Tenant(slug="acme", name="Acme"))
+        with pytest.raises(Conflict) as caught, database.session_scope() as session:
+            session.add(Tenant(slug="acme", name="Acme again"))
+        assert caught.value.code == "CONCURRENT_CHANGE"
+        assert "INSERT" not in caught.value.message
+        with database.session_scope() as session:
+            assert len(session.scalars(select(Tenant)).all()) == 1
+    finally:
+        database.dispose()
