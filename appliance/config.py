@@ -74,7 +74,9 @@ class DatabaseSettings(Section):
     PostgreSQL: postgresql+psycopg://user:password@host:5432/dbname"""
 
     migrations_url: str | None = None
-    """URL used by `appliance migrate` (the schema owner). Unset: the same as url."""
+    """URL used by `appliance migrate` (the schema owner). Unset: the same as url. When its user differs
+    from url's, `appliance migrate` grants url's role what the API and workers need (no BYPASSRLS: row-level
+    security keeps tenants apart), and `appliance tenant purge` connects with it."""
 
     pool_size: int = Field(default=10, ge=1, le=200)
     """Connections each process keeps open to PostgreSQL. The pool never grows past this."""
