@@ -442,7 +442,7 @@ def _confirm(question: str) -> None:
 
 
 def _rfc3339(moment: dt.datetime | None) -> str | None:
-    from appliance.services.audit import rfc3339
+    from appliance.services.audit_format import rfc3339
 
     return None if moment is None else rfc3339(moment)
 

@@ -12,6 +12,7 @@ fails for a route that declares none:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from appliance.api.client_address import client_address
 from appliance.api.deps import ContextDep
@@ -82,30 +84,58 @@ def _limit(request: Request, ctx: ContextDep, actor: Actor | None, ip: str) -> N
         )
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     ctx: ContextDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key)],
 ) -> Actor:
-    """The caller, from ``Authorization: Bearer`` or ``X-API-Key``; 401 without a valid one."""
+    """The caller, from ``Authorization: Bearer`` or ``X-API-Key``; 401 without a valid one.
+
+    The hot path (a known access token, current caches, the in-process limiter) runs on the event loop
+    with no I/O; whatever needs the database or Redis runs in the thread pool."""
     info = request_info(request, ctx)
+    try:
+        actor = await _identify(request, ctx, bearer, api_key, info)
+    except Unauthenticated:
+        await _limited(request, ctx, None, info)  # failed attempts count against the address
+        raise
+    await _limited(request, ctx, actor, info)
+    return actor
+
+
+async def _identify(
+    request: Request,
+    ctx: ContextDep,
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
+    info: RequestInfo,
+) -> Actor:
     if bearer is not None and api_key is not None:
         raise Unauthenticated(
             "send either a bearer token or an API key, not both", code="CREDENTIALS_AMBIGUOUS"
         )
     if bearer is not None:
-        actor = ctx.auth.bearer(bearer.credentials, info)
-    elif api_key is not None:
-        actor = ctx.auth.api_key(api_key, info)
+        actor = ctx.auth.bearer_cached(bearer.credentials, info)
+        if actor is None:
+            actor = await run_in_threadpool(ctx.auth.bearer, bearer.credentials, info)
+        return actor
+    if api_key is not None:
+        return await run_in_threadpool(ctx.auth.api_key, api_key, info)
+    if request.headers.get("authorization"):
+        raise Unauthenticated(
+            "the Authorization header must be 'Bearer <access token>'", code="TOKEN_INVALID"
+        )
+    raise Unauthenticated("this route needs an access token or an API key", code="UNAUTHENTICATED")
+
+
+async def _limited(request: Request, ctx: ContextDep, actor: Actor | None, info: RequestInfo) -> None:
+    if ctx.limiter is None:
+        return
+    if ctx.limiter_in_process and not ctx.limits.stale(time.monotonic()):
+        _limit(request, ctx, actor, info.ip or "")
     else:
-        if request.headers.get("authorization"):
-            raise Unauthenticated(
-                "the Authorization header must be 'Bearer <access token>'", code="TOKEN_INVALID"
-            )
-        raise Unauthenticated("this route needs an access token or an API key", code="UNAUTHENTICATED")
-    _limit(request, ctx, actor, info.ip or "")
-    return actor
+        await run_in_threadpool(_limit, request, ctx, actor, info.ip or "")
 
 
 AuthDep = Annotated[Actor, Depends(authenticate)]
@@ -160,9 +190,9 @@ async def _signed_in(actor: AuthDep) -> Actor:
 signed_in = _mark(_signed_in, "signed-in")
 
 
-def _public(request: Request, ctx: ContextDep) -> RequestInfo:
+async def _public(request: Request, ctx: ContextDep) -> RequestInfo:
     info = request_info(request, ctx)
-    _limit(request, ctx, None, info.ip or "")
+    await _limited(request, ctx, None, info)
     return info
 
 

@@ -36,6 +36,11 @@ class AppContext:
     _limiter_warned: list[float] = field(default_factory=lambda: [0.0])
 
     @property
+    def limiter_in_process(self) -> bool:
+        """Whether the limiter answers from memory (no I/O: it may run on the event loop)."""
+        return isinstance(self.limiter, ratelimit.MemoryRateLimiter)
+
+    @property
     def refresh_ttl(self) -> timedelta:
         return timedelta(seconds=self.settings.security.refresh_token_ttl)
 

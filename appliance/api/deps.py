@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from appliance.api.context import AppContext
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:  # async: no thread-pool hop for a lookup
     ctx: AppContext = request.app.state.ctx
     return ctx
 

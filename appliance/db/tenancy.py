@@ -286,8 +286,10 @@ def _tenant_tables(state: ORMExecuteState) -> set[str]:
 def _filter_query(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
-    if state.is_column_load or state.is_relationship_load:
-        return  # the criteria of the statement that loaded the parent propagate to these
+    if state.is_column_load:
+        return  # refreshing attributes of a row that was loaded under the filter
+    # A relationship load names its own table, so it gets its own criteria below (criteria are added for the
+    # tables a statement names, and would not propagate from a parent that did not name this one).
     info = state.session.info
     if info.get("platform"):
         return
@@ -297,10 +299,13 @@ def _filter_query(state: ORMExecuteState) -> None:
     mappers = _tenant_mappers()
     tenant = info.get("tenant_id")
     if tenant is not None:
+        # Criteria for the tables the statement names only: each one costs the statement cache a key.
         state.statement = state.statement.options(
             *(
-                with_loader_criteria(mapper.class_, lambda cls: cls.tenant_id == tenant, include_aliases=True)
-                for mapper in mappers.values()
+                with_loader_criteria(
+                    mappers[table].class_, lambda cls: cls.tenant_id == tenant, include_aliases=True
+                )
+                for table in sorted(touched)
             )
         )
         return

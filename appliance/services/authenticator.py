@@ -25,6 +25,8 @@ from appliance.services.revocation_cache import RevocationCache
 from appliance.services.tenant_directory import TenantDirectory, TenantInfo
 
 Clock = Callable[[], datetime]
+#: Verified access tokens kept in memory per process (a few MB at most).
+VERIFIED_TOKENS = 20_000
 #: An API key's last_used_at is written at most this often (it is a hint, not an audit record).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -55,6 +57,7 @@ class Authenticator:
         self.revocations = RevocationCache(sync_interval=sync_interval, clock=clock)
         self.tenants = tenants or TenantDirectory(database)
         self._sync_lock = threading.Lock()
+        self._verified: dict[str, tokens.AccessClaims] = {}
         self._synced_until: datetime | None = None
 
     # -- issuing ------------------------------------------------------------------------------------------
@@ -89,17 +92,48 @@ class Authenticator:
 
     # -- verifying ----------------------------------------------------------------------------------------
 
+    def bearer_cached(self, token: str, request: RequestInfo) -> Actor | None:
+        """The actor of ``token`` from memory alone, or None when answering needs the database (a
+        revocation sync is due, the revocation cache is unsure, the tenant's entry is stale): then call
+        `bearer`. Raises like `bearer` for a token that is known to be bad."""
+        if self.revocations.sync_due():
+            return None
+        claims = self._claims(token)
+        if self.revocations.is_revoked(*claims.revocation_keys) is not False:
+            return None  # revoked or unsure: `bearer` answers (and says which)
+        if claims.tenant_id is not None:
+            known, tenant = self.tenants.fresh(claims.tenant_id)
+            if not known:
+                return None
+            return self._actor(claims, self._check_tenant(tenant), request)
+        return self._actor(claims, None, request)
+
+    def _claims(self, token: str) -> tokens.AccessClaims:
+        """Verified claims, from the cache of tokens already verified (their signature and claims cannot
+        change; expiry is checked on every use, revocation by the caller)."""
+        now = self.clock()
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = tokens.verify_access_token(
+                token, self._key, now=now, issuer=self.issuer, audience=self.audience
+            )
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.clear()  # a burst of new tokens: start over rather than track recency
+            self._verified[token] = claims
+        elif now >= claims.expires_at + tokens.LEEWAY:
+            raise Unauthenticated("the access token has expired", code="TOKEN_EXPIRED")
+        return claims
+
     def bearer(self, token: str, request: RequestInfo) -> Actor:
         """The actor of a valid access token; Unauthenticated or Forbidden (tenant suspended) otherwise."""
         self._sync_revocations()
-        claims = tokens.verify_access_token(
-            token,
-            self._key,
-            now=self.clock(),
-            issuer=self.issuer,
-            audience=self.audience,
-            is_revoked=self._is_revoked,
-        )
+        claims = self._claims(token)
+        if self._is_revoked(claims):
+            raise Unauthenticated("the access token has been revoked", code="TOKEN_REVOKED")
+        tenant = self.active_tenant(claims.tenant_id) if claims.tenant_id is not None else None
+        return self._actor(claims, tenant, request)
+
+    def _actor(self, claims: tokens.AccessClaims, tenant: TenantInfo | None, request: RequestInfo) -> Actor:
         if claims.operator:
             return Actor(
                 user_id=claims.subject,
@@ -109,7 +143,7 @@ class Authenticator:
                 request=request,
             )
         assert claims.tenant_id is not None
-        tenant = self.active_tenant(claims.tenant_id)
+        assert tenant is not None
         return Actor(
             user_id=claims.subject,
             tenant_id=claims.tenant_id,
@@ -159,7 +193,10 @@ class Authenticator:
 
     def active_tenant(self, tenant_id: uuid.UUID) -> TenantInfo:
         """The tenant a credential acts in, if it may act at all."""
-        tenant = self.tenants.get(tenant_id)
+        return self._check_tenant(self.tenants.get(tenant_id))
+
+    @staticmethod
+    def _check_tenant(tenant: TenantInfo | None) -> TenantInfo:
         if tenant is None or tenant.status == TenantStatus.DELETED:
             raise Unauthenticated("the tenant of this credential no longer exists", code="TENANT_GONE")
         if tenant.status == TenantStatus.SUSPENDED:

@@ -352,6 +352,10 @@ class LimitsHolder:
     def replace(self, limits: RateLimits) -> None:
         self._limits = limits
 
+    def stale(self, now: float) -> bool:
+        """Whether a refresh is due, without claiming it (the caller decides where to run it)."""
+        return self._next_refresh is None or now >= self._next_refresh
+
     def refresh_due(self, now: float) -> bool:
         """True for one caller per interval (others carry on meanwhile); it should re-read, then `refreshed`.
 

@@ -42,19 +42,43 @@ class TenantDirectory:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[uuid.UUID, tuple[float, TenantInfo | None]] = {}
+        self._loaders: dict[uuid.UUID, threading.Lock] = {}
+
+    def fresh(self, tenant_id: uuid.UUID) -> tuple[bool, TenantInfo | None]:
+        """Without any I/O: (True, the tenant or None if it does not exist) when the entry is current,
+        (False, None) when it must be loaded with `get`."""
+        entry = self._entries.get(tenant_id)
+        if entry is not None and self._clock() - entry[0] < self._ttl:
+            return True, entry[1]
+        return False, None
 
     def get(self, tenant_id: uuid.UUID) -> TenantInfo | None:
         """The tenant as of at most ``ttl`` ago; None when it does not exist (any more)."""
-        now = self._clock()
-        entry = self._entries.get(tenant_id)
-        if entry is not None and now - entry[0] < self._ttl:
-            return entry[1]
-        info = self._load(tenant_id)
+        known, info = self.fresh(tenant_id)
+        if known:
+            return info
+        # One load per tenant at a time: requests arriving meanwhile wait for it rather than each
+        # querying the database again.
+        with self._loading(tenant_id):
+            known, info = self.fresh(tenant_id)
+            if known:
+                return info
+            now = self._clock()
+            info = self._load(tenant_id)
+            with self._lock:
+                if len(self._entries) >= self._max:
+                    self._entries.clear()  # rare: a full reload costs one query per active tenant
+                self._entries[tenant_id] = (now, info)
+            return info
+
+    def _loading(self, tenant_id: uuid.UUID) -> threading.Lock:
         with self._lock:
-            if len(self._entries) >= self._max:
-                self._entries.clear()  # rare: a full reload costs one query per active tenant
-            self._entries[tenant_id] = (now, info)
-        return info
+            lock = self._loaders.get(tenant_id)
+            if lock is None:
+                if len(self._loaders) >= self._max:
+                    self._loaders.clear()
+                lock = self._loaders[tenant_id] = threading.Lock()
+            return lock
 
     def invalidate(self, tenant_id: uuid.UUID) -> None:
         with self._lock:
