@@ -12,10 +12,12 @@ from huey import Huey
 
 from appliance.api.client_address import Network, parse_networks
 from appliance.config import Settings
+from appliance.db.async_pool import AsyncDatabase
 from appliance.db.session import Database
 from appliance.services import rate_limit_settings, ratelimit
 from appliance.services.auth import LoginGuard
 from appliance.services.authenticator import Authenticator
+from appliance.services.ratelimit_redis import AsyncRedisRateLimiter
 
 log = logging.getLogger("appliance.api")
 
@@ -33,6 +35,10 @@ class AppContext:
     login_limiter: ratelimit.RateLimiter
     """Counts failed sign-ins: the shared limiter, or an in-process one when rate limits are off."""
     trusted_proxies: tuple[Network, ...] = ()
+    async_database: AsyncDatabase | None = None
+    """PostgreSQL on the event loop, for the hot read paths (None on SQLite)."""
+    async_limiter: AsyncRedisRateLimiter | None = None
+    """The Redis limiter's asyncio twin, so the event loop charges requests without a thread."""
     _limiter_warned: list[float] = field(default_factory=lambda: [0.0])
 
     @property
@@ -92,4 +98,8 @@ def build_context(settings: Settings, database: Database, queue: Huey, signing_k
         limits=ratelimit.LimitsHolder(base),
         login_limiter=limiter or ratelimit.MemoryRateLimiter(),
         trusted_proxies=tuple(parse_networks(settings.api.trusted_proxies)),
+        async_database=None if settings.is_sqlite else AsyncDatabase(settings),
+        async_limiter=(
+            ratelimit.build_async_limiter(settings.rate_limit_url, prefix=prefix) if section.enabled else None
+        ),
     )

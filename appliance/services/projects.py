@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
@@ -140,16 +141,7 @@ def list_page(
 ) -> ProjectPage:
     """The tenant's projects, ``limit`` at a time, in ``sort`` order (``created_at``, ``name``, or either
     with '-' for descending); only those of ``organization_id``, or whose name contains ``search``."""
-    if sort not in SORTS:
-        raise InvalidInput(
-            f"{sort!r} is not a sort order (sorts: {', '.join(SORTS)})",
-            code="SORT_INVALID",
-            details={"sort": sort},
-        )
-    if not 1 <= limit <= pagination.MAX_LIMIT:
-        raise InvalidInput(
-            f"limit must be 1 to {pagination.MAX_LIMIT}, not {limit}", details={"limit": limit}
-        )
+    _check_list(sort, limit)
     tenant_id = tenancy.current_tenant(session)
     if tenant_id is None:
         raise TenantScopeError("listing projects needs a session scoped to a tenant (tenancy.set_tenant)")
@@ -171,6 +163,82 @@ def list_page(
         tail = dict(zip(LIST_FIELDS, rows[-1], strict=True))
         next_cursor = pagination.encode([tail[c.key] for c in keyset], sort)
     return ProjectPage([dict(zip(LIST_FIELDS, row, strict=True)) for row in rows], next_cursor)
+
+
+# --------------------------------------------------------------------------- the list on PostgreSQL
+#
+# The same query as list_page, sent straight through psycopg on the event loop: the ORM session and
+# SQLAlchemy's statement and row machinery cost about 2 ms of Python per page here, the query itself a
+# quarter of that, and a worker thread per request as much again under load. The SQL is written once per
+# shape (sort, cursor, filters); psycopg prepares it on the server after a few uses. Row-level security
+# still applies (the tenant is set for the transaction) and the query names its tenant.
+
+_PG_COLUMNS = (
+    "id, organization_id, name, description, created_by, "
+    "created_at AT TIME ZONE 'UTC', updated_at AT TIME ZONE 'UTC'"
+)
+
+
+@cache
+def _pg_sql(sort: str, after: bool, organization: bool, search: bool) -> str:
+    keyset, descending = SORTS[sort]
+    names = [column.key for column in keyset]
+    where = ["tenant_id = %(tenant)s"]
+    if organization:
+        where.append("organization_id = %(organization)s")
+    if search:
+        where.append("strpos(lower(name), %(search)s) > 0")
+    if after:
+        where.append(f"({', '.join(names)}) {'<' if descending else '>'} (%(k0)s, %(k1)s)")
+    order = ", ".join(f"{name} {'DESC' if descending else 'ASC'}" for name in names)
+    # Built from this module's constants only: every value travels as a parameter.
+    return f"SELECT {_PG_COLUMNS} FROM projects WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %(limit)s"  # noqa: S608
+
+
+async def list_page_postgresql(
+    connection: Any,
+    tenant_id: uuid.UUID,
+    *,
+    sort: str = DEFAULT_SORT,
+    organization_id: uuid.UUID | None = None,
+    search: str | None = None,
+    limit: int = pagination.DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> ProjectPage:
+    """list_page on a psycopg AsyncConnection in a transaction (appliance.db.async_pool)."""
+    _check_list(sort, limit)
+    term = search.strip().lower() if search and search.strip() else None
+    params: dict[str, Any] = {"tenant": tenant_id, "organization": organization_id, "search": term}
+    params["limit"] = limit + 1
+    if cursor is not None:
+        params["k0"], params["k1"] = _cursor_key(cursor, sort)
+    sql = _pg_sql(sort, cursor is not None, organization_id is not None, term is not None)
+    async with connection.cursor() as cur:
+        await cur.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
+        await cur.execute(sql, params)
+        rows = await cur.fetchall()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        tail = dict(zip(LIST_FIELDS, rows[-1], strict=True))
+        key = [tail[c.key] for c in SORTS[sort][0]]
+        if isinstance(key[0], dt.datetime):
+            key[0] = key[0].replace(tzinfo=dt.UTC)  # selected AT TIME ZONE 'UTC': naive UTC
+        next_cursor = pagination.encode(key, sort)
+    return ProjectPage([dict(zip(LIST_FIELDS, row, strict=True)) for row in rows], next_cursor)
+
+
+def _check_list(sort: str, limit: int) -> None:
+    if sort not in SORTS:
+        raise InvalidInput(
+            f"{sort!r} is not a sort order (sorts: {', '.join(SORTS)})",
+            code="SORT_INVALID",
+            details={"sort": sort},
+        )
+    if not 1 <= limit <= pagination.MAX_LIMIT:
+        raise InvalidInput(
+            f"limit must be 1 to {pagination.MAX_LIMIT}, not {limit}", details={"limit": limit}
+        )
 
 
 def _cursor_key(cursor: str, sort: str) -> tuple[Any, ...]:

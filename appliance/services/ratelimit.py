@@ -22,7 +22,7 @@ import hashlib
 import heapq
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +31,7 @@ from appliance.errors import InvalidInput
 
 if TYPE_CHECKING:
     from appliance.config import RateLimitSettings
+    from appliance.services.ratelimit_redis import AsyncRedisRateLimiter
 
 MICROS = 1_000_000
 #: Plan tiers and their default requests per minute per tenant.
@@ -62,6 +63,10 @@ class RateLimiter(Protocol):
     """A store of GCRA buckets. ``cost=0`` is a peek: it answers for one more request and changes nothing."""
 
     def hit(self, key: str, limit: int, period: float, cost: int = 1) -> Decision: ...
+
+    def hit_many(self, buckets: Sequence[tuple[str, int]], period: float, cost: int = 1) -> list[Decision]:
+        """Hit ``(key, limit)`` buckets in order, up to and including the first refusal (the buckets after
+        it are not charged): one round trip for a request's buckets."""
 
     def reset(self, key: str) -> None:
         """Forget the bucket: it is full again."""
@@ -128,6 +133,14 @@ class MemoryRateLimiter:
                 self._tat[key] = stored
             return decision
 
+    def hit_many(self, buckets: Sequence[tuple[str, int]], period: float, cost: int = 1) -> list[Decision]:
+        decisions = []
+        for key, limit in buckets:
+            decisions.append(self.hit(key, limit, period, cost))
+            if not decisions[-1].allowed:
+                break
+        return decisions
+
     def reset(self, key: str) -> None:
         with self._lock:
             self._tat.pop(key, None)
@@ -164,6 +177,27 @@ def build_limiter(url: str | None, *, prefix: str | None = None) -> RateLimiter:
         retry=Retry(NoBackoff(), 1),
     )
     return RedisRateLimiter(client, prefix=DEFAULT_PREFIX if prefix is None else prefix)
+
+
+def build_async_limiter(url: str | None, *, prefix: str | None = None) -> AsyncRedisRateLimiter | None:
+    """The asyncio twin of a Redis limiter (same buckets, same script), for the API's event loop; None for
+    an in-process limiter, which needs no I/O."""
+    if url is None or not url.startswith(REDIS_SCHEMES):
+        return None
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    from appliance.services.ratelimit_redis import DEFAULT_PREFIX, AsyncRedisRateLimiter
+
+    client = redis.asyncio.Redis.from_url(
+        url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
+    )
+    return AsyncRedisRateLimiter(client, prefix=DEFAULT_PREFIX if prefix is None else prefix)
 
 
 # --------------------------------------------------------------------------- policy
@@ -283,18 +317,27 @@ def check_request(
     charged, those before it keep the charge (a client that ignores 429 still spends its IP budget). With
     all allowed, the decision with the fewest remaining requests wins (the one resetting later on a tie).
     """
+    buckets = request_buckets(limits, ip=ip, principal=principal, tenant_id=tenant_id, plan=plan)
+    return most_constraining(limiter.hit_many(buckets, limits.period))
+
+
+def request_buckets(
+    limits: RateLimits, *, ip: str, principal: str | None, tenant_id: str | None, plan: str | None
+) -> list[tuple[str, int]]:
+    """The buckets a request is charged to, in order (see check_request)."""
     tier = limits.tier_limit(plan)
     buckets = [(f"ip:{ip}", limits.per_ip)]
     if principal is not None:
         buckets.append((f"principal:{principal}", limits.per_principal or tier))
     if tenant_id is not None:
         buckets.append((f"tenant:{tenant_id}", tier))
-    decisions = []
-    for key, limit in buckets:
-        decision = limiter.hit(key, limit, limits.period)
-        if not decision.allowed:
-            return decision
-        decisions.append(decision)
+    return buckets
+
+
+def most_constraining(decisions: Sequence[Decision]) -> Decision:
+    """The refusal, if the walk ended on one; else the decision with the fewest requests left."""
+    if not decisions[-1].allowed:
+        return decisions[-1]
     return min(decisions, key=lambda d: (d.remaining, -d.reset_after))
 
 

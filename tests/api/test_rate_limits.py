@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.identity import Identity, identity_api
+from tests.servers import RedisServer
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -82,3 +83,27 @@ def test_failed_logins_are_throttled_per_account(tmp_path: Path) -> None:
         assert int(blocked.headers["retry-after"]) >= 1
         # Another account from the same address is not affected.
         assert ident.login(ident.operator.email, ident.operator.password).status_code == 200
+
+
+def test_the_project_list_is_limited_like_every_route(limited: Identity) -> None:
+    """The list checks its limits in its own worker thread (appliance.api.auth.enforce_limits)."""
+    acme = limited.tenant("acme")
+    responses = [limited.client.get("/api/v1/projects", headers=acme.owner.headers) for _ in range(6)]
+    assert {r.status_code for r in responses} == {200, 429}
+    assert all("x-ratelimit-limit" in r.headers for r in responses)
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "RATE_LIMITED"
+    assert int(refused.headers["retry-after"]) >= 1
+
+
+def test_a_limiter_redis_that_is_down_lets_requests_through(
+    tmp_path: Path, own_redis_server: RedisServer
+) -> None:
+    section = {"enabled": True, "url": own_redis_server.url, "free": 1000}
+    with identity_api(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", rate_limits=section) as ident:
+        acme = ident.tenant("acme")
+        own_redis_server.stop()
+        for path in ("/api/v1/auth/me", "/api/v1/projects"):
+            response = ident.client.get(path, headers=acme.owner.headers)
+            assert response.status_code == 200, response.text  # fail open, with a warning in the log
+            assert "x-ratelimit-limit" not in response.headers

@@ -404,3 +404,30 @@ def test_the_holder_swaps_limits_and_paces_refreshes() -> None:
     assert not holder.refresh_due(106.9)
     assert holder.refresh_due(107.0)
     assert holder.refresh_due(112.0)  # a refresh that never reported is retried an interval later
+
+
+def test_a_requests_buckets_are_hit_together_and_never_overshoot(backend: Backend) -> None:
+    limiter = backend.limiter
+    outcomes: list[list[bool]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(10)
+
+    def client() -> None:
+        start.wait()
+        for _ in range(10):
+            decisions = limiter.hit_many([("many:ip", 1000), ("many:tenant", 30)], 60)
+            with lock:
+                outcomes.append([d.allowed for d in decisions])
+
+    threads = [threading.Thread(target=client) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 100
+    assert sum(1 for o in outcomes if o == [True, True]) == 30
+    assert all(o in ([True, True], [True, False]) for o in outcomes)
+    assert limiter.hit("many:ip", 1000, 60, cost=0).remaining == 900  # charged once per request
+    refused = limiter.hit_many([("many:tenant", 30), ("many:after", 5)], 60)
+    assert [d.allowed for d in refused] == [False]  # stops at the refusal: "many:after" is not charged
+    assert limiter.hit("many:after", 5, 60, cost=0).remaining == 5
