@@ -19,7 +19,7 @@ from appliance.db.session import Database
 from appliance.services import operators
 from tests.support import LiveServer, make_settings
 
-STRONG_PASSWORD = "correct-horse-battery-staple-42"  # noqa: S105
+STRONG_PASSWORD = "correct-horse-battery-staple-42"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -109,7 +109,11 @@ class Identity:
         assert response.status_code == 201, response.text
         data = response.json()
         one_time = data["owner"]["one_time_password"]
-        owner = self.set_password(email, one_time, slug) if one_time else self.sign_in(email, STRONG_PASSWORD, slug)
+        owner = (
+            self.set_password(email, one_time, slug)
+            if one_time
+            else self.sign_in(email, STRONG_PASSWORD, slug)
+        )
         return TenantHandle(uuid.UUID(data["id"]), slug, owner)
 
     def member(self, tenant: TenantHandle, email: str, role: str) -> Member:
