@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
@@ -12,28 +14,37 @@ from sqlalchemy.exc import IntegrityError
 
 from appliance.db import tenancy
 from appliance.db.session import Database
+from appliance.errors import Conflict
 from appliance.models import AuditLog, Organization, Project, RefreshToken, Role, Tenant
 from tests.db.seed import Seeded
 
 
+@contextmanager
+def refused_by_the_database() -> Iterator[None]:
+    """The database's own constraint refused the write (the session scope reports it as a Conflict)."""
+    with pytest.raises(Conflict) as caught:
+        yield
+    assert isinstance(caught.value.__cause__, IntegrityError)
+
+
 def test_names_are_unique_per_tenant_only(db: Database, seeded: Seeded) -> None:
     # Both tenants have an organization with the slug "eng" (seeded); a second one in the same tenant fails.
-    with pytest.raises(IntegrityError), db.session_scope() as session:
+    with refused_by_the_database(), db.session_scope() as session:
         tenancy.set_tenant(session, seeded.tenant_a)
         session.add(Organization(tenant_id=seeded.tenant_a, name="Again", slug="eng"))
         session.flush()
-    with pytest.raises(IntegrityError), db.session_scope() as session:
+    with refused_by_the_database(), db.session_scope() as session:
         tenancy.set_tenant(session, seeded.tenant_a)
         session.add(Project(tenant_id=seeded.tenant_a, organization_id=seeded.org_a, name="Rocket"))
         session.flush()
 
 
 def test_a_project_cannot_belong_to_another_tenants_organization(db: Database, seeded: Seeded) -> None:
-    with pytest.raises(IntegrityError), db.session_scope() as session:
+    with refused_by_the_database(), db.session_scope() as session:
         tenancy.set_tenant(session, seeded.tenant_a)
         session.add(Project(tenant_id=seeded.tenant_a, organization_id=seeded.org_b, name="Stolen"))
         session.flush()
-    with pytest.raises(IntegrityError), db.session_scope() as session:
+    with refused_by_the_database(), db.session_scope() as session:
         tenancy.set_tenant(session, seeded.tenant_a)
         session.add(Organization(tenant_id=seeded.tenant_a, parent_id=seeded.org_b, name="Sub", slug="sub"))
         session.flush()
@@ -85,7 +96,7 @@ def test_audit_sequence_numbers_are_unique_per_chain(db: Database, seeded: Seede
         tenancy.set_platform(session)
         session.add_all([record(seeded.tenant_a, 1), record(seeded.tenant_b, 1), record(None, 1)])
     for tenant in (seeded.tenant_a, None):  # the platform chain (NULL tenant) is unique too
-        with pytest.raises(IntegrityError), db.session_scope() as session:
+        with refused_by_the_database(), db.session_scope() as session:
             tenancy.set_platform(session)
             session.add(record(tenant, 1))
             session.flush()
