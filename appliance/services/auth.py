@@ -310,9 +310,19 @@ def refresh(
     now = authn.clock()
     try:
         rotation = sessions.rotate(session, token, now=now, ttl=refresh_ttl, request=request)
-    except Unauthenticated as exc:
-        if exc.code == "TOKEN_REUSED" and "session_id" in exc.details:
-            authn.sessions_ended([uuid.UUID(exc.details.pop("session_id"))])
+    except sessions.RefreshReused as reused:
+        authn.sessions_ended([reused.family_id])
+        if reused.tenant_id is not None:
+            tenancy.set_tenant(session, reused.tenant_id)
+        audit.record(
+            session,
+            action="auth.refresh_reused",
+            tenant_id=reused.tenant_id,
+            resource_type="user",
+            resource_id=reused.user_id,
+            summary={"session_id": str(reused.family_id), "session_ended": True},
+            request=request,
+        )
         raise
     user = session.get(User, rotation.user_id)
     ended = Unauthenticated("the session has ended: sign in again", code="SESSION_ENDED")

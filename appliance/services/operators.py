@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import Conflict, InvalidInput
 from appliance.models import User
-from appliance.services import passwords
+from appliance.services import audit, passwords
+from appliance.services.actors import cli_operator
 
 # Deliberately permissive: one @, no spaces, a dot in the domain. Full validation is the mail server's.
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -46,6 +47,15 @@ def create(session: Session, email: str, display_name: str = "") -> NewOperator:
     )
     session.add(user)
     session.flush()
+    audit.record(
+        session,
+        action="operator.create",
+        tenant_id=None,
+        actor=cli_operator(),
+        resource_type="user",
+        resource_id=user.id,
+        summary={"email": address},
+    )
     return NewOperator(user=user, one_time_password=password)
 
 

@@ -58,6 +58,21 @@ def open_session(
     return Issued(token=token, family_id=family, expires_at=row.expires_at)
 
 
+class RefreshReused(Unauthenticated):
+    """A refresh token came back after it was exchanged: someone holds a copy. Its family is revoked (kept
+    although the request is refused); the caller tells its revocation cache and audits the theft signal."""
+
+    def __init__(self, record: RefreshToken):
+        super().__init__(
+            "the refresh token was already used; the session has been ended",
+            code="TOKEN_REUSED",
+            keep_changes=True,
+        )
+        self.family_id = record.family_id
+        self.user_id = record.user_id
+        self.tenant_id = record.tenant_id
+
+
 @dataclass(frozen=True)
 class Rotation:
     user_id: uuid.UUID
@@ -74,10 +89,7 @@ def rotate(session: Session, token: str, *, now: datetime, ttl: timedelta, reque
     if decision.outcome is tokens.RefreshOutcome.REUSE_DETECTED:
         assert record is not None
         revoke_family(session, record.family_id, now)
-        error = decision.error()
-        error.keep_changes = True  # the revocation must persist although the request is refused
-        error.details = {"session_id": str(record.family_id)}
-        raise error
+        raise RefreshReused(record)
     if decision.outcome is not tokens.RefreshOutcome.ROTATE:
         raise decision.error()
     assert record is not None
@@ -90,11 +102,7 @@ def rotate(session: Session, token: str, *, now: datetime, ttl: timedelta, reque
     )
     if getattr(claimed, "rowcount", 0) != 1:
         revoke_family(session, record.family_id, now)
-        raise Unauthenticated(
-            "the refresh token was already used; the session has been ended",
-            code="TOKEN_REUSED",
-            keep_changes=True,
-        )
+        raise RefreshReused(record)
     child = open_session(
         session,
         user_id=record.user_id,

@@ -45,6 +45,12 @@ def test_refresh_rotates_and_reuse_ends_the_session(identity: Identity) -> None:
     assert identity.client.get("/api/v1/auth/me", headers=bearer(new_access)).json()["error"]["code"] == (
         "TOKEN_REVOKED"
     )
+    with identity.database.session_scope() as session:
+        tenancy.set_tenant(session, acme.id)
+        reuse = session.scalars(select(AuditLog).where(AuditLog.action == "auth.refresh_reused")).all()
+    assert len(reuse) == 1
+    assert reuse[0].resource_id == str(acme.owner.user_id)
+    assert "session_id" not in reused.json()["error"]["details"]
 
 
 def _code(response: httpx.Response) -> str:
