@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 from appliance.db import tenancy
 from appliance.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
 from appliance.models import Membership, MfaFactor, Tenant, TenantStatus, User
-from appliance.services import audit, mfa, password_policy, passwords, ratelimit, roles, sessions
+from appliance.services import (
+    audit,
+    login_throttle,
+    mfa,
+    passwords,
+    ratelimit,
+    roles,
+    sessions,
+)
 from appliance.services.actors import Actor, RequestInfo
 from appliance.services.authenticator import Authenticator
 from appliance.services.operators import normalize_email
@@ -54,7 +62,7 @@ def _failed(
     tenant_id: uuid.UUID | None = None,
     error: Unauthenticated | Forbidden | None = None,
 ) -> Unauthenticated | Forbidden:
-    ratelimit.login_failed(guard.limiter, guard.limits.current(), email=email, ip=request.ip or "")
+    login_throttle.login_failed(guard.limiter, guard.limits.current(), email=email, ip=request.ip or "")
     if tenant_id is not None:
         tenancy.set_tenant(session, tenant_id)
     audit.record(
@@ -105,7 +113,7 @@ def login(
 ) -> SignedIn:
     """Check the credentials and open a session in one tenant (or, for an operator, on the platform)."""
     address = normalize_email(email)
-    blocked = ratelimit.login_blocked(
+    blocked = login_throttle.login_blocked(
         guard.limiter, guard.limits.current(), email=address, ip=request.ip or ""
     )
     if blocked is not None:
@@ -157,7 +165,7 @@ def login(
                 error=Unauthenticated("the two-factor code is not correct", code="MFA_INVALID"),
             )
 
-    ratelimit.login_succeeded(guard.limiter, email=address)
+    login_throttle.login_succeeded(guard.limiter, email=address)
     user.last_login_at = now
     permissions = frozenset() if membership is None else _permissions(session, tenant, membership)
     signed = _open(
@@ -374,31 +382,4 @@ def logout(session: Session, authn: Authenticator, actor: Actor) -> None:
         resource_type="user",
         resource_id=actor.user_id,
         summary={"session_id": str(actor.session_id)},
-    )
-
-
-def change_password(
-    session: Session, authn: Authenticator, actor: Actor, *, current: str, new: str, min_length: int
-) -> None:
-    """Replace the actor's password; every other session of the user ends."""
-    if actor.user_id is None:
-        raise InvalidInput("an API key has no password", code="NO_PASSWORD")
-    user = session.get(User, actor.user_id)
-    assert user is not None
-    ok, _ = passwords.verify(current, user.password_hash or "")
-    if not ok:
-        raise Unauthenticated("the current password is not correct", code="INVALID_CREDENTIALS")
-    password_policy.check_password(new, user.email, min_length=min_length)
-    user.password_hash = passwords.hash_password(new)
-    user.must_change_password = False
-    ended = sessions.revoke_user(session, user.id, authn.clock(), keep=actor.session_id)
-    authn.sessions_ended(ended)
-    audit.record(
-        session,
-        action="auth.password_changed",
-        tenant_id=actor.tenant_id,
-        actor=actor,
-        resource_type="user",
-        resource_id=user.id,
-        summary={"sessions_ended": len(ended)},
     )

@@ -15,19 +15,21 @@ import redis
 
 from appliance.config import Settings
 from appliance.errors import InvalidInput, Unavailable
-from appliance.services.ratelimit import (
+from appliance.services.login_throttle import (
     LOGIN_PERIOD,
+    account_key,
+    login_blocked,
+    login_failed,
+    login_succeeded,
+)
+from appliance.services.ratelimit import (
     LimitsHolder,
     MemoryRateLimiter,
     RateLimiter,
     RateLimits,
-    account_key,
     build_limiter,
     check_request,
     limits_from_settings,
-    login_blocked,
-    login_failed,
-    login_succeeded,
 )
 from appliance.services.ratelimit_redis import RedisRateLimiter
 from tests.servers import RedisServer

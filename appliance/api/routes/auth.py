@@ -23,7 +23,7 @@ from appliance.api.schemas.auth import (
 from appliance.api.schemas.errors import error_responses
 from appliance.errors import InvalidInput
 from appliance.models import Tenant, User
-from appliance.services import auth, mfa
+from appliance.services import accounts, auth, mfa
 from appliance.services.actors import Actor
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(401, 422, 429))
@@ -122,7 +122,7 @@ def me(actor: SignedIn, session: CallerSession) -> MeOut:
 @router.post("/password", status_code=204)
 def change_password(body: PasswordIn, actor: SignedIn, session: CallerSession, ctx: ContextDep) -> Response:
     """Change your password (checked against the password policy); your other sessions end."""
-    auth.change_password(
+    accounts.change_password(
         session,
         ctx.auth,
         actor,
