@@ -7,7 +7,7 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 
 class SupervisorUnavailable(ConnectionError):
@@ -30,6 +30,9 @@ class ProgramStatus(TypedDict):
     crash_looping: bool
     exit_status: int | None  # last exit: code >= 0, or minus the signal number
     reason: str
+    # Only with status(usage=True); None when no process runs:
+    cpu_seconds: NotRequired[float | None]  # user + system CPU of the process group
+    rss_bytes: NotRequired[int | None]  # resident memory summed over the process group
 
 
 class SupervisorInfo(TypedDict):
@@ -47,6 +50,26 @@ class Status(TypedDict):
     supervisor: SupervisorInfo
 
 
+class ExitRecord(TypedDict):
+    """One past exit of a program's process."""
+
+    time: float  # Unix seconds
+    instance: int
+    pid: int
+    exit_status: int  # a code >= 0, or minus the signal number that killed it
+    reason: str  # "exited with code 1", "killed by SIGKILL"
+    ran_seconds: float  # from spawn to exit
+    expected: bool  # the supervisor had asked it to stop
+    stop_reason: str | None  # why it was asked ("stop asked", "health check failed 3 times"), else None
+
+
+class ProgramSpecInfo(TypedDict):
+    """The answer to `spec(name)`."""
+
+    spec: dict[str, Any]  # as parsed from the services file, secrets masked (see control.py)
+    exits: list[ExitRecord]  # the last 50 at most, newest last
+
+
 class SupervisorClient:
     """Talks newline-delimited JSON to `<run_dir>/control.sock`; one connection per call."""
 
@@ -54,10 +77,19 @@ class SupervisorClient:
         self.socket_path = Path(socket_path)
         self.timeout = timeout  # `stop` and `shutdown` answer only once the processes are gone
 
-    def status(self) -> Status:
-        """Every program instance and the supervisor's own pid, start time and version."""
-        answer = self._call({"cmd": "status"})
+    def status(self, usage: bool = False) -> Status:
+        """Every program instance and the supervisor's own pid, start time and version.
+
+        With `usage`, each instance also carries `cpu_seconds` and `rss_bytes` (the supervisor reads /proc).
+        """
+        request: dict[str, Any] = {"cmd": "status", "usage": True} if usage else {"cmd": "status"}
+        answer = self._call(request)
         return Status(programs=answer["programs"], supervisor=answer["supervisor"])
+
+    def spec(self, name: str) -> ProgramSpecInfo:
+        """Program `name`'s spec as the supervisor parsed it, and its recent exits (newest last)."""
+        answer = self._call({"cmd": "spec", "name": name})
+        return ProgramSpecInfo(spec=answer["spec"], exits=answer["exits"])
 
     def start(self, names: list[str]) -> list[str]:
         """Start programs (and what they depend on); "all" names every program. Returns the names."""

@@ -14,6 +14,11 @@ connection may carry several requests.
         number that killed it. `reason` says why the instance is where it is ("killed by SIGKILL",
         "command not found: ...", "waiting for db"). `crash_looping` is true while it keeps failing soon
         after every start (it is still retried, every 30 s at most).
+    {"cmd": "status", "usage": true}
+        -> the same, each program row also carrying "cpu_seconds": 12.34 (user + system CPU of its process
+        group, including children its members reaped; from 0 with each new process) and "rss_bytes":
+        52428800 (resident memory summed over the group), both null when no process runs. Without
+        "usage" (or with false) the answer is exactly the one above: /proc is not read.
     {"cmd": "start", "names": ["api"]}      -> {"ok": true, "programs": ["api"]}   (answered at once)
         Also starts what the programs depend on. "all" names every program.
     {"cmd": "restart", "names": ["api"]}    -> {"ok": true, "programs": ["api"]}   (answered at once)
@@ -51,6 +56,34 @@ connection may carry several requests.
         reload-config), at or after `since` (optional). With "follow": true the connection gets the
         recent events, then one JSON line per new event until the client closes; a client that reads too
         slowly is dropped.
+    {"cmd": "spec", "name": "api"}
+        -> {"ok": true,
+            "spec": {"name": "api", "kind": "process", "command": ["/usr/bin/python3", "-m", "app"],
+                     "cwd": null, "user": null, "instances": 2,
+                     "environment": {"APP_MODE": "prod", "DATABASE_URL": "postgresql://app:***@db/app",
+                                     "SECRET_KEY": "***"},
+                     "depends_on": ["db"], "restart": "always", "success_exit_codes": [0],
+                     "backoff": {"base": 0.5, "cap": 30.0, "stable_after": 10.0, "crash_loop_after": 5},
+                     "stop_signal": "SIGTERM", "stop_timeout": 10.0,
+                     "ready": {"kind": "tcp", "host": "127.0.0.1", "port": 8080, "timeout": 30.0,
+                               "interval": 0.1},
+                     "health": {"kind": "http", "url": "http://127.0.0.1:8080/health/live",
+                                "interval": 10.0, "failures": 3},
+                     "memory_limit": 536870912, "listen": "127.0.0.1:8080",
+                     "logs": {"max_bytes": 10485760, "max_age": 86400.0, "quota_bytes": 524288000,
+                              "compress": true}},
+            "exits": [{"time": 1767225601.2, "instance": 1, "pid": 4242, "exit_status": -9,
+                       "reason": "killed by SIGKILL", "ran_seconds": 0.7, "expected": false,
+                       "stop_reason": null}, ...]}
+        The program's spec as parsed from the services file now in force (see specview.py: values of
+        secret-looking variables and URL passwords masked); `ready`, `health`, `memory_limit`, `listen`,
+        `cwd` and `user` are null when unset; a check holds `url` (http), `host` and `port` (tcp),
+        `command` (command) or nothing else (notify). `backoff` and `logs` are the policies every program
+        shares. `exits`: its last 50 exits (kept in memory only), newest last; `time` is when the process
+        was reaped (Unix seconds), `ran_seconds` how long it had run; `exit_status` is a code or minus the
+        signal; `expected` is true when the supervisor had asked the process to stop, and `stop_reason`
+        says why ("stop asked", "restart asked", "health check failed 3 times", ...; null when unasked).
+        An unknown name: {"ok": false, "error": "unknown program 'apx' (programs: api, worker)"}.
 
 Errors: {"ok": false, "error": "unknown command 'frobnicate' (commands: ...)"}; an unknown program name,
 a malformed line or a missing field get the same shape, naming the problem.
@@ -69,6 +102,7 @@ from typing import Any, Protocol
 
 from appliance.supervisor.metrics import render as render_metrics
 from appliance.supervisor.supervisor import UnknownProgram
+from appliance.supervisor.usage import with_usage
 
 Reply = Callable[[dict[str, Any]], None]
 COMMANDS = (
@@ -82,6 +116,7 @@ COMMANDS = (
     "reload",
     "reload-config",
     "events",
+    "spec",
 )
 Detach = Callable[[], socket.socket]  # hands the connection's socket over (a `logs` follower keeps it)
 MAX_REQUEST = 1 << 20
@@ -91,7 +126,10 @@ class ControlTarget(Protocol):
     """What the control socket drives; each method answers through `reply`, now or later."""
 
     def status(self) -> dict[str, Any]:
-        """The status answer, without `ok`."""
+        """The status answer, without `ok` (and without usage: `with_usage` adds it here)."""
+
+    def spec(self, name: str) -> dict[str, Any]:
+        """The `spec` answer (`spec` and `exits`) without `ok`; `UnknownProgram` for a bad name."""
 
     def start(self, names: list[str], reply: Reply) -> None:
         """Start programs (`UnknownProgram` for a bad name)."""
@@ -127,7 +165,9 @@ def handle(request: object, target: ControlTarget, reply: Reply, detach: Detach 
         return
     cmd = request["cmd"]
     if cmd == "status":
-        reply({"ok": True, **target.status()})
+        _status(request, target, reply)
+    elif cmd == "spec":
+        _spec(request, target, reply)
     elif cmd == "metrics":
         reply({"ok": True, "text": render_metrics(target.status())})
     elif cmd == "shutdown":
@@ -135,11 +175,7 @@ def handle(request: object, target: ControlTarget, reply: Reply, detach: Detach 
     elif cmd == "reload-config":
         target.reload_config(reply)
     elif cmd == "events":
-        since, follow = request.get("since"), request.get("follow", False)
-        if (since is not None and not isinstance(since, int | float)) or not isinstance(follow, bool):
-            reply(error('"events" takes "since": Unix seconds (optional) and "follow": true or false'))
-            return
-        target.events_request(None if since is None else float(since), follow, reply, detach)
+        _events(request, target, reply, detach)
     elif cmd in ("start", "stop", "restart", "reload"):
         names = request.get("names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
@@ -154,6 +190,34 @@ def handle(request: object, target: ControlTarget, reply: Reply, detach: Detach 
         target.logs(request, reply, detach)
     else:
         reply(error(f"unknown command {cmd!r} (commands: {', '.join(COMMANDS)})"))
+
+
+def _status(request: dict[str, Any], target: ControlTarget, reply: Reply) -> None:
+    usage = request.get("usage", False)
+    if not isinstance(usage, bool):
+        reply(error(f'"usage" must be true or false, not {usage!r}'))
+        return
+    status = target.status()
+    reply({"ok": True, **(with_usage(status) if usage else status)})  # /proc is read only when asked
+
+
+def _events(request: dict[str, Any], target: ControlTarget, reply: Reply, detach: Detach | None) -> None:
+    since, follow = request.get("since"), request.get("follow", False)
+    if (since is not None and not isinstance(since, int | float)) or not isinstance(follow, bool):
+        reply(error('"events" takes "since": Unix seconds (optional) and "follow": true or false'))
+        return
+    target.events_request(None if since is None else float(since), follow, reply, detach)
+
+
+def _spec(request: dict[str, Any], target: ControlTarget, reply: Reply) -> None:
+    name = request.get("name")
+    if not isinstance(name, str) or not name:
+        reply(error('"spec" needs "name": a program name'))
+        return
+    try:
+        reply({"ok": True, **target.spec(name)})
+    except UnknownProgram as exc:
+        reply(error(str(exc)))
 
 
 class _Connection:

@@ -16,6 +16,7 @@ from typing import Protocol, TypedDict
 
 from appliance.supervisor.backoff import Backoff, BackoffPolicy
 from appliance.supervisor.events import Events
+from appliance.supervisor.exits import Exit
 from appliance.supervisor.specs import ProgramSpec
 from appliance.supervisor.states import LIVE, State, check_transition
 
@@ -123,24 +124,27 @@ class Instance:
             self._begin_stop(now, "restart asked")
 
     # Events ---------------------------------------------------------------------------------------------
-    def exited(self, returncode: int, now: float) -> None:
-        """The process was reaped with a Popen-style return code."""
-        uptime = now - (self.started_at or now)
+    def exited(self, returncode: int, now: float) -> Exit:
+        """The process was reaped with a Popen-style return code; returns the record of that exit."""
+        uptime = now - (now if self.started_at is None else self.started_at)  # 0.0 is a time, too
+        asked = self.reason if self.state is State.STOPPING else None  # set by `_begin_stop`
+        record = Exit(self.index, self.pid or 0, returncode, describe_exit(returncode), uptime, asked)
         self.pid, self._kill_at, self.exit_status = None, None, returncode
-        self.reason = describe_exit(returncode)
+        self.reason = record.reason
         if self.state is State.STOPPING:
             if self._retry_after_stop and self.want:
                 self._retry_after_stop = False
                 self._back_off(uptime, now)
             else:
                 self._to(State.STOPPED)
-            return
+            return record
         failed = returncode not in self.spec.success_exit_codes
         if self.want and (self.spec.restart == "always" or (self.spec.restart == "on-failure" and failed)):
             self._back_off(uptime, now)
         else:
             self.want = False
             self._to(State.EXITED)
+        return record
 
     def probed(self, pid: int, ok: bool, now: float) -> None:
         """A readiness check of process `pid` finished."""

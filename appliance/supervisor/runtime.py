@@ -23,6 +23,7 @@ from appliance.supervisor.notify import NotifyReadiness
 from appliance.supervisor.output import LogFile, PipeReader
 from appliance.supervisor.probes import Probes
 from appliance.supervisor.specs import ProgramSpec, ServicesSpec, SpecError, load_services
+from appliance.supervisor.specview import spec_view
 from appliance.supervisor.statefile import ChildRecord, RunDir, start_ticks
 from appliance.supervisor.supervisor import Supervisor
 
@@ -120,6 +121,14 @@ class Runtime:
         programs = self.sup.status(time.monotonic(), time.time())
         me = {"pid": os.getpid(), "started_at": self.started_at, "version": self.version}
         return {"programs": programs, "supervisor": me}
+
+    def spec(self, name: str) -> dict[str, Any]:
+        """Program `name`'s spec as parsed, and its recent exits; `UnknownProgram` if there is none."""
+        spec = self.sup.known(name)
+        return {
+            "spec": spec_view(spec, self.sup.policy, self.log_files.policy),
+            "exits": self.sup.exits.recent(name),
+        }
 
     def start(self, names: list[str], reply: Reply) -> None:
         """Start programs; answered at once."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from appliance.supervisor.backoff import BackoffPolicy
 from appliance.supervisor.events import Events
+from appliance.supervisor.exits import ExitHistory
 from appliance.supervisor.instance import Instance, InstanceStatus, Launcher
 from appliance.supervisor.rollout import ReloadJob, ServicesDiff, diff_services
 from appliance.supervisor.specs import ProgramSpec, ServicesSpec
@@ -15,11 +17,10 @@ from appliance.supervisor.states import State
 class UnknownProgram(KeyError):
     """A command named a program that the services file does not define."""
 
-    def __init__(self, names: list[str], known: Iterable[str]) -> None:
+    def __init__(self, names: list[str], known: Iterable[str], *, all_too: bool = True) -> None:
         super().__init__(names)
-        self.message = (
-            f"unknown program {', '.join(map(repr, names))} (programs: {', '.join(known)}, or 'all')"
-        )
+        listed = ", ".join(known) + (", or 'all'" if all_too else "")
+        self.message = f"unknown program {', '.join(map(repr, names))} (programs: {listed})"
 
     def __str__(self) -> str:
         return self.message
@@ -36,8 +37,10 @@ class Supervisor:
         policy: BackoffPolicy | None = None,
         *,
         events: Events | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.services = services
+        self.wall_clock = wall_clock  # Unix seconds, to date exits; every other time here is monotonic
         self.log, self.launcher, self.policy = log, launcher, policy or BackoffPolicy()
         self.events = events or Events()
         self.instances: dict[str, list[Instance]] = {
@@ -47,6 +50,7 @@ class Supervisor:
         self.surge: list[Instance] = []  # new instances of a rolling reload, not yet ready
         self.retiring: list[Instance] = []  # replaced or removed instances, until their process is gone
         self.jobs: list[ReloadJob] = []
+        self.exits = ExitHistory()  # recent exits per program, for the control socket's `spec`
         self._dependents: dict[str, list[str]] = {}
         self._index_dependents()
 
@@ -109,6 +113,7 @@ class Supervisor:
             else:
                 instances[spec.name] = self.instances[spec.name]
         self.instances, self.services = instances, new
+        self.exits.retain(instances)
         self._index_dependents()
         self.jobs.append(ReloadJob(self, [s for s in new.programs if s.name in diff.changed], done))
         for name in diff.added + diff.removed:
@@ -131,7 +136,9 @@ class Supervisor:
         """Record the exit of `pid`; return its instance (None if the pid is not ours)."""
         inst = self.by_pid(pid)
         if inst is not None:
-            inst.exited(returncode, now)
+            record = inst.exited(returncode, now)
+            if inst.spec.name in self.instances:  # not a removed program's last process
+                self.exits.add(inst.spec.name, record, self.wall_clock())
         return inst
 
     def probed(self, pid: int, ok: bool, now: float) -> None:
@@ -197,6 +204,13 @@ class Supervisor:
     def by_pid(self, pid: int) -> Instance | None:
         """The instance whose current process is `pid`."""
         return next((inst for inst in self.all() if inst.pid == pid), None)
+
+    def known(self, name: str) -> ProgramSpec:
+        """The spec of program `name`; `UnknownProgram` (listing the programs) if there is none."""
+        spec = self.services.get(name)
+        if spec is None:
+            raise UnknownProgram([name], self.instances, all_too=False)
+        return spec
 
     def spec(self, name: str) -> ProgramSpec:
         """The spec of program `name` (which must exist)."""

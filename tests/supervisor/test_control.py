@@ -44,6 +44,12 @@ class Target:
         self.calls.append(("events", [str(since), str(follow)]))
         reply({"ok": True, "events": []})
 
+    def spec(self, name: str) -> dict[str, Any]:
+        if name != "api":
+            raise UnknownProgram([name], ["api"], all_too=False)
+        self.calls.append(("spec", [name]))
+        return {"spec": {"name": "api"}, "exits": []}
+
     def _call(self, cmd: str, names: list[str], reply: Reply) -> None:
         if "nope" in names:
             raise UnknownProgram(["nope"], ["api"])
@@ -69,6 +75,10 @@ def ask(request: object) -> tuple[dict[str, Any], Target]:
         ({"cmd": "stop"}, '"stop" needs "names"'),
         ({"cmd": "start", "names": []}, '"start" needs "names"'),
         (["status"], 'a request is a JSON object with a "cmd" string'),
+        ({"cmd": "status", "usage": "yes"}, "\"usage\" must be true or false, not 'yes'"),
+        ({"cmd": "spec"}, '"spec" needs "name": a program name'),
+        ({"cmd": "spec", "name": ["api"]}, '"spec" needs "name": a program name'),
+        ({"cmd": "spec", "name": "nope"}, "unknown program 'nope' (programs: api)"),
     ],
 )
 def test_bad_requests_get_a_named_error(request_: object, error: str) -> None:
@@ -82,6 +92,7 @@ def test_commands_are_routed() -> None:
     assert answer == {"ok": True, "programs": ["api"]}
     assert target.calls == [("restart", ["api"])]
     assert ask({"cmd": "status"})[0]["ok"] is True
+    assert ask({"cmd": "spec", "name": "api"})[0] == {"ok": True, "spec": {"name": "api"}, "exits": []}
 
 
 def test_real_socket_several_requests_on_one_connection(sandbox: Sandbox) -> None:
