@@ -1,0 +1,92 @@
+"""The console's command table: every action, its key, where it applies and whether it changes anything.
+
+The footer's keys, the `?` help, and the command palette are all built from this one table, and read-only
+mode is enforced in one place (`ConsoleApp.allows`) by its `writes` flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+GLOBAL = "*"
+SCREENS = ("dashboard", "tenants", "services", "logs", "health", "audit")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One action: `action` is run on the screen (or on the app, for global ones)."""
+
+    action: str
+    title: str
+    key: str
+    screen: str = GLOBAL
+    writes: bool = False
+    help: str = ""
+    footer: bool = True
+    key_label: str | None = None
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("app.show('dashboard')", "Dashboard", "1", help="Services, API health, rates and queue depth"),
+    Command("app.show('tenants')", "Tenants", "2", help="Every tenant: plan, status, users, usage"),
+    Command("app.show('services')", "Services", "3", help="Supervised programs: start, stop, reload"),
+    Command("app.show('logs')", "Logs", "4", help="Live tail of any program's log"),
+    Command("app.show('health')", "Health", "5", help="Every health check and its recent history"),
+    Command("app.show('audit')", "Audit", "6", help="The platform's audit trail, with filters"),
+    Command(
+        "app.command_palette", "Commands", "ctrl+p", help="Find any action, tenant or service", key_label="^p"
+    ),
+    Command("app.keys", "Keys", "question_mark", help="Every key of every view", key_label="?"),
+    Command("app.sign_in", "Sign in", "ctrl+l", help="Sign in to the API (or as someone else)", footer=False),
+    Command("app.sign_out", "Sign out", "ctrl+o", help="End the session and forget its token", footer=False),
+    Command("app.quit", "Quit", "q", help="Leave the console"),
+    # tenants
+    Command("filter", "Filter", "slash", "tenants", help="Filter the rows as you type", key_label="/"),
+    Command("create", "New", "n", "tenants", writes=True, help="Create a tenant"),
+    Command("plan", "Plan", "p", "tenants", writes=True, help="Change the selected tenant's plan"),
+    Command("suspend", "Suspend", "s", "tenants", writes=True, help="Stop all access to the selected tenant"),
+    Command("resume", "Resume", "u", "tenants", writes=True, help="Lift a suspension or undo a deletion"),
+    Command(
+        "delete", "Delete", "D", "tenants", writes=True, help="Delete the selected tenant (type its slug)"
+    ),
+    Command("reload_rows", "Refresh", "r", "tenants", help="Load every tenant again"),
+    # services
+    Command("filter", "Filter", "slash", "services", help="Filter the rows as you type", key_label="/"),
+    Command("start", "Start", "s", "services", writes=True, help="Start the selected program"),
+    Command("stop", "Stop", "x", "services", writes=True, help="Stop the selected program"),
+    Command("restart", "Restart", "r", "services", writes=True, help="Restart the selected program"),
+    Command("reload", "Reload", "l", "services", writes=True, help="Roll new processes in, one at a time"),
+    Command("logs", "Logs", "enter", "services", help="Tail the selected program's log", key_label="⏎"),
+    # logs
+    Command("filter", "Filter", "slash", "logs", help="Show only lines containing a text", key_label="/"),
+    Command("toggle_follow", "Follow/pause", "f", "logs", help="Pause or resume following new lines"),
+    Command("pick", "Program", "p", "logs", help="Choose the program whose log is shown"),
+    Command("save", "Save", "w", "logs", help="Write the shown lines to a file"),
+    Command("clear", "Clear", "c", "logs", help="Empty the buffer"),
+    # health
+    Command("refresh_now", "Check now", "r", "health", help="Run the health checks now"),
+    # audit
+    Command("filter", "Filter", "slash", "audit", help="Filter the shown records as you type", key_label="/"),
+    Command("query", "Query", "a", "audit", help="Ask the API for records by action, actor or time"),
+    Command("reload_rows", "Refresh", "r", "audit", help="Load the newest records again"),
+)
+
+
+def for_screen(screen: str) -> list[Command]:
+    return [c for c in COMMANDS if c.screen == screen]
+
+
+def bindings(screen: str) -> list[Binding]:
+    """The Textual bindings of one screen (or of the app, for GLOBAL)."""
+    return [
+        Binding(c.key, c.action, c.title, show=c.footer, key_display=c.key_label)
+        for c in COMMANDS
+        if c.screen == screen
+    ]
+
+
+def writes(screen: str, action: str) -> bool:
+    """Whether `action` (a name without parameters) on `screen` changes anything."""
+    return any(c.writes for c in COMMANDS if c.screen == screen and c.action.split("(", 1)[0] == action)
