@@ -7,30 +7,38 @@ the screen; each link (API, supervisor) is polled on its own, never twice at onc
 
 from __future__ import annotations
 
+import importlib
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App
 from textual.binding import BindingType
+from textual.screen import Screen
 
 from appliance.client.errors import ApiError, Unauthorized
 from appliance.client.supervisor import SupervisorError, SupervisorUnavailable
 from console import commands
 from console.connection import WRITE_PERMISSION, Connection
 from console.palette import ConsoleCommands
-from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen
 from console.screens.dashboard import DashboardScreen
-from console.screens.health import HealthScreen
-from console.screens.keys import KeysScreen
 from console.screens.login import LoginScreen
-from console.screens.logs import LogsScreen
-from console.screens.services import ServicesScreen
-from console.screens.tenants import TenantsScreen
 from console.state import ConsoleState
 
 TICK_S = 0.25
+
+
+def lazy_screen(module: str, name: str) -> Callable[[], Screen[Any]]:
+    """A mode's screen, imported on first use."""
+
+    def make() -> Screen[Any]:
+        screen: Screen[Any] = getattr(importlib.import_module(module), name)()
+        return screen
+
+    make.__qualname__ = name
+    return make
 
 
 class ConsoleApp(App[None]):
@@ -41,13 +49,14 @@ class ConsoleApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     COMMANDS: ClassVar[set[Any]] = {ConsoleCommands}
     BINDINGS: ClassVar[list[BindingType]] = [*commands.bindings(commands.GLOBAL)]
+    # The dashboard comes first; the other views are imported when first shown (a faster start).
     MODES: ClassVar[dict[str, Any]] = {
         "dashboard": DashboardScreen,
-        "tenants": TenantsScreen,
-        "services": ServicesScreen,
-        "logs": LogsScreen,
-        "health": HealthScreen,
-        "audit": AuditScreen,
+        "tenants": lazy_screen("console.screens.tenants", "TenantsScreen"),
+        "services": lazy_screen("console.screens.services", "ServicesScreen"),
+        "logs": lazy_screen("console.screens.logs", "LogsScreen"),
+        "health": lazy_screen("console.screens.health", "HealthScreen"),
+        "audit": lazy_screen("console.screens.audit", "AuditScreen"),
     }
 
     def __init__(
@@ -95,7 +104,7 @@ class ConsoleApp(App[None]):
     # --- lifecycle ----------------------------------------------------------------------------------
 
     async def on_mount(self) -> None:
-        self.switch_mode(self.first_view)
+        await self.switch_mode(self.first_view)
         self.set_interval(TICK_S, self.tick)
         self.tick()
         if self.connection.api.signed_in:
@@ -168,6 +177,10 @@ class ConsoleApp(App[None]):
         self.permissions = frozenset(answer.get("permissions") or ())
         self.signed_in_as = email
         self.after_sign_in()
+        if answer.get("must_change_password"):
+            from console.screens.password import PasswordScreen
+
+            self.call_after_refresh(self.push_screen, PasswordScreen(password))
 
     def after_sign_in(self) -> None:
         self.session_generation += 1
@@ -212,6 +225,8 @@ class ConsoleApp(App[None]):
             self.switch_mode(view)
 
     def action_keys(self) -> None:
+        from console.screens.keys import KeysScreen
+
         self.push_screen(KeysScreen())
 
     def run_command(self, command: commands.Command) -> None:

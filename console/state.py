@@ -8,8 +8,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 HISTORY = 60  # points kept per series: two minutes at the default 2 s refresh
 BACKOFF_MAX_S = 30.0
 
@@ -79,6 +77,8 @@ class Rates:
 
 def api_counters(text: str) -> dict[str, float]:
     """From the API's Prometheus text: requests, server errors (5xx), client errors (4xx), queue depth."""
+    from prometheus_client.parser import text_string_to_metric_families  # not needed for the first frame
+
     requests = server_errors = client_errors = 0.0
     queue_depth: float | None = None
     for family in text_string_to_metric_families(text):

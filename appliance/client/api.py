@@ -154,6 +154,12 @@ class ApiClient:
                 raise Unauthorized(f"the session ended ({error.message}): sign in again", status=401)
             self._remember(self._check(response), credential.email)
 
+    async def change_password(self, current: str, new: str) -> None:
+        """Replace the signed-in user's password (the API ends the user's other sessions)."""
+        await self.request(
+            "POST", f"{API}/auth/password", json={"current_password": current, "new_password": new}
+        )
+
     async def me(self) -> JSON:
         return dict(await self.request("GET", f"{API}/auth/me"))
 

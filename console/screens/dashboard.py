@@ -45,7 +45,7 @@ class DashboardScreen(ConsoleScreen):
 
     def body(self) -> ComposeResult:
         with Horizontal(id="trends"):
-            yield Trend("API latency", id="trend-latency")
+            yield Trend("Latency", id="trend-latency")
             yield Trend("Requests", id="trend-requests")
             yield Trend("5xx", id="trend-errors")
             yield Trend("Queue", id="trend-queue")
@@ -57,7 +57,7 @@ class DashboardScreen(ConsoleScreen):
         state = self.console.state
         latency = list(state.latency)
         self.query_one("#trend-latency", Trend).show(
-            latency, f"{latency[-1]:.0f} ms (avg {fmean(latency):.0f})" if latency and state.api.up else "-"
+            latency, f"{latency[-1]:.0f}ms ~{fmean(latency):.0f}" if latency and state.api.up else "-"
         )
         requests, errors, depth = list(state.request_rate), list(state.error_rate), list(state.queue_depth)
         self.query_one("#trend-requests", Trend).show(requests, fmt.rate(requests[-1] if requests else None))

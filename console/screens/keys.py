@@ -36,7 +36,7 @@ class KeysScreen(ModalScreen[None]):
         table.add_column("Action", no_wrap=True)
         table.add_column("What it does")
         for command in commands.COMMANDS:
-            view = "everywhere" if command.screen == commands.GLOBAL else command.screen
+            view = "all" if command.screen == commands.GLOBAL else command.screen
             off = command.writes and app.read_only
             note = f"{command.help} (off: read-only)" if off else command.help
             self.rows.append((view, _key(command), command.title, note))

@@ -59,6 +59,7 @@ def tenant_row(tenant: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
 class TenantsScreen(ConsoleScreen):
     NAME = "tenants"
     TITLE = "Tenants"
+    AUTO_FOCUS = "#tenant-table"
     BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
 
     def __init__(self) -> None:

@@ -46,10 +46,9 @@ def headline(view: CheckView) -> Text:
 
 
 def strip(statuses: tuple[str, ...]) -> Text:
-    """The last DOTS results, one ● each in its status's colour; what is not known yet stays blank."""
-    recent = statuses[-DOTS:]
-    dots = Text(" " * (DOTS - len(recent)))
-    for status in recent:
+    """The last DOTS results, oldest first, one ● each in its status's colour."""
+    dots = Text()
+    for status in statuses[-DOTS:]:
         dots.append("●", STATUS_COLOURS.get(status, "magenta"))
     return dots
 
@@ -93,8 +92,8 @@ class CheckCard(Vertical):
             return  # drawn by on_mount
         self.query_one(".check-head", Static).update(headline(view))
         self.query_one(".check-dots", Static).update(strip(view.statuses))
-        self.query_one(Sparkline).data = list(view.latencies[-DOTS:]) or [0.0]
         recent = view.latencies[-DOTS:]
+        self.query_one(Sparkline).data = list(recent)  # none: a flat baseline
         self.query_one(".check-range", Static).update(
             f"max {latency_text(max(recent))}" if recent else "no latency"
         )

@@ -32,8 +32,9 @@ def link_text(link: Link, now: float) -> Text:
     if link.up:
         latency = f" {link.latency_ms:.0f}ms" if link.latency_ms is not None else ""
         return Text(f"● {link.name} up{latency}", style="bold green")
-    retry = max(0.0, link.next_try - now)
-    return Text(f"● {link.name} DOWN (retry {retry:.0f}s)", style="bold red")
+    retry = link.next_try - now
+    again = f" retry {retry:.0f}s" if 0 < retry < float("inf") else ""
+    return Text(f"● {link.name} DOWN{again}", style="bold red")
 
 
 class StatusBar(Static):
@@ -56,13 +57,14 @@ class StatusBar(Static):
         app = cast("ConsoleApp", self.app)
         now = time.time()
         line = Text()
-        line.append(f"Forge · {app.connection.target.name}", style="bold")
+        line.append(app.connection.target.name, style="bold")
         line.append(f" · {self.view}")
         if app.read_only:
+            line.append(" ")
             line.append(" READ-ONLY ", style="bold black on yellow")
         who = app.signed_in_as
         line.append(f"  {who}" if who else "  not signed in", style="" if who else "italic")
-        line.append("   ")
+        line.append("  ")
         line.append_text(link_text(app.state.api, now))
         line.append("  ")
         line.append_text(link_text(app.state.supervisor, now))

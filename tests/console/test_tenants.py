@@ -7,7 +7,6 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from console.app import ConsoleApp
 from console.screens.confirm import ConfirmDialog
 from console.screens.tenants import TenantsScreen
 from console.widgets.row_table import RowTable
@@ -41,7 +40,3 @@ def test_tenants_table_filter_and_suspend(appliance: RunningAppliance, tmp_path:
         assert appliance.api("GET", f"/api/v1/tenants/{created['id']}").json()["status"] == "suspended"
 
     asyncio.run(scenario())
-
-
-def test_app_type() -> None:
-    assert ConsoleApp.MODES["tenants"] is TenantsScreen

@@ -1,0 +1,221 @@
+"""SVG snapshots of the console's layout at 80x24: each view, the palette and each dialog.
+
+The views are drawn from a fixed state (the same path a poll takes: `ConsoleState.record_*`), so the
+pictures do not change with pids, uptimes or latencies; the behaviour behind them is tested against the
+real appliance in the other test files. Update after a deliberate change with `--snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from textual.command import CommandList, CommandPalette
+from textual.pilot import Pilot
+
+from appliance.client.credentials import CredentialStore
+from appliance.client.targets import Target
+from console.app import ConsoleApp
+from console.connection import Connection
+from console.screens.confirm import ConfirmDialog
+from console.screens.plan_dialog import PlanDialog
+from console.screens.tenant_form import TenantForm
+from console.screens.tenants import TenantsScreen, tenant_row
+from console.screens.typed_confirm import TypedConfirmDialog
+from tests.console.pilot import until
+
+SIZE = (80, 24)
+NOW = time.time()
+STATUS: dict[str, Any] = {
+    "programs": [
+        {
+            "name": "api",
+            "instance": 1,
+            "state": "running",
+            "pid": 4242,
+            "started_at": NOW - 3600,
+            "restarts": 0,
+            "crash_looping": False,
+            "exit_status": None,
+            "reason": "",
+            "cpu_seconds": 12.0,
+            "rss_bytes": 96 << 20,
+        },
+        {
+            "name": "api",
+            "instance": 2,
+            "state": "running",
+            "pid": 4243,
+            "started_at": NOW - 3600,
+            "restarts": 1,
+            "crash_looping": False,
+            "exit_status": -9,
+            "reason": "killed by SIGKILL",
+            "cpu_seconds": 11.0,
+            "rss_bytes": 94 << 20,
+        },
+        {
+            "name": "worker",
+            "instance": 1,
+            "state": "backoff",
+            "pid": None,
+            "started_at": None,
+            "restarts": 4,
+            "crash_looping": True,
+            "exit_status": 1,
+            "reason": "exited with code 1",
+            "cpu_seconds": None,
+            "rss_bytes": None,
+        },
+    ],
+    "supervisor": {"pid": 4200, "started_at": NOW - 7200, "version": "0.1.0"},
+}
+HEALTH: dict[str, Any] = {
+    "status": "degraded",
+    "version": "0.1.0",
+    "checks": {
+        "database": {"status": "ok", "latency_ms": 1.2},
+        "queue": {"status": "ok", "latency_ms": 0.4},
+        "worker": {"status": "down", "error": "no worker heartbeat for 400 s"},
+    },
+}
+TENANTS: list[dict[str, Any]] = [
+    {
+        "id": f"00000000-0000-0000-0000-00000000000{i}",
+        "slug": slug,
+        "name": name,
+        "plan": plan,
+        "status": status,
+        "counts": {"users": users, "organizations": 1, "projects": projects, "api_keys": keys},
+    }
+    for i, (slug, name, plan, status, users, projects, keys) in enumerate(
+        [
+            ("acme", "Acme Corporation", "enterprise", "active", 1200, 340, 12),
+            ("globex", "Globex", "business", "active", 85, 40, 3),
+            ("initech", "Initech", "team", "suspended", 14, 6, 1),
+            ("umbrella", "Umbrella", "free", "deleted", 2, 1, 0),
+        ]
+    )
+]
+
+
+def fixed_app(tmp_path: Path, **kwargs: Any) -> ConsoleApp:
+    """A console whose API does not answer and whose supervisor is elsewhere, then given a fixed state."""
+    target = Target("production", "http://127.0.0.1:9", None, accent="red")  # nothing listens on port 9
+    connection = Connection.open(target, CredentialStore(tmp_path / "credentials.json"))
+    return ConsoleApp(connection, refresh=60.0, sign_in=False, **kwargs)
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, ConsoleApp)
+    await until(
+        pilot, lambda: app.state.api.up is False and app.state.supervisor.up is False, "the first polls"
+    )
+    state = app.state
+    now = time.time()  # uptimes are drawn against the clock: start them an hour before now
+    for program in STATUS["programs"]:
+        if program["pid"]:
+            program["started_at"] = now - 3600
+    for step in range(12):
+        at = NOW - 24 + step * 2
+        state.record_programs(
+            at,
+            {
+                **STATUS,
+                "programs": [
+                    {**p, "cpu_seconds": None if p["cpu_seconds"] is None else p["cpu_seconds"] + step * 0.1}
+                    for p in STATUS["programs"]
+                ],
+            },
+        )
+        state.record_health(at, HEALTH, 8.0 + step % 4)
+        state.request_rate.append(20.0 + step * 3 % 7)
+        state.error_rate.append(float(step % 3 == 0))
+        state.queue_depth.append(float(step % 5))
+    state.api.ok(NOW, 9.0)
+    state.supervisor.ok(NOW, 1.0)
+    state.api.next_try = state.supervisor.next_try = float("inf")
+    app.signed_in_as, app.permissions = "ops@example.com", frozenset({"tenants:read", "tenants:manage"})
+    app.tenants = {t["id"]: t for t in TENANTS}
+    app.redraw()
+    await pilot.pause()
+
+
+def test_dashboard(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=settle)
+
+
+async def tenants_view(pilot: Pilot[None]) -> None:
+    await settle(pilot)
+    await pilot.press("2")
+    screen = pilot.app.screen
+    assert isinstance(screen, TenantsScreen)
+    screen.workers.cancel_all()
+    screen.table.set_rows(tenant_row(t) for t in TENANTS)
+    screen.query_one("#tenant-summary").update("4 tenants")  # type: ignore[attr-defined]
+    screen.query_one("#tenant-detail").update("acme · Acme Corporation · enterprise · active")  # type: ignore[attr-defined]
+    await pilot.pause()
+
+
+def test_tenants(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=tenants_view)
+
+
+def test_tenants_read_only(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(fixed_app(tmp_path, read_only=True), terminal_size=SIZE, run_before=tenants_view)
+
+
+def _dialog(screen: Any) -> Any:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        pilot.app.push_screen(screen)
+        await pilot.pause()
+
+    return run_before
+
+
+def test_confirm_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    dialog = ConfirmDialog(
+        "Suspend tenant acme?", "Its users, tokens and API keys are refused.", "Suspend", True
+    )
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_dialog(dialog))
+
+
+def test_typed_confirm_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    dialog = TypedConfirmDialog("Delete tenant acme?", "Its data is purged after 30 days.", expected="acme")
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_dialog(dialog))
+
+
+def test_tenant_form(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_dialog(TenantForm()))
+
+
+def test_plan_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(
+        fixed_app(tmp_path), terminal_size=SIZE, run_before=_dialog(PlanDialog("acme", "team"))
+    )
+
+
+def test_login(snap_compare: Any, tmp_path: Path) -> None:
+    from console.screens.login import LoginScreen
+
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_dialog(LoginScreen()))
+
+
+def test_keys(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(fixed_app(tmp_path), press=["question_mark"], terminal_size=SIZE, run_before=settle)
+
+
+def test_palette(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press("ctrl+p", *"acm")
+        palette = pilot.app.screen
+        assert isinstance(palette, CommandPalette)
+        hits = palette.query_one(CommandList)
+        await until(pilot, lambda: hits.option_count >= 1 and palette._list_visible, "the hits")
+        await pilot.pause(0.3)
+
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=run_before)
