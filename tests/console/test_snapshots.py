@@ -26,7 +26,6 @@ from console.screens.typed_confirm import TypedConfirmDialog
 from tests.console.pilot import until
 
 SIZE = (80, 24)
-NOW = time.time()
 STATUS: dict[str, Any] = {
     "programs": [
         {
@@ -34,7 +33,7 @@ STATUS: dict[str, Any] = {
             "instance": 1,
             "state": "running",
             "pid": 4242,
-            "started_at": NOW - 3600,
+            "started_at": None,
             "restarts": 0,
             "crash_looping": False,
             "exit_status": None,
@@ -47,7 +46,7 @@ STATUS: dict[str, Any] = {
             "instance": 2,
             "state": "running",
             "pid": 4243,
-            "started_at": NOW - 3600,
+            "started_at": None,
             "restarts": 1,
             "crash_looping": False,
             "exit_status": -9,
@@ -69,7 +68,7 @@ STATUS: dict[str, Any] = {
             "rss_bytes": None,
         },
     ],
-    "supervisor": {"pid": 4200, "started_at": NOW - 7200, "version": "0.1.0"},
+    "supervisor": {"pid": 4200, "started_at": None, "version": "0.1.0"},
 }
 HEALTH: dict[str, Any] = {
     "status": "degraded",
@@ -114,12 +113,13 @@ async def settle(pilot: Pilot[None]) -> None:
         pilot, lambda: app.state.api.up is False and app.state.supervisor.up is False, "the first polls"
     )
     state = app.state
-    now = time.time()  # uptimes are drawn against the clock: start them an hour before now
+    now = time.time()  # uptimes and ages are drawn against the clock: set them relative to now
     for program in STATUS["programs"]:
         if program["pid"]:
             program["started_at"] = now - 3600
+    STATUS["supervisor"]["started_at"] = now - 7200
     for step in range(12):
-        at = NOW - 24 + step * 2
+        at = now - 22 + step * 2
         state.record_programs(
             at,
             {
@@ -134,8 +134,8 @@ async def settle(pilot: Pilot[None]) -> None:
         state.request_rate.append(20.0 + step * 3 % 7)
         state.error_rate.append(float(step % 3 == 0))
         state.queue_depth.append(float(step % 5))
-    state.api.ok(NOW, 9.0)
-    state.supervisor.ok(NOW, 1.0)
+    state.api.ok(now, 9.0)
+    state.supervisor.ok(now, 1.0)
     state.api.next_try = state.supervisor.next_try = float("inf")
     app.signed_in_as, app.permissions = "ops@example.com", frozenset({"tenants:read", "tenants:manage"})
     app.tenants = {t["id"]: t for t in TENANTS}
@@ -219,3 +219,64 @@ def test_palette(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause(0.3)
 
     assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def _view(key: str, prepare: Any = None) -> Any:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press(key)
+        await pilot.pause()
+        pilot.app.screen.workers.cancel_all()
+        if prepare is not None:
+            prepare(pilot.app.screen)
+        pilot.app.redraw()  # type: ignore[attr-defined]
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def test_services(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_view("3"))
+
+
+def test_logs(snap_compare: Any, tmp_path: Path) -> None:
+    def lines(screen: Any) -> None:
+        for n in range(30):
+            screen.tail.add(
+                f"2026-12-04T10:00:{n:02d}.000Z stdout request {n} answered 200 in {n % 7 + 1} ms"
+            )
+        screen.tail.flush()
+
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_view("4", lines))
+
+
+def test_health(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_view("5"))
+
+
+def test_audit(snap_compare: Any, tmp_path: Path) -> None:
+    from console.screens.audit import audit_row
+
+    records = [
+        {
+            "id": f"rec-{i}",
+            "created_at": f"2026-12-04T10:0{i}:00Z",
+            "actor_user_id": "5f0c2a1e-0000-0000-0000-000000000000",
+            "actor_api_key_id": None,
+            "action": action,
+            "resource_type": "tenant",
+            "resource_id": TENANTS[i % 4]["id"],
+            "ip": "127.0.0.1",
+            "details": {"slug": TENANTS[i % 4]["slug"]},
+        }
+        for i, action in enumerate(
+            ["tenant.create", "tenant.suspend", "tenant.plan", "auth.login", "tenant.delete"]
+        )
+    ]
+
+    def fill(screen: Any) -> None:
+        screen.records = {r["id"]: r for r in records}
+        screen.table.set_rows(audit_row(r) for r in reversed(records))
+        screen._say("5 records")
+
+    assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_view("6", fill))
