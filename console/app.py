@@ -231,6 +231,8 @@ class ConsoleApp(App[None]):
 
     def run_command(self, command: commands.Command) -> None:
         """Run a command of the table from the palette: global ones here, a view's on that view."""
+        if self.refuse_if_read_only(command.screen, command.action):
+            return
         if command.screen == commands.GLOBAL:
             self.call_later(self.run_action, command.action)
             return

@@ -13,6 +13,7 @@ from textual.command import CommandPalette
 from textual.widgets import Input, Label
 
 from appliance.client.targets import Target
+from console import commands
 from console.screens.dashboard import DashboardScreen
 from console.screens.keys import KeysScreen
 from console.screens.login import LoginScreen
@@ -141,6 +142,13 @@ def test_read_only_is_shown_and_hides_write_keys(appliance: RunningAppliance, tm
             assert not app.allows("tenants", "suspend")
             assert screen.check_action("suspend", ()) is False
             assert screen.check_action("filter", ()) is True
+            suspend = next(c for c in commands.COMMANDS if c.screen == "tenants" and c.action == "suspend")
+            app.run_command(suspend)  # as the palette runs it
+            await until(
+                pilot,
+                lambda: any("Read-only" in n.message for n in app._notifications),
+                "the refusal of a write action from the palette",
+            )
             await pilot.press("question_mark")
             await until(pilot, lambda: showing(app, KeysScreen), "the keys screen")
             keys = app.screen
