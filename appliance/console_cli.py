@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from appliance.client.credentials import CredentialsError
 from appliance.client.targets import LOCAL, Target, TargetError, choose, default_targets_file
 from appliance.errors import InvalidInput
 
@@ -58,7 +59,10 @@ def console(
         raise InvalidInput(str(exc)) from exc
     from console.main import run
 
-    run(chosen, read_only=read_only, refresh=refresh, view=view)
+    try:
+        run(chosen, read_only=read_only, refresh=refresh, view=view)
+    except CredentialsError as exc:
+        raise InvalidInput(str(exc)) from exc
 
 
 def register(app: typer.Typer) -> None:

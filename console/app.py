@@ -177,6 +177,8 @@ class ConsoleApp(App[None]):
         self.permissions = frozenset(answer.get("permissions") or ())
         self.signed_in_as = email
         self.after_sign_in()
+        if self.connection.api.store_problem:
+            self.notify(self.connection.api.store_problem, severity="warning", timeout=10)
         if answer.get("must_change_password"):
             from console.screens.password import PasswordScreen
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from appliance.client.credentials import Credential, CredentialStore
+from appliance.client.credentials import Credential, CredentialsError, CredentialStore
 from appliance.client.errors import ApiError, ApiUnavailable, Unauthorized, from_response
 
 API = "/api/v1"
@@ -41,6 +41,7 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.target, self.store = target, store
         self.credential: Credential | None = store.get(target) if store is not None else None
+        self.store_problem = ""
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=timeout,
@@ -112,13 +113,22 @@ class ApiClient:
             refresh_token=tokens["refresh_token"],
             expires_at=time.time() + float(tokens["expires_in"]),
         )
-        if self.store is not None:
-            self.store.put(self.target, self.credential)
+        self._save(self.credential)
 
     def forget(self) -> None:
         self.credential = None
-        if self.store is not None:
-            self.store.put(self.target, None)
+        self._save(None)
+
+    def _save(self, credential: Credential | None) -> None:
+        """Keep the session in the store; a store that cannot be written leaves it in memory only, and
+        `store_problem` says why (the caller shows it)."""
+        if self.store is None:
+            return
+        try:
+            self.store.put(self.target, credential)
+            self.store_problem = ""
+        except (CredentialsError, OSError) as exc:
+            self.store_problem = f"the session is not saved: {exc}"
 
     async def login(self, email: str, password: str, mfa_code: str | None = None) -> JSON:
         """Sign in (an operator's account: no tenant); the answer lists the permissions held."""
