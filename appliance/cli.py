@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from appliance import __version__, audit_cli, programs_cli, tenant_cli
+from appliance import __version__, audit_cli, console_cli, programs_cli, tenant_cli
 from appliance.errors import ApplianceError
 
 TRACEBACK_VAR = "APPLIANCE_TRACEBACK"
@@ -168,6 +168,12 @@ def admin_create(
         bool,
         typer.Option("--if-none", help="Create it only if no operator exists yet (for install scripts)."),
     ] = False,
+    read_only: Annotated[
+        bool,
+        typer.Option(
+            "--read-only", help="Read-only: it may read tenants, limits and audit logs, not change them."
+        ),
+    ] = False,
 ) -> None:
     """Create a platform operator account and print its one-time password."""
     from appliance.db.session import Database
@@ -179,10 +185,10 @@ def admin_create(
             if if_none and operators.count(session) > 0:
                 _echo("an operator account exists already; none created")
                 return
-            created = operators.create(session, email, name)
+            created = operators.create(session, email, name, read_only=read_only)
     finally:
         database.dispose()
-    _echo(f"operator {created.user.email} created")
+    _echo(f"{'read-only ' if read_only else ''}operator {created.user.email} created")
     _echo(f"one-time password: {created.one_time_password}")
     _echo("it is shown only now; it must be changed at the first login")
 
@@ -260,6 +266,7 @@ def status(
 programs_cli.register(app)
 tenant_cli.register(app)
 audit_cli.register(app)
+console_cli.register(app)
 
 
 def _as_toml(data: dict[str, Any], prefix: str = "") -> str:

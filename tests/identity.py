@@ -93,11 +93,15 @@ class Identity:
     @property
     def operator(self) -> Member:
         if self._operator is None:
-            email = f"operator-{uuid.uuid4().hex[:6]}@appliance.test"
-            with self.database.session_scope() as session:
-                new = operators.create(session, email)
-            self._operator = self.set_password(email, new.one_time_password)
+            self._operator = self.new_operator()
         return self._operator
+
+    def new_operator(self, *, read_only: bool = False) -> Member:
+        """Another operator account (as `appliance admin create [--read-only]` makes one), signed in."""
+        email = f"operator-{uuid.uuid4().hex[:6]}@appliance.test"
+        with self.database.session_scope() as session:
+            new = operators.create(session, email, read_only=read_only)
+        return self.set_password(email, new.one_time_password)
 
     def tenant(self, slug: str, plan: str = "free", owner_email: str | None = None) -> TenantHandle:
         email = owner_email or f"owner@{slug}.test"

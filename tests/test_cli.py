@@ -69,7 +69,7 @@ def test_init_migrate_admin_flow(env: dict[str, str], tmp_path: Path) -> None:
     assert "created" in first.stdout
     assert "kept" in appliance("init", env=env).stdout
 
-    assert "applied 3 migration(s): 0001, 0002, 0003" in appliance("migrate", env=env).stdout
+    assert "applied 4 migration(s): 0001, 0002, 0003, 0004" in appliance("migrate", env=env).stdout
     assert "already up to date" in appliance("migrate", env=env).stdout
     assert appliance("migrate", "--check", env=env).returncode == 0
 
@@ -85,6 +85,28 @@ def test_init_migrate_admin_flow(env: dict[str, str], tmp_path: Path) -> None:
     assert_one_line_error(appliance("admin", "create", "--email", "not-an-email", env=env), "'not-an-email'")
     again = appliance("admin", "create", "--email", "other@example.com", "--if-none", env=env)
     assert "none created" in again.stdout
+
+    watcher = appliance("admin", "create", "--email", "watch@example.com", "--read-only", env=env)
+    assert watcher.returncode == 0, watcher.stderr
+    assert "read-only operator watch@example.com created" in watcher.stdout
+    assert _operators(tmp_path / "data") == {"ops@example.com": False, "watch@example.com": True}
+
+
+def _operators(data_dir: Path) -> dict[str, bool]:
+    """The operator accounts in the embedded database, each with whether it is read-only."""
+    from sqlalchemy import select
+
+    from appliance.config import Settings
+    from appliance.db.session import Database
+    from appliance.models import User
+
+    database = Database(Settings(data_dir=data_dir))
+    try:
+        with database.session_scope() as session:
+            query = select(User.email, User.operator_read_only).where(User.is_operator)
+            return dict(session.execute(query).all())
+    finally:
+        database.dispose()
 
 
 def test_config_show_and_check(env: dict[str, str], tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from appliance.api.routes import (
     rate_limits,
     roles,
     root,
+    tenant_contents,
     tenants,
 )
 from appliance.api.schemas.errors import error_responses
@@ -94,6 +95,7 @@ def create_app(
         api_keys,
         audit_logs,
         tenants,
+        tenant_contents,
         rate_limits,
     ):
         app.include_router(resource.router, prefix="/api/v1")

@@ -5,7 +5,8 @@ Every route declares what it needs with exactly one of these dependencies, and t
 fails for a route that declares none:
 
 * ``require(permission)`` -- a tenant's user or API key holding ``permission`` (``projects:read``, ...);
-* ``require_operator(permission)`` -- a platform operator (``tenants:manage``, ...);
+* ``require_operator(permission)`` -- a platform operator holding ``permission`` (``tenants:read``,
+  ``tenants:manage``, ...; see appliance.services.platform_permissions);
 * ``signed_in`` -- any valid credential (``/auth/me``, ``/auth/logout``);
 * ``public`` -- no credential (sign-in, token refresh), limited per client address.
 """
@@ -28,7 +29,7 @@ from appliance.api.deps import ContextDep
 from appliance.db import tenancy
 from appliance.errors import Forbidden, RateLimited, Unauthenticated
 from appliance.logs import request_id_var
-from appliance.services import ratelimit
+from appliance.services import platform_permissions, ratelimit
 from appliance.services.actors import Actor, RequestInfo
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/login.")
@@ -142,6 +143,20 @@ async def permitted(request: Request, permission: str) -> Actor:
     return _check_permission(await _caller(request, ctx, token, api_key, limit=False), permission)
 
 
+async def operator_credential(request: Request) -> Actor | None:
+    """The operator whose bearer token the request carries, for a route that also lets operators in
+    besides its own rule (/metrics: from the allowed networks, or with an operator's token); None when the
+    request carries no credential. A bad credential is 401, anyone else's 403 OPERATOR_REQUIRED."""
+    ctx: AppContext = request.app.state.ctx
+    token, api_key = _credentials(request)
+    if token is None and api_key is None and not request.headers.get("authorization"):
+        return None
+    actor = await _caller(request, ctx, token, api_key)
+    if not actor.operator:
+        raise Forbidden("only a platform operator's credential opens this route", code="OPERATOR_REQUIRED")
+    return actor
+
+
 async def enforce_limits_async(request: Request, actor: Actor) -> None:
     """`enforce_limits` from the event loop: inline for the in-process limiter, else in a worker."""
     ctx: AppContext = request.app.state.ctx
@@ -246,18 +261,31 @@ def _check_permission(actor: Actor, permission: str) -> Actor:
 
 @cache
 def require_operator(permission: str) -> Callable[..., Actor]:
-    """A platform operator (operators hold every platform permission)."""
+    """A platform operator holding the platform permission ``permission`` (a full operator holds every
+    one, a read-only operator the read ones: appliance.services.platform_permissions)."""
+    platform_permissions.check(permission)
 
     async def dependency(actor: AuthDep) -> Actor:
-        if not actor.operator:
-            raise Forbidden(
-                "this is a platform operator route",
-                code="OPERATOR_REQUIRED",
-                details={"permission": permission},
-            )
-        return actor
+        return check_operator(actor, permission)
 
     return _mark(dependency, f"operator:{permission}")
+
+
+def check_operator(actor: Actor, permission: str) -> Actor:
+    """``actor`` if it is an operator holding ``permission``; Forbidden otherwise."""
+    if not actor.operator:
+        raise Forbidden(
+            "this is a platform operator route",
+            code="OPERATOR_REQUIRED",
+            details={"permission": permission},
+        )
+    if permission not in actor.permissions:
+        raise Forbidden(
+            f"this needs the platform permission {permission!r} (a read-only operator holds the read ones)",
+            code="PERMISSION_DENIED",
+            details={"permission": permission},
+        )
+    return actor
 
 
 async def _signed_in(actor: AuthDep) -> Actor:

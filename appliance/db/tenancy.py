@@ -104,7 +104,8 @@ def rls_statements(table: str) -> list[str]:
     """The SQL that puts ``table`` under row-level security (run by migrations, as the owner).
 
     There is deliberately no policy the app role could switch on to see every tenant: platform (operator)
-    work that must cross tenants will connect with a separate role, not by setting a flag."""
+    work that must cross tenants will connect with a separate role, not by setting a flag. (The counts of
+    several named tenants are read through a view of the owner's: appliance.db.tenant_counts.)"""
     statements = [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         # FORCE: the policies apply to the table's owner too (unless it is a superuser or has BYPASSRLS).
@@ -131,7 +132,8 @@ def grant_app_role(connection: Connection, role: str) -> None:
     """Give the role the API and workers connect as what it needs on every table, and no more.
 
     Run as the owner after each migration (tables created later are not covered by earlier grants).
-    The role must not have BYPASSRLS; audit_logs is append-only (SELECT, INSERT), alembic_version read-only.
+    The role must not have BYPASSRLS; audit_logs is append-only (SELECT, INSERT), alembic_version read-only,
+    and views (appliance.db.tenant_counts) are read-only.
     """
     if connection.dialect.name != "postgresql":
         raise RuntimeError("roles and grants exist on PostgreSQL only")
@@ -147,6 +149,9 @@ def grant_app_role(connection: Connection, role: str) -> None:
         else:
             privileges = "SELECT, INSERT, UPDATE, DELETE"
         connection.execute(text(f"GRANT {privileges} ON {table} TO {quoted}"))
+    for view in inspect(connection).get_view_names(schema=schema):
+        connection.execute(text(f"REVOKE ALL ON {view} FROM {quoted}"))
+        connection.execute(text(f"GRANT SELECT ON {view} TO {quoted}"))
     connection.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}"))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import String
+from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appliance.db.base import Base, utcnow
@@ -21,6 +21,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     is_operator: Mapped[bool] = mapped_column(default=False)
     """A platform operator (on-prem admin), distinct from any role inside a tenant."""
+    operator_read_only: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """An operator who may read the platform but change nothing (appliance.services.platform_permissions)."""
     is_active: Mapped[bool] = mapped_column(default=True)
     must_change_password: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from appliance.services import platform_permissions
+
 
 @dataclass(frozen=True)
 class RequestInfo:
@@ -21,7 +23,8 @@ class Actor:
     """A user (by access token) or an API key, acting inside one tenant; or a platform operator.
 
     ``permissions`` are what the actor may do in ``tenant_id`` (the role's permissions, or the key's
-    scopes); an operator acts on platform routes only and holds no tenant permission."""
+    scopes); an operator acts on platform routes only, and its ``permissions`` are platform permissions
+    (appliance.services.platform_permissions), never a tenant's."""
 
     user_id: uuid.UUID | None
     tenant_id: uuid.UUID | None
@@ -50,7 +53,12 @@ class Actor:
 
 
 def cli_operator(user_id: uuid.UUID | None = None) -> Actor:
-    """The operator at the command line (the audit log names the local console as the source)."""
+    """The operator at the command line, a full one (the audit log names the local console as the
+    source)."""
     return Actor(
-        user_id=user_id, tenant_id=None, operator=True, request=RequestInfo(user_agent="appliance-cli")
+        user_id=user_id,
+        tenant_id=None,
+        permissions=platform_permissions.ALL,
+        operator=True,
+        request=RequestInfo(user_agent="appliance-cli"),
     )

@@ -21,6 +21,7 @@ from appliance.services import (
     login_throttle,
     mfa,
     passwords,
+    platform_permissions,
     ratelimit,
     roles,
     sessions,
@@ -167,7 +168,7 @@ def login(
 
     login_throttle.login_succeeded(guard.limiter, email=address)
     user.last_login_at = now
-    permissions = frozenset() if membership is None else _permissions(session, tenant, membership)
+    permissions = _permissions(session, user, tenant, membership)
     signed = _open(
         session,
         authn,
@@ -254,8 +255,13 @@ def _choose_tenant(
     )
 
 
-def _permissions(session: Session, tenant: Tenant | None, membership: Membership) -> frozenset[str]:
-    assert tenant is not None
+def _permissions(
+    session: Session, user: User, tenant: Tenant | None, membership: Membership | None
+) -> frozenset[str]:
+    """The role's permissions in the tenant; on the platform, the operator's platform permissions."""
+    if tenant is None:
+        return platform_permissions.for_operator(user.operator_read_only)
+    assert membership is not None
     tenancy.set_tenant(session, tenant.id)
     return roles.permissions_for(session, membership.role)
 
@@ -353,7 +359,7 @@ def refresh(
             raise ended
     elif not user.is_operator:
         raise ended
-    permissions = frozenset() if membership is None else _permissions(session, tenant, membership)
+    permissions = _permissions(session, user, tenant, membership)
     return _open(
         session,
         authn,

@@ -19,7 +19,7 @@ from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.errors import Forbidden, Unauthenticated
 from appliance.models import ApiKey, TenantStatus
-from appliance.services import sessions, tokens
+from appliance.services import platform_permissions, sessions, tokens
 from appliance.services.actors import Actor, RequestInfo
 from appliance.services.revocation_cache import RevocationCache
 from appliance.services.tenant_directory import TenantDirectory, TenantInfo
@@ -71,14 +71,18 @@ class Authenticator:
         session_id: uuid.UUID,
         operator: bool = False,
     ) -> tuple[str, tokens.AccessClaims]:
+        """A signed access token. A tenant's token lists its permissions (``scope``); an operator's carries
+        only whether it is read-only (``ro``), from which `_actor` derives the platform permissions: short
+        of every platform permission, it is issued read-only (failing closed, never wider)."""
         claims = tokens.new_access_claims(
             subject=user_id,
             tenant_id=tenant_id,
             now=self.clock(),
             ttl=self.access_ttl,
-            scopes=sorted(permissions),
+            scopes=() if operator else sorted(permissions),
             operator=operator,
             session_id=session_id,
+            read_only=operator and permissions != platform_permissions.ALL,
         )
         return tokens.issue_access_token(
             self._key, claims, issuer=self.issuer, audience=self.audience
@@ -138,6 +142,7 @@ class Authenticator:
             return Actor(
                 user_id=claims.subject,
                 tenant_id=None,
+                permissions=platform_permissions.for_operator(claims.read_only),
                 operator=True,
                 session_id=claims.session_id,
                 request=request,

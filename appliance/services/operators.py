@@ -1,4 +1,5 @@
-"""Platform operators: the on-prem admins who manage tenants, created from the command line."""
+"""Platform operators: the on-prem admins who manage tenants (or, read-only, watch them), created from the
+command line."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ def normalize_email(email: str) -> str:
     return value
 
 
-def create(session: Session, email: str, display_name: str = "") -> NewOperator:
-    """A new operator account with a one-time password that must be changed at first login."""
+def create(session: Session, email: str, display_name: str = "", *, read_only: bool = False) -> NewOperator:
+    """A new operator account with a one-time password that must be changed at first login; a read-only
+    one holds only the read platform permissions (appliance.services.platform_permissions)."""
     address = normalize_email(email)
     if session.scalars(select(User.id).where(User.email == address)).first() is not None:
         raise Conflict(
@@ -43,6 +45,7 @@ def create(session: Session, email: str, display_name: str = "") -> NewOperator:
         display_name=display_name or address.split("@", 1)[0],
         password_hash=passwords.hash_password(password),
         is_operator=True,
+        operator_read_only=read_only,
         must_change_password=True,
     )
     session.add(user)
@@ -54,7 +57,7 @@ def create(session: Session, email: str, display_name: str = "") -> NewOperator:
         actor=cli_operator(),
         resource_type="user",
         resource_id=user.id,
-        summary={"email": address},
+        summary={"email": address, "read_only": read_only},
     )
     return NewOperator(user=user, one_time_password=password)
 

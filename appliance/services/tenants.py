@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
-from appliance.db import tenancy
+from appliance.db import tenancy, tenant_counts
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.models import (
     DEFAULT_PURGE_GRACE,
@@ -254,6 +254,15 @@ class Counts:
     api_keys: int
 
 
+#: What `Counts` counts, by field: members (users), organizations, projects and API keys (revoked ones too).
+_COUNTED: dict[str, Any] = {
+    "users": Membership,
+    "organizations": Organization,
+    "projects": Project,
+    "api_keys": ApiKey,
+}
+
+
 def counts(session: Session, tenant_id: uuid.UUID) -> Counts:
     """How much a tenant holds (read inside its own scope: row-level security allows nothing else)."""
     with tenancy.inside(session, tenant_id):
@@ -261,9 +270,18 @@ def counts(session: Session, tenant_id: uuid.UUID) -> Counts:
         def n(model: Any) -> int:
             return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
-        return Counts(
-            users=n(Membership), organizations=n(Organization), projects=n(Project), api_keys=n(ApiKey)
-        )
+        return Counts(**{field: n(model) for field, model in _COUNTED.items()})
+
+
+def counts_of(session: Session, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, Counts]:
+    """`counts` for many tenants (a page of the tenant list) at once: one grouped query per table, over
+    the named tenants only (see appliance.db.tenant_counts for how row-level security allows it)."""
+    found = tenant_counts.count_rows(session, tenant_ids)
+    tables = {field: model.__tablename__ for field, model in _COUNTED.items()}
+    return {
+        tenant: Counts(**{field: found[table].get(tenant, 0) for field, table in tables.items()})
+        for tenant in tenant_ids
+    }
 
 
 def purge_due(session: Session, now: dt.datetime) -> list[str]:

@@ -4,8 +4,8 @@ The database code stores what these functions produce and asks them what to do w
 rules live here once:
 
 - an access token is a short-lived HS256 JWT with ``iss``, ``aud``, ``exp``, ``iat``, ``jti``, ``sub`` and a
-  tenant (``tid``) or the operator flag (``op``); it is verified without the database, apart from a revocation
-  check that the caller passes in (backed by `RevocationCache`);
+  tenant (``tid``) or the operator flag (``op``, with ``ro`` for a read-only operator); it is verified without
+  the database, apart from a revocation check that the caller passes in (backed by `RevocationCache`);
 - a refresh token is an opaque ``frt_...`` string stored as its SHA-256, rotated on every use;
   `decide_refresh` says whether a presented one rotates, is a reuse (revoke its family) or is refused;
 - an API key is ``fak_<id8>_<secret>``: the ``fak_<id8>`` prefix finds the row, the SHA-256 of the whole key
@@ -76,10 +76,15 @@ class AccessClaims:
     """A platform operator's token (``op``): acts on platform routes, bound to no tenant."""
     session_id: uuid.UUID | None = None
     """The refresh-token family the token was issued from (``sid``): revoking it ends the session at once."""
+    read_only: bool = False
+    """A read-only operator's token (``ro``): the read platform permissions only (see
+    appliance.services.platform_permissions). Only on operators' tokens."""
 
     def __post_init__(self) -> None:
         if self.operator == (self.tenant_id is not None):
             raise ValueError("an access token is bound to exactly one tenant, or is an operator's")
+        if self.read_only and not self.operator:
+            raise ValueError("only an operator's token is read-only")
         if self.expires_at <= self.issued_at:
             raise ValueError("an access token must expire after it is issued")
 
@@ -104,6 +109,7 @@ def new_access_claims(
     scopes: Iterable[str] = (),
     operator: bool = False,
     session_id: uuid.UUID | None = None,
+    read_only: bool = False,
 ) -> AccessClaims:
     """Claims for a new token issued at ``now`` (whole seconds, as JWT carries them) with a fresh jti."""
     issued = _from_epoch(_epoch(now))
@@ -116,6 +122,7 @@ def new_access_claims(
         scopes=tuple(scopes),
         operator=operator,
         session_id=session_id,
+        read_only=read_only,
     )
 
 
@@ -133,6 +140,8 @@ def issue_access_token(key: str, claims: AccessClaims, *, issuer: str, audience:
         payload["tid"] = str(claims.tenant_id)
     if claims.operator:
         payload["op"] = True
+    if claims.read_only:
+        payload["ro"] = True
     if claims.scopes:
         payload["scope"] = " ".join(claims.scopes)
     if claims.session_id is not None:
@@ -210,6 +219,9 @@ def _claims_from(payload: dict[str, Any]) -> AccessClaims:
             raise ValueError("scope and jti must be strings")
         tenant = payload.get("tid")
         session = payload.get("sid")
+        read_only = payload.get("ro", False)
+        if type(read_only) is not bool:
+            raise ValueError("ro must be a boolean")
         return AccessClaims(
             subject=uuid.UUID(payload["sub"]),
             tenant_id=None if tenant is None else uuid.UUID(tenant),
@@ -219,6 +231,7 @@ def _claims_from(payload: dict[str, Any]) -> AccessClaims:
             scopes=tuple(scope.split()),
             operator=payload.get("op") is True,
             session_id=None if session is None else uuid.UUID(session),
+            read_only=read_only,
         )
     except (ValueError, TypeError, AttributeError, OverflowError, OSError):
         raise _invalid("malformed claims") from None

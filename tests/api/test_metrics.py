@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from appliance.api.app import create_app
+from tests.identity import identity_api
 from tests.servers import free_port, unavailable
 from tests.support import ApiProcesses, LiveServer, make_settings, wait_for
 
@@ -55,7 +56,38 @@ def test_refused_outside_the_allowed_networks(tmp_path: Path) -> None:
     with LiveServer(create_app(settings)) as live, live.client() as client:
         response = client.get("/metrics")
     assert response.status_code == 403
-    assert response.json()["error"]["message"] == "Metrics are not readable from 127.0.0.1."
+    assert response.json()["error"]["message"] == (
+        "Metrics are not readable from 127.0.0.1 without an operator's access token."
+    )
+
+
+def test_an_operators_token_opens_metrics_from_outside_the_allowed_networks(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'app.db'}"
+    # 127.0.0.1, where the test calls from, is outside the allowed network.
+    with identity_api(tmp_path, database, api={"metrics_allow_from": ("10.0.0.0/8",)}) as identity:
+        client = identity.client
+        acme = identity.tenant("acme")
+        key = client.post(
+            "/api/v1/api-keys", json={"name": "ci", "scopes": ["projects:read"]}, headers=acme.owner.headers
+        ).json()["key"]
+        anonymous = client.get("/metrics")
+        assert anonymous.status_code == 403
+        assert anonymous.json()["error"]["details"] == {"client": "127.0.0.1"}
+        for operator in (identity.operator, identity.new_operator(read_only=True)):
+            scraped = client.get("/metrics", headers=operator.headers)
+            assert scraped.status_code == 200, scraped.text
+            assert scraped.headers["content-type"].startswith("text/plain")
+            assert requests_total(scraped.text, "/api/v1/auth/me", "200") >= 1
+        tenant_user = client.get("/metrics", headers=acme.owner.headers)
+        assert tenant_user.status_code == 403
+        assert tenant_user.json()["error"]["code"] == "OPERATOR_REQUIRED"
+        tenant_key = client.get("/metrics", headers={"X-API-Key": key})
+        assert tenant_key.status_code == 403
+        assert tenant_key.json()["error"]["code"] == "OPERATOR_REQUIRED"
+        forged = client.get("/metrics", headers={"Authorization": "Bearer not-a-token"})
+        assert forged.status_code == 401
+        assert forged.headers["www-authenticate"].startswith("Bearer")
+        assert "not-a-token" not in forged.text
 
 
 def test_several_processes_report_one_total(tmp_path: Path) -> None:

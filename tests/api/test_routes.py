@@ -71,6 +71,22 @@ def test_tenant_routes_name_known_permissions(tmp_path: Path) -> None:
     assert tenant <= ALL_PERMISSIONS, tenant - ALL_PERMISSIONS
 
 
+def test_operator_routes_read_with_read_permissions_and_change_with_write_ones(tmp_path: Path) -> None:
+    """So that a read-only operator reads every platform page and changes nothing."""
+    from appliance.services import platform_permissions
+
+    wrong = {}
+    for route in _api_routes(tmp_path):
+        for requirement in _route_requirements(route):
+            if not requirement.startswith("operator:"):
+                continue
+            permission = requirement.removeprefix("operator:")
+            reads = route.methods <= {"GET", "HEAD"}
+            if permission not in (platform_permissions.READ if reads else platform_permissions.WRITE):
+                wrong[f"{sorted(route.methods)} {route.path}"] = permission
+    assert wrong == {}, wrong
+
+
 def test_the_openapi_document_describes_security_and_errors(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path))
     doc: dict[str, Any] = app.openapi()

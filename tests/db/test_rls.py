@@ -16,6 +16,7 @@ from appliance.db.base import Base
 from appliance.db.engine import build_engine
 from appliance.db.session import Database
 from appliance.db.tenancy import TENANT_OWNED_TABLES
+from appliance.db.tenant_counts import COUNTED_TABLES
 from appliance.models import Project
 from tests.conftest import PgDatabase
 from tests.db.seed import Seeded, seed
@@ -82,6 +83,16 @@ def test_every_tenant_owned_table_has_rls_enabled_forced_and_a_policy(
                     )
                 )
             }
+            roles = {
+                (row.tablename, row.policyname): set(row.roles)
+                for row in conn.execute(
+                    text(
+                        "SELECT tablename, policyname, roles FROM pg_policies "
+                        "WHERE schemaname = current_schema()"
+                    )
+                )
+            }
+            owner = conn.execute(text("SELECT current_user")).scalar()
     finally:
         engine.dispose()
     # Exactly the listed tables are under RLS: none forgotten, none unlisted.
@@ -93,7 +104,19 @@ def test_every_tenant_owned_table_has_rls_enabled_forced_and_a_policy(
     assert policies[("audit_logs", "platform_events")][1] == "(tenant_id IS NULL)"
     assert policies[("memberships", "memberships_lookup")][0] == "SELECT"
     assert policies[("api_keys", "api_keys_lookup")][0] == "SELECT"
-    assert len(policies) == len(TENANT_OWNED_TABLES) + 3
+    # The counts of several tenants (appliance.db.tenant_counts): SELECT policies of the owner that the view
+    # reads as, never the app role's, whose tenant-scoped queries must keep tenant_isolation alone.
+    for table in COUNTED_TABLES:
+        assert policies[(table, f"{table}_tenant_counts")][0] == "SELECT"
+        assert roles[(table, f"{table}_tenant_counts")] == {owner}
+    public = {key for key, names in roles.items() if names == {"public"}}
+    assert {name for _, name in public} == {
+        "tenant_isolation",
+        "platform_events",
+        "memberships_lookup",
+        "api_keys_lookup",
+    }
+    assert len(policies) == len(TENANT_OWNED_TABLES) + 3 + len(COUNTED_TABLES)
 
 
 def test_the_app_role_cannot_bypass_rls(app_role: AppRole) -> None:

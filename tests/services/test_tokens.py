@@ -91,6 +91,35 @@ def test_operator_token_has_no_tenant() -> None:
     assert "tid" not in segments(token)[1]
 
 
+def test_a_read_only_operators_token_says_so_in_one_small_claim() -> None:
+    token, _ = issue(tenant_id=None, operator=True, read_only=True)
+    claims = verify(token)
+    assert (claims.operator, claims.read_only, claims.scopes) == (True, True, ())
+    payload = segments(token)[1]
+    assert payload["ro"] is True
+    assert "scope" not in payload
+    full, _ = issue(tenant_id=None, operator=True)
+    assert "ro" not in segments(full)[1]
+    assert verify(full).read_only is False
+    with pytest.raises(ValueError, match="only an operator"):
+        issue(read_only=True)  # a tenant's token is never read-only: its scope says what it may do
+
+
+def test_a_forged_or_malformed_read_only_claim_is_refused() -> None:
+    token, _ = issue(tenant_id=None, operator=True, read_only=True)
+    head, _, signature = token.split(".")
+    dropped = {k: v for k, v in segments(token)[1].items() if k != "ro"}  # read-only widened to full
+    assert code_of(f"{head}.{b64(json.dumps(dropped).encode())}.{signature}") == "TOKEN_INVALID"
+    for bad in ("yes", 1):
+        payload = segments(token)[1] | {"ro": bad}
+        assert (
+            code_of(jwt.encode(payload, KEY, algorithm="HS256", headers={"typ": "at+jwt"})) == "TOKEN_INVALID"
+        )
+    tenant_payload = segments(issue()[0])[1] | {"ro": True}
+    forged = jwt.encode(tenant_payload, KEY, algorithm="HS256", headers={"typ": "at+jwt"})
+    assert code_of(forged) == "TOKEN_INVALID"
+
+
 def test_a_token_is_bound_to_a_tenant_or_is_an_operators() -> None:
     with pytest.raises(ValueError):
         issue(tenant_id=None)

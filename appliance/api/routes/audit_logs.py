@@ -14,13 +14,13 @@ from appliance.api.auth import PlatformSession, TenantSession, require, require_
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.models import AuditLog
-from appliance.services import audit, pagination
+from appliance.services import audit, pagination, platform_permissions
 from appliance.services.actors import Actor
 
 router = APIRouter(prefix="/audit-logs", tags=["audit-logs"], responses=error_responses(401, 403, 422, 429))
 
 Read = Annotated[Actor, Depends(require("audit:read"))]
-PlatformRead = Annotated[Actor, Depends(require_operator("platform:audit"))]
+PlatformRead = Annotated[Actor, Depends(require_operator(platform_permissions.PLATFORM_AUDIT))]
 
 
 class AuditLogOut(BaseModel):

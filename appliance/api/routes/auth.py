@@ -104,6 +104,7 @@ def me(actor: SignedIn, session: CallerSession) -> MeOut:
             email=user.email,
             display_name=user.display_name,
             is_operator=user.is_operator,
+            operator_read_only=user.is_operator and user.operator_read_only,
             must_change_password=user.must_change_password,
             mfa_enabled=enabled,
             created_at=user.created_at,

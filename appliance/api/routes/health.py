@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from appliance import __version__
 from appliance.api import metrics
+from appliance.api.auth import operator_credential
 from appliance.api.client_address import client_address, in_networks, parse_networks
 from appliance.api.deps import ContextDep
 from appliance.api.errors import error_response
@@ -130,14 +131,23 @@ def _worker_check(ctx: ContextDep) -> CheckResult:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}, **error_responses(403)},
+    responses={200: {"content": {"text/plain": {}}}, **error_responses(401, 403)},
+    # Optional: the allowed networks need no credential; from anywhere else, an operator's token.
+    openapi_extra={"security": [{}, {"HTTPBearer": []}]},
 )
 async def scrape(request: Request, ctx: ContextDep) -> Response:
-    """Prometheus text format; readable from the networks in ``api.metrics_allow_from``."""
+    """Prometheus text format; readable from the networks in ``api.metrics_allow_from``, and from any
+    address with a platform operator's access token (a read-only operator's too)."""
     api = ctx.settings.api
     peer = client_address(request.scope, parse_networks(api.trusted_proxies))
-    if not in_networks(peer, parse_networks(api.metrics_allow_from)):
-        return error_response(403, "FORBIDDEN", f"Metrics are not readable from {peer}.", {"client": peer})
+    allowed = in_networks(peer, parse_networks(api.metrics_allow_from))
+    if not allowed and await operator_credential(request) is None:
+        return error_response(
+            403,
+            "FORBIDDEN",
+            f"Metrics are not readable from {peer} without an operator's access token.",
+            {"client": peer},
+        )
     collector = metrics.QueueDepthCollector(lambda: queue.depth(ctx.queue))
     body = await run_in_threadpool(metrics.render, [collector])
     return Response(body, media_type=metrics.CONTENT_TYPE)

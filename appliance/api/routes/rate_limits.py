@@ -10,13 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from appliance.api.auth import PlatformSession, require_operator
 from appliance.api.deps import ContextDep
 from appliance.api.schemas.errors import error_responses
-from appliance.services import rate_limit_settings
+from appliance.services import platform_permissions, rate_limit_settings
 from appliance.services.actors import Actor
 from appliance.services.ratelimit import RateLimits
 
 router = APIRouter(prefix="/rate-limits", tags=["rate-limits"], responses=error_responses(401, 403, 422, 429))
 
-Manage = Annotated[Actor, Depends(require_operator("rate_limits:manage"))]
+Read = Annotated[Actor, Depends(require_operator(platform_permissions.RATE_LIMITS_READ))]
+Manage = Annotated[Actor, Depends(require_operator(platform_permissions.RATE_LIMITS_MANAGE))]
 
 
 class RateLimitsOut(BaseModel):
@@ -50,7 +51,7 @@ def _out(ctx: ContextDep, limits: RateLimits, overrides: dict[str, Any]) -> Rate
 
 
 @router.get("")
-def get_rate_limits(actor: Manage, session: PlatformSession, ctx: ContextDep) -> RateLimitsOut:
+def get_rate_limits(actor: Read, session: PlatformSession, ctx: ContextDep) -> RateLimitsOut:
     """The limits in force: the configured ones with the operators' overrides."""
     return _out(
         ctx, rate_limit_settings.effective(session, ctx.base_limits), rate_limit_settings.overrides(session)

@@ -13,7 +13,6 @@ from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.tenants import (
     OwnerOut,
-    TenantCounts,
     TenantCreated,
     TenantDetail,
     TenantIn,
@@ -21,12 +20,13 @@ from appliance.api.schemas.tenants import (
     TenantPatch,
 )
 from appliance.models import Tenant
-from appliance.services import tenants
+from appliance.services import platform_permissions, tenants
 from appliance.services.actors import Actor
 
 router = APIRouter(prefix="/tenants", tags=["tenants"], responses=error_responses(401, 403, 422, 429))
 
-Manage = Annotated[Actor, Depends(require_operator("tenants:manage"))]
+Read = Annotated[Actor, Depends(require_operator(platform_permissions.TENANTS_READ))]
+Manage = Annotated[Actor, Depends(require_operator(platform_permissions.TENANTS_MANAGE))]
 
 
 def _changed(ctx: ContextDep, tenant: Tenant) -> TenantOut:
@@ -56,27 +56,27 @@ def create_tenant(
 @router.get("")
 def list_tenants(
     *,
-    actor: Manage,
+    actor: Read,
     session: PlatformSession,
     limit: Limit = 50,
     cursor: Cursor = None,
     status: Annotated[str | None, Query(description="active, suspended or deleted")] = None,
     plan: Annotated[str | None, Query(description="free, team, business or enterprise")] = None,
     q: Annotated[str | None, Query(max_length=100, description="Part of the slug or name")] = None,
-) -> Page[TenantOut]:
-    """Every tenant, by slug."""
+) -> Page[TenantDetail]:
+    """Every tenant, by slug, with how many users, organizations, projects and API keys each holds."""
     rows, next_cursor = tenants.list_page(
         session, status=status, plan=plan, search=q, limit=limit, cursor=cursor
     )
-    return Page(items=[TenantOut.of(t) for t in rows], next_cursor=next_cursor)
+    counts = tenants.counts_of(session, [t.id for t in rows])
+    return Page(items=[TenantDetail.counted(t, counts[t.id]) for t in rows], next_cursor=next_cursor)
 
 
 @router.get("/{tenant_id}", responses=error_responses(404))
-def get_tenant(tenant_id: uuid.UUID, actor: Manage, session: PlatformSession) -> TenantDetail:
+def get_tenant(tenant_id: uuid.UUID, actor: Read, session: PlatformSession) -> TenantDetail:
     """One tenant, with how many users, organizations, projects and API keys it holds."""
     tenant = tenants.get(session, tenant_id)
-    counts = tenants.counts(session, tenant.id)
-    return TenantDetail(**TenantOut.of(tenant).model_dump(), counts=TenantCounts(**counts.__dict__))
+    return TenantDetail.counted(tenant, tenants.counts(session, tenant.id))
 
 
 @router.patch("/{tenant_id}", responses=error_responses(404))

@@ -54,6 +54,7 @@ class TokenOut(BaseModel):
     """None for a platform operator's session."""
     role: str | None
     permissions: list[str]
+    """In a tenant, the role's permissions; for an operator, the platform permissions it holds."""
     must_change_password: bool
 
 
@@ -62,6 +63,8 @@ class UserOut(BaseModel):
     email: str
     display_name: str
     is_operator: bool
+    operator_read_only: bool
+    """A read-only operator: the read platform permissions only (see ``permissions``)."""
     must_change_password: bool
     mfa_enabled: bool
     created_at: dt.datetime
@@ -74,6 +77,8 @@ class MeOut(BaseModel):
     api_key_id: uuid.UUID | None
     tenant: TenantRef | None
     permissions: list[str]
+    """A tenant's credential: its permissions there; an operator's: the platform permissions it holds
+    (a read-only operator lacks tenants:manage and rate_limits:manage)."""
     operator: bool
 
 

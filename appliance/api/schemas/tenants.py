@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import asdict
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.models import Tenant
+from appliance.services.tenants import Counts
 
 
 class TenantIn(BaseModel):
@@ -74,4 +76,10 @@ class TenantCounts(BaseModel):
 
 
 class TenantDetail(TenantOut):
+    """A tenant with how much it holds: GET /tenants/{id}, and each item of GET /tenants."""
+
     counts: TenantCounts
+
+    @classmethod
+    def counted(cls, tenant: Tenant, counts: Counts) -> TenantDetail:
+        return cls(**TenantOut.of(tenant).model_dump(), counts=TenantCounts(**asdict(counts)))

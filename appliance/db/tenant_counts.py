@@ -1,0 +1,99 @@
+"""How many rows several named tenants hold in a few tenant-owned tables, one grouped query per table: the
+counts of a page of the operators' tenant list.
+
+On PostgreSQL the app role sees one tenant per transaction, so the counts are read through the view
+``tenant_row_counts`` of migration 0004 (a UNION ALL of one grouped query per table). A view reads its
+tables as its owner, the schema owner, and the owner's SELECT-only ``<table>_tenant_counts`` policies show it
+the rows of the tenants listed in the transaction's ``app.tenant_ids`` (nothing when the list is unset); the
+view filters by the same list, for an owner that is a superuser. The policies are the owner's alone: given
+to the app role, PostgreSQL would OR them with ``tenant_isolation`` in every tenant-scoped query of these
+tables, and a page of a tenant's projects would read and sort all of that tenant's rows instead of walking
+its index (measured: a bitmap scan and a sort where the index alone served the page). An API that connects
+as the owner itself, with no separate app role, pays that price.
+
+On SQLite, where the ORM filter is the isolation, each table is counted with an explicit ``tenant_id IN``.
+Either way no flag shows every tenant: the caller names each one, as `tenancy.set_tenant` names one.
+
+This module sits in the db layer and never imports appliance.models: it knows tables by name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, literal, select, text
+from sqlalchemy.orm import Session
+
+from appliance.db.base import Base
+
+#: The tables counted, each by its table name.
+COUNTED_TABLES: tuple[str, ...] = ("memberships", "organizations", "projects", "api_keys")
+VIEW = "tenant_row_counts"
+SETTING = "app.tenant_ids"
+#: At most this many tenants at once: a page of the tenant list (appliance.services.pagination.MAX_LIMIT).
+MAX_TENANTS = 200
+
+_READ_VIEW = text(f"SELECT table_name, tenant_id, row_count FROM {VIEW}")  # noqa: S608  (a constant)
+_LISTED = f"string_to_array(nullif(current_setting('{SETTING}', true), ''), ',')::uuid[]"
+
+
+def policy_name(table: str) -> str:
+    return f"{table}_tenant_counts"
+
+
+def create_statements(tables: Sequence[str] = COUNTED_TABLES) -> list[str]:
+    """The owner's policies and the view (PostgreSQL; run by the owner, whom ``CURRENT_USER`` names)."""
+    policies = [
+        f"CREATE POLICY {policy_name(t)} ON {t} FOR SELECT TO CURRENT_USER "
+        f"USING (tenant_id = ANY ({_LISTED}))"
+        for t in tables
+    ]
+    # Table names from the fixed list above, never from input.
+    grouped = " UNION ALL ".join(
+        f"SELECT '{t}'::text AS table_name, tenant_id, count(*) AS row_count FROM {t} "  # noqa: S608
+        f"WHERE tenant_id = ANY ({_LISTED}) GROUP BY tenant_id"
+        for t in tables
+    )
+    # security_barrier: no condition of the caller's runs on the rows before the view's own filter.
+    return [*policies, f"CREATE VIEW {VIEW} WITH (security_barrier) AS {grouped}"]
+
+
+def drop_statements(tables: Sequence[str] = COUNTED_TABLES) -> list[str]:
+    return [
+        f"DROP VIEW IF EXISTS {VIEW}",
+        *(f"DROP POLICY IF EXISTS {policy_name(t)} ON {t}" for t in tables),
+    ]
+
+
+def count_rows(session: Session, tenant_ids: Iterable[uuid.UUID]) -> dict[str, dict[uuid.UUID, int]]:
+    """Rows per tenant in each of COUNTED_TABLES, for the named tenants (a tenant with no rows in a table
+    is absent from its mapping). Reads only; works in platform scope or inside a tenant alike."""
+    ids = tuple(dict.fromkeys(tenant_ids))
+    if len(ids) > MAX_TENANTS:
+        raise ValueError(f"at most {MAX_TENANTS} tenants are counted together, not {len(ids)}")
+    found: dict[str, dict[uuid.UUID, int]] = {table: {} for table in COUNTED_TABLES}
+    if not ids:
+        return found
+    connection = session.connection()
+    rows: list[Any] = []
+    if connection.dialect.name == "postgresql":
+        listed = {"name": SETTING, "value": ",".join(map(str, ids))}
+        connection.execute(text("SELECT set_config(:name, :value, true)"), listed)
+        try:
+            rows = list(connection.execute(_READ_VIEW))
+        finally:
+            connection.execute(text("SELECT set_config(:name, '', true)"), {"name": SETTING})
+    else:
+        for name in COUNTED_TABLES:
+            table = Base.metadata.tables[name]
+            grouped = (
+                select(literal(name), table.c.tenant_id, func.count())
+                .where(table.c.tenant_id.in_(ids))
+                .group_by(table.c.tenant_id)
+            )
+            rows += connection.execute(grouped)
+    for name, tenant, n in rows:
+        found[name][tenant] = int(n)
+    return found
