@@ -110,7 +110,7 @@ class TenantsScreen(ConsoleScreen):
                 for tenant in page:
                     fresh[str(tenant["id"])] = tenant
                 if not self.loaded_at:  # the first load shows rows as they come
-                    self.table.set_rows(tenant_row(t) for t in fresh.values())
+                    self.table.append_rows(tenant_row(t) for t in page)
                 summary.update(f"Loading… {len(fresh)} tenants")
         except Unauthorized as exc:
             self.console.session_ended(exc)

@@ -109,6 +109,22 @@ class RowTable(ScrollView, can_focus=True):
             self._apply_filter(keep) if self.needle else self.refresh()
         return changed
 
+    def append_rows(self, rows: Iterable[tuple[str, Sequence[str]]]) -> None:
+        """Add rows after the last one (a list arriving page by page), without looking at the others."""
+        words = self.needle.split()
+        for key, cells in rows:
+            values = tuple(cells)
+            if key not in self.rows:
+                self._order.append(key)
+            self.rows[key] = values
+            text = self._search[key] = " ".join(values).lower()
+            if key not in self._index and all(w in text for w in words):
+                self._index[key] = len(self.shown)
+                self.shown.append(key)
+        self.virtual_size = Size(self.size.width, len(self.shown) + 1)
+        self.refresh()
+        self._announce()
+
     def update_row(self, key: str, cells: Sequence[str]) -> None:
         """Change one row in place (a tenant that was just suspended)."""
         if key in self.rows:
