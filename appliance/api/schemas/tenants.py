@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,17 +44,22 @@ class TenantOut(BaseModel):
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantOut:
-        return cls(
-            id=tenant.id,
-            slug=tenant.slug,
-            name=tenant.name,
-            plan=tenant.plan.value,
-            status=tenant.status.value,
-            created_at=tenant.created_at,
-            updated_at=tenant.updated_at,
-            deleted_at=tenant.deleted_at,
-            purge_after=tenant.purge_after,
-        )
+        return cls(**fields_of(tenant))
+
+
+def fields_of(tenant: Tenant) -> dict[str, Any]:
+    """A tenant's output fields, for TenantOut and the models built on it."""
+    return {
+        "id": tenant.id,
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "plan": tenant.plan.value,
+        "status": tenant.status.value,
+        "created_at": tenant.created_at,
+        "updated_at": tenant.updated_at,
+        "deleted_at": tenant.deleted_at,
+        "purge_after": tenant.purge_after,
+    }
 
 
 class OwnerOut(BaseModel):
@@ -83,15 +89,7 @@ class TenantDetail(TenantOut):
     def counted(cls, tenant: Tenant, counts: Counts) -> TenantDetail:
         # Built in one step (not TenantOut.of(...).model_dump()): a page of the list builds 200 of them.
         return cls(
-            id=tenant.id,
-            slug=tenant.slug,
-            name=tenant.name,
-            plan=tenant.plan.value,
-            status=tenant.status.value,
-            created_at=tenant.created_at,
-            updated_at=tenant.updated_at,
-            deleted_at=tenant.deleted_at,
-            purge_after=tenant.purge_after,
+            **fields_of(tenant),
             counts=TenantCounts(
                 users=counts.users,
                 organizations=counts.organizations,
