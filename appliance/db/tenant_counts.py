@@ -11,7 +11,8 @@ tables, and a page of a tenant's projects would read and sort all of that tenant
 its index (measured: a bitmap scan and a sort where the index alone served the page). An API that connects
 as the owner itself, with no separate app role, pays that price.
 
-On SQLite, where the ORM filter is the isolation, each table is counted with an explicit ``tenant_id IN``.
+On SQLite, where the ORM filter is the isolation, one statement counts every table with an explicit
+``tenant_id IN`` the listed ids (one JSON parameter).
 Either way no flag shows every tenant: the caller names each one, as `tenancy.set_tenant` names one.
 
 This module sits in the db layer and never imports appliance.models: it knows tables by name.
@@ -19,14 +20,13 @@ This module sits in the db layer and never imports appliance.models: it knows ta
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, literal, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
-
-from appliance.db.base import Base
 
 #: The tables counted, each by its table name.
 COUNTED_TABLES: tuple[str, ...] = ("memberships", "organizations", "projects", "api_keys")
@@ -35,6 +35,14 @@ SETTING = "app.tenant_ids"
 #: At most this many tenants at once: a page of the tenant list (appliance.services.pagination.MAX_LIMIT).
 MAX_TENANTS = 200
 
+# Table names from the fixed list above, never from input.
+_SQLITE_COUNTS = text(
+    " UNION ALL ".join(
+        f"SELECT '{t}', tenant_id, count(*) FROM {t} "  # noqa: S608
+        "WHERE tenant_id IN (SELECT value FROM json_each(:ids)) GROUP BY tenant_id"
+        for t in COUNTED_TABLES
+    )
+)
 _READ_VIEW = text(f"SELECT table_name, tenant_id, row_count FROM {VIEW}")  # noqa: S608  (a constant)
 _LISTED = f"string_to_array(nullif(current_setting('{SETTING}', true), ''), ',')::uuid[]"
 
@@ -86,14 +94,12 @@ def count_rows(session: Session, tenant_ids: Iterable[uuid.UUID]) -> dict[str, d
         finally:
             connection.execute(text("SELECT set_config(:name, '', true)"), {"name": SETTING})
     else:
-        for name in COUNTED_TABLES:
-            table = Base.metadata.tables[name]
-            grouped = (
-                select(literal(name), table.c.tenant_id, func.count())
-                .where(table.c.tenant_id.in_(ids))
-                .group_by(table.c.tenant_id)
-            )
-            rows += connection.execute(grouped)
+        # One statement, the ids as one JSON parameter (200 bound UUIDs per table cost more than the
+        # counting); SQLite keeps a UUID as its 32 hex digits.
+        hex_ids = json.dumps([tenant.hex for tenant in ids])
+        for name, tenant_hex, n in connection.execute(_SQLITE_COUNTS, {"ids": hex_ids}):
+            found[name][uuid.UUID(hex=tenant_hex)] = int(n)
+        return found
     for name, tenant, n in rows:
         found[name][tenant] = int(n)
     return found
