@@ -8,8 +8,14 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+from textual.widgets import Button, Input, Select
+
 from console.screens.confirm import ConfirmDialog
+from console.screens.message import MessageDialog
+from console.screens.plan_dialog import PlanDialog
+from console.screens.tenant_form import TenantForm
 from console.screens.tenants import TenantsScreen
+from console.screens.typed_confirm import TypedConfirmDialog
 from console.widgets.row_table import RowTable
 from tests.console.conftest import RunningAppliance, console_app, run_appliance
 from tests.console.pilot import showing, until
@@ -76,3 +82,78 @@ def purge(appliance: RunningAppliance, tenant_id: str) -> None:
     done = run_appliance("tenant", "purge", "--yes", env=appliance.env)
     assert done.returncode == 0, done.stderr
     assert appliance.api("GET", f"/api/v1/tenants/{tenant_id}").status_code == 404
+
+
+def test_create_change_plan_resume_and_delete_through_the_view(
+    appliance: RunningAppliance, tmp_path: Path
+) -> None:
+    name = slug("made")
+    app = console_app(appliance, tmp_path, first_view="tenants")
+
+    def row_of(table: RowTable) -> tuple[str, ...] | None:
+        return next((cells for cells in table.rows.values() if cells[0] == name), None)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, TenantsScreen)
+            table = screen.query_one(RowTable)
+            await until(pilot, lambda: screen.loaded_at is not None, "the first load")
+            await pilot.press("n")
+            await until(pilot, lambda: showing(app, TenantForm), "the new-tenant form")
+            app.screen.query_one("#slug", Input).value = name
+            app.screen.query_one("#name", Input).value = "Made Here"
+            app.screen.query_one("#owner", Input).value = f"owner@{name}.test"
+            await pilot.click("#create")
+            await until(pilot, lambda: showing(app, MessageDialog), "the owner's one-time password")
+            assert f"owner@{name}.test" in str(app.screen.query_one("#message-text").render())
+            await pilot.press("escape")
+            await until(pilot, lambda: row_of(table) is not None, "the new row")
+            assert table.rows[str(table.cursor_key)][0] == name, "the cursor is on the new tenant"
+
+            await pilot.press("p")
+            await until(pilot, lambda: showing(app, PlanDialog), "the plan dialog")
+            app.screen.query_one(Select).value = "business"
+            await pilot.click("#change")
+            await until(pilot, lambda: (row_of(table) or ("",) * 3)[2] == "business", "the new plan")
+
+            await pilot.press("D")
+            await until(pilot, lambda: showing(app, TypedConfirmDialog), "the typed confirmation")
+            confirm = app.screen.query_one("#yes", Button)
+            app.screen.query_one("#typed", Input).value = name[:-1]
+            await pilot.pause()
+            assert confirm.disabled, "a wrong slug cannot confirm"
+            app.screen.query_one("#typed", Input).value = name
+            await pilot.pause()
+            await pilot.click("#yes")
+            await until(pilot, lambda: (row_of(table) or ("",) * 4)[3] == "deleted", "the deleted status")
+
+            await pilot.press("u")
+            await until(pilot, lambda: showing(app, ConfirmDialog), "the resume confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: (row_of(table) or ("",) * 4)[3] == "active", "the active status")
+
+    asyncio.run(scenario())
+    listed = appliance.api("GET", "/api/v1/tenants", params={"q": name}).json()["items"]
+    assert [(t["slug"], t["plan"], t["status"]) for t in listed] == [(name, "business", "active")]
+
+
+def test_a_refused_action_shows_the_api_message(appliance: RunningAppliance, tmp_path: Path) -> None:
+    taken = appliance.create_tenant(slug("taken"))["slug"]
+    app = console_app(appliance, tmp_path, first_view="tenants")
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("n")
+            await until(pilot, lambda: showing(app, TenantForm), "the new-tenant form")
+            app.screen.query_one("#slug", Input).value = taken
+            app.screen.query_one("#name", Input).value = "Again"
+            await pilot.click("#create")
+            await until(
+                pilot,
+                lambda: any(taken in n.message and "already exists" in n.message for n in app._notifications),
+                "the API's refusal, naming the slug",
+            )
+            assert isinstance(app.screen, TenantsScreen)
+
+    asyncio.run(scenario())
