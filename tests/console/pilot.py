@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
+from textual.widgets import Label
+
+if TYPE_CHECKING:
+    from console.screens.tenants import TenantsScreen
+    from console.widgets.row_table import RowTable
 
 
 async def until(
@@ -27,3 +32,27 @@ async def until(
 def showing(app: App[None], kind: type[Screen[Any]]) -> bool:
     """The screen on top is a `kind` and has been composed and mounted."""
     return isinstance(app.screen, kind) and app.screen.is_mounted
+
+
+async def confirm(pilot: Pilot[None], key: str, title: str) -> None:
+    """Press `key`, check that the confirmation it opens names `title` ("Restart worker?"), and say yes."""
+    from console.screens.confirm import ConfirmDialog
+
+    app = pilot.app
+    await pilot.press(key)
+    await until(pilot, lambda: showing(app, ConfirmDialog), f"the confirmation {title!r}")
+    shown = str(app.screen.query_one(".dialog-title", Label).content)
+    assert title in shown, shown
+    await pilot.press("y")
+
+
+async def tenant_row(pilot: Pilot[None], tenant_id: str) -> tuple[TenantsScreen, RowTable]:
+    """The tenants view on top, once the row of `tenant_id` is in its table."""
+    from console.screens.tenants import TenantsScreen
+    from console.widgets.row_table import RowTable
+
+    screen = pilot.app.screen
+    assert isinstance(screen, TenantsScreen)
+    table = screen.query_one(RowTable)
+    await until(pilot, lambda: tenant_id in table.rows, "the tenant's row")
+    return screen, table

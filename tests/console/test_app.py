@@ -22,7 +22,7 @@ from console.screens.tenants import TenantsScreen
 from console.widgets.row_table import RowTable
 from console.widgets.status_bar import StatusBar
 from tests.console.conftest import RunningAppliance, console_app, run_appliance
-from tests.console.pilot import showing, until
+from tests.console.pilot import showing, tenant_row, until
 from tests.identity import STRONG_PASSWORD
 from tests.servers import free_port
 
@@ -184,10 +184,7 @@ def test_palette_lists_actions_and_jumps_to_a_tenant(appliance: RunningAppliance
 
     async def scenario() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
-            screen = app.screen
-            assert isinstance(screen, TenantsScreen)
-            table = screen.query_one(RowTable)
-            await until(pilot, lambda: tenant["id"] in table.rows, "the tenant rows")
+            _screen, table = await tenant_row(pilot, tenant["id"])
             await pilot.press("1")
             await pilot.press("ctrl+p")
             await until(pilot, lambda: showing(app, CommandPalette), "the palette")

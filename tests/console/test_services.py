@@ -11,16 +11,15 @@ import sys
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import Label, Static
+from textual.widgets import Static
 
 from appliance.client.supervisor import SupervisorClient
 from console.app import ConsoleApp
-from console.screens.confirm import ConfirmDialog
 from console.screens.logs import LogsScreen
 from console.screens.services import ServicesScreen
 from console.widgets.row_table import RowTable
 from tests.console.conftest import RunningAppliance, console_app
-from tests.console.pilot import until
+from tests.console.pilot import confirm, until
 from tests.servers import free_port
 
 PID, STATE = 2, 1  # columns of a program row
@@ -110,10 +109,7 @@ def test_restart_worker_through_the_view(appliance: RunningAppliance, tmp_path: 
             await until(pilot, lambda: running(table, "worker"), "the worker running")
             before = table.rows["worker"][PID]
             screen.jump("worker")
-            await pilot.press("r")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
-            assert "Restart worker?" in str(app.screen.query_one(".dialog-title", Label).content)
-            await pilot.press("y")
+            await confirm(pilot, "r", "Restart worker?")
             await until(
                 pilot,
                 lambda: running(table, "worker") and table.rows["worker"][PID] != before,
@@ -137,16 +133,12 @@ def test_stop_then_start_worker(appliance: RunningAppliance, tmp_path: Path) -> 
             table = screen.query_one(RowTable)
             await until(pilot, lambda: running(table, "worker"), "the worker running")
             screen.jump("worker")
-            await pilot.press("x")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the stop confirmation")
-            await pilot.press("y")
+            await confirm(pilot, "x", "Stop worker?")
             await until(pilot, lambda: table.rows["worker"][STATE] == "stopped", "the worker stopped")
             assert table.rows["worker"][PID] == "-"
             assert status_pids(appliance)["worker"] is None
             await until(pilot, lambda: "expected (stop asked)" in detail(screen), "the stop in the exits")
-            await pilot.press("s")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the start confirmation")
-            await pilot.press("y")
+            await confirm(pilot, "s", "Start worker?")
             await until(pilot, lambda: running(table, "worker"), "the worker running again")
 
     try:
@@ -165,9 +157,7 @@ def test_reload_shows_progress_and_keeps_the_screen_live(appliance: RunningAppli
             await until(pilot, lambda: running(table, "api") and running(table, "worker"), "the programs")
             before = table.rows["api"][PID]
             assert table.cursor_key == "api"
-            await pilot.press("l")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
-            await pilot.press("y")
+            await confirm(pilot, "l", "Reload api?")
             await until(pilot, lambda: "Reloading api…" in note(app), "the reload in progress")
             await pilot.press("down")  # the rollout runs in a worker: the table still answers
             assert table.cursor_key == "worker"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from textual.widgets import Button, Input, Select
 
-from console.screens.confirm import ConfirmDialog
 from console.screens.message import MessageDialog
 from console.screens.plan_dialog import PlanDialog
 from console.screens.tenant_form import TenantForm
@@ -18,7 +17,7 @@ from console.screens.tenants import TenantsScreen
 from console.screens.typed_confirm import TypedConfirmDialog
 from console.widgets.row_table import RowTable
 from tests.console.conftest import RunningAppliance, console_app, run_appliance
-from tests.console.pilot import showing, until
+from tests.console.pilot import confirm, showing, tenant_row, until
 
 
 def slug(prefix: str) -> str:
@@ -33,16 +32,11 @@ def test_tenants_table_filter_and_suspend(appliance: RunningAppliance, tmp_path:
 
     async def scenario() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
-            screen = app.screen
-            assert isinstance(screen, TenantsScreen)
-            table = screen.query_one(RowTable)
-            await until(pilot, lambda: created["id"] in table.rows, "the tenant rows")
+            _screen, table = await tenant_row(pilot, created["id"])
             await pilot.press("slash", *first)
             assert [table.rows[k][0] for k in table.shown] == [first]
-            await pilot.press("enter", "s")
-            await until(pilot, lambda: showing(app, ConfirmDialog), "the confirmation")
-            assert first in str(app.screen.query_one("#confirm-message").render()) or True
-            await pilot.press("y")
+            await pilot.press("enter")
+            await confirm(pilot, "s", f"Suspend tenant {first}?")
             await until(pilot, lambda: table.rows[created["id"]][3] == "suspended", "the suspended status")
         assert appliance.api("GET", f"/api/v1/tenants/{created['id']}").json()["status"] == "suspended"
 
@@ -56,15 +50,10 @@ def test_a_tenant_purged_while_shown_is_said_and_dropped(appliance: RunningAppli
 
     async def scenario() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
-            screen = app.screen
-            assert isinstance(screen, TenantsScreen)
-            table = screen.query_one(RowTable)
-            await until(pilot, lambda: created["id"] in table.rows, "the tenant row")
+            _screen, table = await tenant_row(pilot, created["id"])
             assert table.move_to(created["id"])
             purge(appliance, created["id"])  # deleted and purged for good by someone else meanwhile
-            await pilot.press("s")
-            await until(pilot, lambda: showing(app, ConfirmDialog), "the confirmation")
-            await pilot.press("y")
+            await confirm(pilot, "s", f"Suspend tenant {name}?")
             await until(pilot, lambda: created["id"] not in table.rows, "the row dropped")
             assert any(f"Tenant {name} no longer exists" in n.message for n in app._notifications)
 
@@ -119,18 +108,16 @@ def test_create_change_plan_resume_and_delete_through_the_view(
 
             await pilot.press("D")
             await until(pilot, lambda: showing(app, TypedConfirmDialog), "the typed confirmation")
-            confirm = app.screen.query_one("#yes", Button)
+            delete_button = app.screen.query_one("#yes", Button)
             app.screen.query_one("#typed", Input).value = name[:-1]
             await pilot.pause()
-            assert confirm.disabled, "a wrong slug cannot confirm"
+            assert delete_button.disabled, "a wrong slug cannot confirm"
             app.screen.query_one("#typed", Input).value = name
             await pilot.pause()
             await pilot.click("#yes")
             await until(pilot, lambda: (row_of(table) or ("",) * 4)[3] == "deleted", "the deleted status")
 
-            await pilot.press("u")
-            await until(pilot, lambda: showing(app, ConfirmDialog), "the resume confirmation")
-            await pilot.press("y")
+            await confirm(pilot, "u", f"Resume tenant {name}?")
             await until(pilot, lambda: (row_of(table) or ("",) * 4)[3] == "active", "the active status")
 
     asyncio.run(scenario())
