@@ -74,10 +74,6 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-def for_screen(screen: str) -> list[Command]:
-    return [c for c in COMMANDS if c.screen == screen]
-
-
 def bindings(screen: str) -> list[Binding]:
     """The Textual bindings of one screen (or of the app, for GLOBAL)."""
     return [

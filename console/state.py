@@ -42,15 +42,6 @@ class Link:
         self.failures += 1
         self.next_try = now + min(BACKOFF_MAX_S, self.interval * 2 ** min(self.failures, 5))
 
-    def describe(self, now: float) -> str:
-        if self.up is None:
-            return f"{self.name} …"
-        if self.up:
-            latency = f" {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
-            return f"{self.name} up{latency}"
-        retry = max(0.0, self.next_try - now)
-        return f"{self.name} DOWN ({self.error}); retry in {retry:.0f}s"
-
 
 def series() -> deque[float]:
     return deque(maxlen=HISTORY)
