@@ -40,6 +40,10 @@ TENANT_OWNED_TABLES: tuple[str, ...] = (
     "projects",
     "api_keys",
     "audit_logs",
+    "webhook_endpoints",
+    "webhook_messages",
+    "webhook_deliveries",
+    "webhook_attempts",
 )
 
 #: Tables with a tenant_id column that are deliberately not under row-level security, and why.
@@ -47,6 +51,10 @@ TENANT_OPTIONAL_TABLES: dict[str, str] = {
     "refresh_tokens": (
         "a token is found by the hash of a secret only its holder knows, before any tenant is known; "
         "platform operators' tokens have no tenant"
+    ),
+    "jobs": (
+        "the queue's ledger, read across tenants by the reaper and the workers; payloads carry identifiers "
+        "only, task bodies read tenant rows under the tenant's scope, and the jobs routes filter by tenant"
     ),
 }
 

@@ -4,6 +4,7 @@ from appliance.db import tenancy
 from appliance.models.api_key import ApiKey
 from appliance.models.audit import GENESIS_HASH, AuditLog
 from appliance.models.idempotency import IdempotencyKey
+from appliance.models.job import JOB_TRANSITIONS, Job, JobState
 from appliance.models.membership import Membership
 from appliance.models.mfa import MfaFactor, RecoveryCode
 from appliance.models.organization import Organization
@@ -20,6 +21,7 @@ from appliance.models.tenant import (
     TenantStatus,
 )
 from appliance.models.user import User
+from appliance.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 # Every session of the process filters tenant-owned queries by the session's tenant (defence in depth
 # under PostgreSQL's row-level security; the only isolation on SQLite).
@@ -30,11 +32,14 @@ __all__ = [
     "BUILTIN_ROLES",
     "DEFAULT_PURGE_GRACE",
     "GENESIS_HASH",
+    "JOB_TRANSITIONS",
     "TENANT_TRANSITIONS",
     "ApiKey",
     "AuditLog",
     "BuiltinRole",
     "IdempotencyKey",
+    "Job",
+    "JobState",
     "Membership",
     "MfaFactor",
     "Organization",
@@ -47,5 +52,9 @@ __all__ = [
     "TenantPlan",
     "TenantStatus",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookMessage",
     "WorkerHeartbeat",
 ]

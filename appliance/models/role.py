@@ -23,6 +23,12 @@ API_KEYS_READ = "api_keys:read"
 API_KEYS_WRITE = "api_keys:write"
 AUDIT_READ = "audit:read"
 TENANT_MANAGE = "tenant:manage"
+JOBS_READ = "jobs:read"
+JOBS_WRITE = "jobs:write"
+WEBHOOKS_READ = "webhooks:read"
+WEBHOOKS_WRITE = "webhooks:write"
+APPS_READ = "apps:read"
+APPS_WRITE = "apps:write"
 
 #: Every permission a role (or an API key's scopes) may name.
 ALL_PERMISSIONS: frozenset[str] = frozenset(
@@ -39,6 +45,12 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         API_KEYS_WRITE,
         AUDIT_READ,
         TENANT_MANAGE,
+        JOBS_READ,
+        JOBS_WRITE,
+        WEBHOOKS_READ,
+        WEBHOOKS_WRITE,
+        APPS_READ,
+        APPS_WRITE,
     }
 )
 
@@ -51,8 +63,8 @@ class BuiltinRole:
     permissions: frozenset[str]
 
 
-_VIEWER = frozenset({PROJECTS_READ, ORGANIZATIONS_READ, USERS_READ})
-_MEMBER = _VIEWER | {PROJECTS_WRITE, ROLES_READ}
+_VIEWER = frozenset({PROJECTS_READ, ORGANIZATIONS_READ, USERS_READ, APPS_READ})
+_MEMBER = _VIEWER | {PROJECTS_WRITE, ROLES_READ, APPS_WRITE, JOBS_READ}
 _ADMIN = _MEMBER | {
     ORGANIZATIONS_WRITE,
     USERS_WRITE,
@@ -60,6 +72,9 @@ _ADMIN = _MEMBER | {
     API_KEYS_READ,
     API_KEYS_WRITE,
     AUDIT_READ,
+    JOBS_WRITE,
+    WEBHOOKS_READ,
+    WEBHOOKS_WRITE,
 }
 _OWNER = _ADMIN | {TENANT_MANAGE}
 

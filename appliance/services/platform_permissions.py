@@ -21,11 +21,15 @@ RATE_LIMITS_READ = "rate_limits:read"
 """Read the rate limits in force and the operators' overrides."""
 RATE_LIMITS_MANAGE = "rate_limits:manage"
 """Change or reset the rate limits at run time."""
+PLATFORM_JOBS_READ = "platform_jobs:read"
+"""List and inspect the jobs of every tenant and the platform's own."""
+PLATFORM_JOBS_MANAGE = "platform_jobs:manage"
+"""Retry and cancel any job."""
 
 #: What a read-only operator holds: reading, nothing that changes the platform or a tenant.
-READ: frozenset[str] = frozenset({TENANTS_READ, PLATFORM_AUDIT, RATE_LIMITS_READ})
+READ: frozenset[str] = frozenset({TENANTS_READ, PLATFORM_AUDIT, RATE_LIMITS_READ, PLATFORM_JOBS_READ})
 #: What changes something; held by full operators only.
-WRITE: frozenset[str] = frozenset({TENANTS_MANAGE, RATE_LIMITS_MANAGE})
+WRITE: frozenset[str] = frozenset({TENANTS_MANAGE, RATE_LIMITS_MANAGE, PLATFORM_JOBS_MANAGE})
 #: Every platform permission: what a full operator holds.
 ALL: frozenset[str] = READ | WRITE
 

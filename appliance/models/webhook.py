@@ -1,0 +1,110 @@
+"""Webhooks: tenants' endpoints, the messages (events) sent to them, one delivery per message and endpoint,
+and a record of every attempt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import JSON, ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from appliance.db.base import Base, utcnow
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        Index("ix_webhook_endpoints_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Event types delivered to it; empty means every type."""
+    secret: Mapped[str] = mapped_column(String(100))
+    """``whsec_`` + base64 key, used to sign (Standard Webhooks)."""
+    previous_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    """The secret before the last rotation: deliveries carry both signatures until it expires."""
+    previous_secret_expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    failing_since: Mapped[dt.datetime | None] = mapped_column(default=None)
+    """The first failed attempt since the last success; five days of failure disable the endpoint."""
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookMessage(Base):
+    """An event of a tenant, with the exact body every endpoint receives (so that a re-send is identical)."""
+
+    __tablename__ = "webhook_messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        Index("ix_webhook_messages_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    """The JSON payload ``{"type", "timestamp", "data"}`` exactly as sent."""
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One message to one endpoint: its state across attempts (the attempts themselves are its job's)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "message_id", "endpoint_id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "message_id"], ["webhook_messages.tenant_id", "webhook_messages.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "endpoint_id"],
+            ["webhook_endpoints.tenant_id", "webhook_endpoints.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_webhook_deliveries_tenant_id_endpoint_id_created_at", "tenant_id", "endpoint_id", "created_at"),
+        Index("ix_webhook_deliveries_tenant_id_state_created_at", "tenant_id", "state", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    message_id: Mapped[uuid.UUID]
+    endpoint_id: Mapped[uuid.UUID]
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending, succeeded, failed (no attempt left, or the endpoint was disabled)."""
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_status: Mapped[int | None] = mapped_column(default=None)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookAttempt(Base):
+    """One HTTP request of a delivery and what came back."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "delivery_id"], ["webhook_deliveries.tenant_id", "webhook_deliveries.id"], ondelete="CASCADE"
+        ),
+        Index("ix_webhook_attempts_tenant_id_delivery_id_created_at", "tenant_id", "delivery_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    delivery_id: Mapped[uuid.UUID]
+    attempt: Mapped[int]
+    status_code: Mapped[int | None] = mapped_column(default=None)
+    latency_ms: Mapped[float | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    response_excerpt: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
