@@ -63,14 +63,18 @@ class WebhookDelivery(Base):
         UniqueConstraint("tenant_id", "id"),
         UniqueConstraint("tenant_id", "message_id", "endpoint_id"),
         ForeignKeyConstraint(
-            ["tenant_id", "message_id"], ["webhook_messages.tenant_id", "webhook_messages.id"], ondelete="CASCADE"
+            ["tenant_id", "message_id"],
+            ["webhook_messages.tenant_id", "webhook_messages.id"],
+            ondelete="CASCADE",
         ),
         ForeignKeyConstraint(
             ["tenant_id", "endpoint_id"],
             ["webhook_endpoints.tenant_id", "webhook_endpoints.id"],
             ondelete="CASCADE",
         ),
-        Index("ix_webhook_deliveries_tenant_id_endpoint_id_created_at", "tenant_id", "endpoint_id", "created_at"),
+        Index(
+            "ix_webhook_deliveries_tenant_id_endpoint_id_created_at", "tenant_id", "endpoint_id", "created_at"
+        ),
         Index("ix_webhook_deliveries_tenant_id_state_created_at", "tenant_id", "state", "created_at"),
     )
 
@@ -94,9 +98,13 @@ class WebhookAttempt(Base):
     __tablename__ = "webhook_attempts"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["tenant_id", "delivery_id"], ["webhook_deliveries.tenant_id", "webhook_deliveries.id"], ondelete="CASCADE"
+            ["tenant_id", "delivery_id"],
+            ["webhook_deliveries.tenant_id", "webhook_deliveries.id"],
+            ondelete="CASCADE",
         ),
-        Index("ix_webhook_attempts_tenant_id_delivery_id_created_at", "tenant_id", "delivery_id", "created_at"),
+        Index(
+            "ix_webhook_attempts_tenant_id_delivery_id_created_at", "tenant_id", "delivery_id", "created_at"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
