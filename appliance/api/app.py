@@ -31,6 +31,8 @@ from appliance.config import Settings
 from appliance.db.session import Database
 from appliance.keys import signing_key
 from appliance.logs import AccessLog, install_request_id_factory, text_access_log
+from appliance.services import jobs
+from appliance.workers import jobs as job_runner
 from appliance.workers import queue
 
 
@@ -41,6 +43,8 @@ def create_app(
     install_request_id_factory()
     db = database or Database(settings)
     q = queue_instance or queue.configure(settings)
+    # Jobs written by requests go to the queue when their transaction commits.
+    jobs.install_pusher(job_runner.push)
     metrics.instrument_pool(db.engine, settings.database.pool_size)
     ctx = build_context(settings, db, q, signing_key(settings))
 

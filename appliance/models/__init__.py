@@ -21,7 +21,14 @@ from appliance.models.tenant import (
     TenantStatus,
 )
 from appliance.models.user import User
-from appliance.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from appliance.models.webhook import (
+    DELIVERY_TRANSITIONS,
+    DeliveryState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 
 # Every session of the process filters tenant-owned queries by the session's tenant (defence in depth
 # under PostgreSQL's row-level security; the only isolation on SQLite).
@@ -31,12 +38,14 @@ __all__ = [
     "ALL_PERMISSIONS",
     "BUILTIN_ROLES",
     "DEFAULT_PURGE_GRACE",
+    "DELIVERY_TRANSITIONS",
     "GENESIS_HASH",
     "JOB_TRANSITIONS",
     "TENANT_TRANSITIONS",
     "ApiKey",
     "AuditLog",
     "BuiltinRole",
+    "DeliveryState",
     "IdempotencyKey",
     "Job",
     "JobState",

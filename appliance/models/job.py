@@ -71,7 +71,7 @@ class Job(Base):
     lease_until: Mapped[dt.datetime | None] = mapped_column(default=None)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
-    result: Mapped[Any] = mapped_column(JSON, default=None)
+    result: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(default=None)

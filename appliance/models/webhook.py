@@ -4,6 +4,7 @@ and a record of every attempt."""
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 
 from sqlalchemy import JSON, ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
@@ -55,6 +56,25 @@ class WebhookMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"
+    """Waiting for its next attempt (the first, or a retry on the schedule), or being sent."""
+    SUCCEEDED = "succeeded"
+    """The receiver answered 2xx."""
+    FAILED = "failed"
+    """No attempt left, the receiver answered 410, or the endpoint was disabled."""
+
+
+#: Allowed transitions, each with why (appliance.services.webhook_delivery and webhook_replay apply them).
+DELIVERY_TRANSITIONS: dict[tuple[DeliveryState, DeliveryState], str] = {
+    (DeliveryState.PENDING, DeliveryState.SUCCEEDED): "the receiver answered 2xx",
+    (DeliveryState.PENDING, DeliveryState.PENDING): "an attempt failed and attempts remain (next_attempt_at)",
+    (DeliveryState.PENDING, DeliveryState.FAILED): "the last attempt failed, a 410, or the endpoint is off",
+    (DeliveryState.FAILED, DeliveryState.PENDING): "replayed by the tenant",
+    (DeliveryState.SUCCEEDED, DeliveryState.PENDING): "replayed by the tenant (the receiver gets it again)",
+}
+
+
 class WebhookDelivery(Base):
     """One message to one endpoint: its state across attempts (the attempts themselves are its job's)."""
 
@@ -82,12 +102,13 @@ class WebhookDelivery(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     message_id: Mapped[uuid.UUID]
     endpoint_id: Mapped[uuid.UUID]
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    """pending, succeeded, failed (no attempt left, or the endpoint was disabled)."""
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
+    """A :class:`DeliveryState`."""
     attempts: Mapped[int] = mapped_column(default=0)
     last_status: Mapped[int | None] = mapped_column(default=None)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     job_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    """The job that sends it now; an older job of a replayed delivery finds itself superseded and stops."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

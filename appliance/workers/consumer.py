@@ -1,4 +1,4 @@
-"""Run the Huey consumer for `appliance worker`."""
+"""Run the Huey consumer for `appliance worker`, with the durable jobs' runner and background duties."""
 
 from __future__ import annotations
 
@@ -6,25 +6,42 @@ import logging
 
 from appliance.config import Settings
 from appliance.db.session import Database
-from appliance.workers import queue, runtime
-from appliance.workers import tasks as _tasks  # noqa: F401  (registers the tasks on the instance)
+from appliance.services import jobs as job_service
+from appliance.workers import job_keeper, jobs, queue, runtime
+from appliance.workers import tasks as _tasks  # (also registers the tasks on the instance)
 
 log = logging.getLogger(__name__)
 
 
 def run(settings: Settings, workers: int | None = None, periodic: bool | None = None) -> None:
-    """Consume tasks until SIGINT (graceful: running tasks finish) or SIGTERM (immediate)."""
+    """Consume tasks until SIGINT (graceful: running tasks finish) or SIGTERM (immediate).
+
+    Every worker process renews the leases of the jobs it runs; the periodic one (exactly one should be)
+    also runs Huey's periodic tasks and the reaper of lost jobs."""
     instance = queue.configure(settings)
     queue.ping(instance)
-    runtime.install(runtime.WorkerRuntime(settings=settings, database=Database(settings)))
+    database = Database(settings)
+    runtime.install(runtime.WorkerRuntime(settings=settings, database=database))
+    job_service.install_pusher(jobs.push)
+    runner = jobs.Runner(settings, database, _tasks.worker_name(), jobs.push)
+    jobs.install(runner)
+    is_periodic = settings.queue.periodic if periodic is None else periodic
     consumer = instance.create_consumer(
         workers=workers or settings.queue.workers,
         worker_type="thread",
-        periodic=settings.queue.periodic if periodic is None else periodic,
+        periodic=is_periodic,
         check_worker_health=True,
         flush_locks=False,
     )
+    duties = [job_keeper.lease_keeper(runner).start()]
+    if is_periodic:
+        duties.append(job_keeper.reaper(runner).start())
     log.info(
         "worker started", extra={"queue": settings.queue.name, "backend": type(instance.storage).__name__}
     )
-    consumer.run()
+    try:
+        consumer.run()
+    finally:
+        runner.stop()
+        for duty in duties:
+            duty.stop()

@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('lease_until', appliance.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('worker', sa.String(length=200), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('result', sa.JSON(), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=True),
     sa.Column('created_at', appliance.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('started_at', appliance.db.base.UTCDateTime(timezone=True), nullable=True),

@@ -1,0 +1,310 @@
+"""Durable jobs: the row written with the change that caused it, and every move of its state machine.
+
+Huey is at-most-once: a consumer killed mid-task loses the task. So every unit of work the appliance accepts
+is a row of ``jobs`` first (appliance.models.job), written in the caller's transaction, and only then a Huey
+message that names it (pushed after the commit by the process's pusher, :func:`install_pusher`). A worker
+claims the row before running it and holds a lease it renews while it runs; the reaper (:func:`reap`) hands
+again the jobs whose lease ran out (their worker died) and the queued ones whose push was lost. Task bodies
+are idempotent, so at-least-once is safe.
+
+The state machine is appliance.models.job.JOB_TRANSITIONS; each function below names the edge it takes.
+The worker's hot path (:func:`claim`, :func:`succeed`, :func:`fail`) is one statement each on a connection,
+so a no-op job costs two short transactions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from appliance.db.base import utcnow
+from appliance.errors import Conflict, NotFound
+from appliance.models.job import Job, JobState
+
+log = logging.getLogger(__name__)
+
+#: The longest text of an error kept on a job.
+ERROR_MAX = 2000
+
+# --------------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of job and its retry policy."""
+
+    name: str
+    max_attempts: int = 5
+    delays: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0)
+    """``delays[k - 1]`` seconds after attempt ``k`` failed comes attempt ``k + 1``; the last one repeats."""
+    jitter: float = 0.1
+    """Each delay is moved by up to this fraction either way, so that retries of a burst spread out."""
+
+    def delay_after(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        base = self.delays[min(attempt, len(self.delays)) - 1] if self.delays else 0.0
+        return max(0.0, base * (1 + self.jitter * (2 * rng() - 1)))
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def kind(
+    name: str, *, max_attempts: int = 5, delays: Sequence[float] = (5, 30, 120, 600), jitter: float = 0.1
+) -> Kind:
+    """Define (and register) a kind of job; defining the same name twice is a mistake."""
+    if name in KINDS:
+        raise ValueError(f"job kind {name!r} is defined twice")
+    if max_attempts < 1:
+        raise ValueError("a job kind needs at least one attempt")
+    defined = Kind(name, max_attempts, tuple(float(d) for d in delays), jitter)
+    KINDS[name] = defined
+    return defined
+
+
+class RetryLater(Exception):
+    """Raised by a task body: this attempt failed; try again after ``delay`` seconds (None: the kind's
+    schedule), if attempts remain."""
+
+    def __init__(self, reason: str, *, delay: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class PermanentFailure(Exception):
+    """Raised by a task body: retrying cannot help (the job goes straight to dead)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- enqueue and push after commit
+
+#: Pushes (job id, when it may run) to the queue; installed once per process by whoever built the queue.
+Pusher = Callable[[Sequence[tuple[uuid.UUID, dt.datetime | None]]], None]
+_pusher: Pusher | None = None
+_PENDING = "jobs.pending"
+
+
+def install_pusher(pusher: Pusher | None) -> None:
+    """Make ``pusher`` hand this process's committed jobs to the queue (None: nobody; the reaper will)."""
+    global _pusher  # noqa: PLW0603  (one per process, like the Huey instance it wraps)
+    _pusher = pusher
+    if not event.contains(Session, "after_commit", _after_commit):
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_rollback", _after_rollback)
+
+
+def enqueue(
+    session: Session,
+    job_kind: Kind,
+    payload: dict[str, Any],
+    *,
+    tenant_id: uuid.UUID | None,
+    idempotency_key: str | None = None,
+    delay: float = 0.0,
+    now: dt.datetime | None = None,
+) -> Job:
+    """A new queued job in the caller's transaction, handed to the queue once that transaction commits.
+
+    With an ``idempotency_key`` the same (tenant, kind, key) gives back the job already there."""
+    if idempotency_key is not None:
+        existing = session.scalars(
+            select(Job).where(
+                Job.tenant_id == tenant_id if tenant_id is not None else Job.tenant_id.is_(None),
+                Job.kind == job_kind.name,
+                Job.idempotency_key == idempotency_key,
+            )
+        ).one_or_none()
+        if existing is not None:
+            return existing
+    moment = now or utcnow()
+    run_at = moment + dt.timedelta(seconds=delay)
+    job = Job(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        kind=job_kind.name,
+        payload=payload,
+        state=JobState.QUEUED.value,
+        attempts=0,
+        max_attempts=job_kind.max_attempts,
+        run_at=run_at,
+        pushed_at=moment,
+        idempotency_key=idempotency_key,
+        created_at=moment,
+    )
+    session.add(job)
+    session.info.setdefault(_PENDING, []).append((job.id, run_at if delay > 0 else None))
+    return job
+
+
+def push_after_commit(session: Session, job_id: uuid.UUID, run_at: dt.datetime | None = None) -> None:
+    """Hand an existing job to the queue when the session's transaction commits (retry, replay)."""
+    session.info.setdefault(_PENDING, []).append((job_id, run_at))
+
+
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    if _pusher is None:
+        return  # no queue in this process: the reaper hands them over after jobs.requeue_after
+    try:
+        _pusher(pending)
+    except Exception as exc:  # a down queue must not fail a change that is already committed
+        log.warning(
+            "could not hand jobs to the queue; the reaper will",
+            extra={"jobs": len(pending), "error": str(exc)},
+        )
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+# --------------------------------------------------------------------------- the worker's hot path
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job a worker now holds: what its body needs."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+
+
+def claim(
+    conn: Connection, job_id: uuid.UUID, worker: str, lease: float, now: dt.datetime | None = None
+) -> Claimed | None:
+    """QUEUED -> RUNNING, if the job is still queued and due; None otherwise (another worker has it, it
+    finished, was cancelled, or this push came early). One statement; the caller commits."""
+    moment = now or utcnow()
+    row = conn.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.state == JobState.QUEUED.value,
+            Job.run_at <= moment + dt.timedelta(seconds=1),
+        )
+        .values(
+            state=JobState.RUNNING.value,
+            attempts=Job.attempts + 1,
+            lease_until=moment + dt.timedelta(seconds=lease),
+            worker=worker,
+            started_at=moment,
+        )
+        .returning(Job.tenant_id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+    ).one_or_none()
+    if row is None:
+        return None
+    return Claimed(job_id, row.tenant_id, row.kind, row.payload, row.attempts, row.max_attempts)
+
+
+def succeed(
+    conn: Connection | Session, job: Claimed, result: Any = None, now: dt.datetime | None = None
+) -> bool:
+    """RUNNING -> SUCCEEDED, if this attempt still holds the job (False: the reaper gave it to another)."""
+    done = conn.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.state == JobState.RUNNING.value, Job.attempts == job.attempt)
+        .values(state=JobState.SUCCEEDED.value, result=result, finished_at=now or utcnow(), lease_until=None)
+    )
+    return bool(done.rowcount)  # type: ignore[attr-defined]  # a CursorResult
+
+
+def fail(
+    conn: Connection,
+    job: Claimed,
+    error: str,
+    *,
+    retry_in: float | None,
+    now: dt.datetime | None = None,
+) -> dt.datetime | None:
+    """RUNNING -> QUEUED (``retry_in`` seconds from now) or RUNNING -> DEAD (``retry_in`` None, or no
+    attempt left). Returns when the job runs again, or None when it is dead (or no longer this attempt's)."""
+    moment = now or utcnow()
+    again = retry_in is not None and job.attempt < job.max_attempts
+    run_at = moment + dt.timedelta(seconds=retry_in or 0.0) if again else None
+    values: dict[str, Any] = {"last_error": error[:ERROR_MAX], "lease_until": None}
+    if again:
+        values |= {"state": JobState.QUEUED.value, "run_at": run_at, "pushed_at": moment}
+    else:
+        values |= {"state": JobState.DEAD.value, "finished_at": moment}
+    changed = conn.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.state == JobState.RUNNING.value, Job.attempts == job.attempt)
+        .values(**values)
+    )
+    if not changed.rowcount:
+        return None
+    return run_at
+
+
+def renew(conn: Connection, jobs: Sequence[Claimed], lease: float, now: dt.datetime | None = None) -> int:
+    """Extend the leases of the jobs this worker runs (its heartbeat); returns how many it still holds."""
+    if not jobs:
+        return 0
+    moment = now or utcnow()
+    renewed = 0
+    for job in jobs:
+        result = conn.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.state == JobState.RUNNING.value, Job.attempts == job.attempt)
+            .values(lease_until=moment + dt.timedelta(seconds=lease))
+        )
+        renewed += result.rowcount
+    return renewed
+
+
+# --------------------------------------------------------------------------- operators and tenants
+
+
+def get(
+    session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None, *, every_tenant: bool = False
+) -> Job:
+    """One job of ``tenant_id`` (or any job, for an operator); JOB_NOT_FOUND otherwise."""
+    job = session.get(Job, job_id)
+    if job is None or (not every_tenant and job.tenant_id != tenant_id):
+        raise NotFound(f"Job '{job_id}' was not found.", code="JOB_NOT_FOUND", details={"job": str(job_id)})
+    return job
+
+
+def retry(session: Session, job: Job, now: dt.datetime | None = None) -> Job:
+    """DEAD -> QUEUED or CANCELLED -> QUEUED: run it again now, with a fresh set of attempts."""
+    if job.state not in (JobState.DEAD.value, JobState.CANCELLED.value):
+        raise Conflict(
+            f"Job '{job.id}' is {job.state}: only dead or cancelled jobs can be retried.",
+            code="JOB_NOT_RETRYABLE",
+            details={"job": str(job.id), "state": job.state},
+        )
+    moment = now or utcnow()
+    job.state, job.attempts, job.run_at, job.pushed_at = JobState.QUEUED.value, 0, moment, moment
+    job.finished_at = None
+    push_after_commit(session, job.id)
+    return job
+
+
+def cancel(session: Session, job: Job, now: dt.datetime | None = None) -> Job:
+    """QUEUED -> CANCELLED (a job that is running finishes its attempt; it cannot be cancelled midway)."""
+    if job.state != JobState.QUEUED.value:
+        raise Conflict(
+            f"Job '{job.id}' is {job.state}: only queued jobs can be cancelled.",
+            code="JOB_NOT_CANCELLABLE",
+            details={"job": str(job.id), "state": job.state},
+        )
+    job.state, job.finished_at = JobState.CANCELLED.value, now or utcnow()
+    return job

@@ -1,0 +1,70 @@
+"""The asyncio loop of a worker process, on a thread of its own, where async job bodies run.
+
+Network-bound bodies (webhook deliveries) wait here rather than on Huey's threads, so that a receiver
+that hangs until its timeout holds a slot of its kind's semaphore, not a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from appliance.services.jobs import Claimed
+    from appliance.workers.jobs import Handler, Runner
+
+
+class JobLoop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._futures: set[concurrent.futures.Future[None]] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="job-loop", daemon=True)
+        self._thread.start()
+
+    def submit(self, runner: Runner, entry: Handler, claimed: Claimed) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._run(runner, entry, claimed), self.loop)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    async def _run(self, runner: Runner, entry: Handler, claimed: Claimed) -> None:
+        from appliance.services import jobs
+
+        assert entry.async_body is not None
+        semaphore = self._semaphores.get(entry.kind.name)
+        if semaphore is None:
+            semaphore = self._semaphores[entry.kind.name] = asyncio.Semaphore(entry.concurrency)
+        async with semaphore:
+            started = time.monotonic()
+            try:
+                result = await entry.async_body(runner.context(claimed), claimed.payload)
+
+                def record() -> bool:
+                    with runner.database.engine.begin() as conn:
+                        return jobs.succeed(conn, claimed, result)
+
+                held = await asyncio.to_thread(record)
+            except Exception as exc:
+                await asyncio.to_thread(runner.finish_failed, claimed, exc, time.monotonic() - started)
+                return
+            runner.finish_succeeded(claimed, held, time.monotonic() - started)
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._futures)
+
+    def stop(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=1)
