@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -74,6 +75,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "APPLIANCE_LOGGING__JSON_FORMAT": "true",
         }
     )
+    # The sections workers read, as the test set them (a list is given as JSON).
+    for section in ("jobs", "outbound", "webhooks", "monitoring"):
+        for key, value in getattr(settings, section).model_dump().items():
+            name = f"APPLIANCE_{section.upper()}__{key.upper()}"
+            env[name] = (
+                json.dumps(list(value))
+                if isinstance(value, tuple)
+                else str(value).lower()
+                if isinstance(value, bool)
+                else str(value)
+            )
     return env
 
 

@@ -25,6 +25,8 @@ from appliance.api.routes import (
     root,
     tenant_contents,
     tenants,
+    webhook_messages,
+    webhooks,
 )
 from appliance.api.schemas.errors import error_responses
 from appliance.config import Settings
@@ -101,6 +103,8 @@ def create_app(
         tenants,
         tenant_contents,
         rate_limits,
+        webhooks,
+        webhook_messages,
     ):
         app.include_router(resource.router, prefix="/api/v1")
     return app

@@ -8,7 +8,9 @@ recomputed: for that, keep the heads (:attr:`ChainReport.head_hash`) somewhere t
 write.
 
 Records are written in the caller's transaction (the session scope commits them with the change they
-describe, or rolls both back); writers of one chain are serialized until that transaction ends.
+describe, or rolls both back); writers of one chain are serialized until that transaction ends. A record
+whose action is an event (appliance.services.events.AUDIT_EVENTS) is also published to the tenant's webhook
+endpoints in that transaction.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from appliance.db.session import Database
 from appliance.db.tenancy import TenantScopeError
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import GENESIS_HASH, AuditLog, Tenant
+from appliance.services import events
 from appliance.services.actors import Actor, RequestInfo
 from appliance.services.audit_format import (
     HASHED_FIELDS,
@@ -145,6 +148,10 @@ def record(
     # session scoped to a tenant, which is where sign-ins and operator actions are often recorded.
     # _check_scope above is this write's ORM guard; row-level security is still the floor.
     written: AuditLog = session.scalars(insert(AuditLog).values(**values).returning(AuditLog)).one()
+    # The one hook from changes to webhooks: a record whose action is an event (events.AUDIT_EVENTS) is
+    # published to its tenant's endpoints in this same transaction.
+    if written.action in events.AUDIT_EVENTS:
+        events.from_audit(session, written)
     return written
 
 

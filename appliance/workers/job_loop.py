@@ -68,3 +68,5 @@ class JobLoop:
             time.sleep(0.05)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=1)
+        if not self._thread.is_alive():
+            self.loop.close()

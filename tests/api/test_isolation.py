@@ -29,12 +29,17 @@ def _create(identity: Identity, tenant: TenantHandle, path: str, body: dict[str,
 
 
 def _seed(identity: Identity, acme: TenantHandle) -> Resources:
+    hook = _create(identity, acme, "/api/v1/webhooks/endpoints", {"url": "https://example.com/acme-hook"})
     org = _create(identity, acme, "/api/v1/organizations", {"name": "Acme R&D", "slug": "acme-rnd"})
     project = _create(identity, acme, "/api/v1/projects", {"organization_id": org["id"], "name": SECRET_NAME})
     role = _create(identity, acme, "/api/v1/roles", {"name": "acme-auditor", "permissions": ["audit:read"]})
     key = _create(identity, acme, "/api/v1/api-keys", {"name": "acme-ci", "scopes": ["projects:read"]})
     member = identity.member(acme, "dev@acme.test", "member")
+    sent = identity.client.get("/api/v1/webhooks/messages", headers=acme.owner.headers)
+    assert sent.status_code == 200, sent.text
     ids = {
+        "webhooks/endpoints": hook["id"],
+        "webhooks/messages": sent.json()["items"][0]["id"],
         "organizations": org["id"],
         "projects": project["id"],
         "roles": role["id"],
@@ -65,7 +70,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "organizations"): {"name": "stolen"},
     ("patch", "roles"): {"permissions": ["projects:read"]},
     ("patch", "tenants"): {"name": "stolen"},
+    ("patch", "webhooks/endpoints"): {"enabled": False},
+    ("post", "webhooks/endpoints"): {"since": "2020-01-01T00:00:00Z"},
 }
+
+
+def _kind(path: str) -> str:
+    """The path segment that names a resource's kind (two for the webhook routes' kinds)."""
+    parts = path.split("/")
+    return "/".join(parts[3:5]) if parts[3] == "webhooks" else parts[3]
 
 
 def test_every_route_refuses_another_tenants_ids(identity: Identity) -> None:
@@ -77,7 +90,7 @@ def test_every_route_refuses_another_tenants_ids(identity: Identity) -> None:
     for path, operations in doc["paths"].items():
         if not path.startswith("/api/v1/") or "{" not in path:
             continue
-        kind = path.split("/")[3]
+        kind = _kind(path)
         assert kind in seeded.ids, f"{path}: no resource of tenant A to try (add one to _seed)"
         concrete = re.sub(r"\{[^}]+\}", seeded.ids[kind], path)
         for method in operations:
@@ -93,6 +106,7 @@ def test_every_route_refuses_another_tenants_ids(identity: Identity) -> None:
             assert SECRET_NAME not in response.text
             assert "acme-rnd" not in response.text
             assert "acme-auditor" not in response.text
+            assert "acme-hook" not in response.text
     assert walked >= 15
     # Nothing of A's changed, and A still sees all of it.
     assert _snapshot(identity, acme, seeded.ids) == seeded.snapshot
