@@ -28,6 +28,9 @@ from appliance.api.routes import (
     webhook_messages,
     webhooks,
 )
+from appliance.api.routes import (
+    jobs as job_routes,
+)
 from appliance.api.schemas.errors import error_responses
 from appliance.config import Settings
 from appliance.db.session import Database
@@ -105,6 +108,8 @@ def create_app(
         rate_limits,
         webhooks,
         webhook_messages,
+        job_routes,
     ):
         app.include_router(resource.router, prefix="/api/v1")
+    app.include_router(job_routes.platform, prefix="/api/v1")
     return app
