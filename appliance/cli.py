@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from appliance import __version__, audit_cli, console_cli, programs_cli, tenant_cli
+from appliance import __version__, audit_cli, console_cli, jobs_cli, programs_cli, tenant_cli
 from appliance.errors import ApplianceError
 
 TRACEBACK_VAR = "APPLIANCE_TRACEBACK"
@@ -266,6 +266,7 @@ def status(
 programs_cli.register(app)
 tenant_cli.register(app)
 audit_cli.register(app)
+jobs_cli.register(app)
 console_cli.register(app)
 
 

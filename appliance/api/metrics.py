@@ -84,6 +84,24 @@ class QueueDepthCollector(Collector):
         yield family
 
 
+class JobStateCollector(Collector):
+    """Reads the durable jobs by state at scrape time (queued and running are the backlog; dead needs a
+    person)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]):
+        self.counts = counts
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("appliance_jobs", "Durable jobs by state.", labels=["state"])
+        try:
+            counts = self.counts()
+        except Exception:  # a down database must not break the scrape; readiness reports it
+            counts = {}
+        for state, count in counts.items():
+            family.add_metric([state], float(count))
+        yield family
+
+
 def render(extra: Iterable[Collector] = ()) -> bytes:
     """The text exposition of every process's metrics plus the extra collectors."""
     path = multiprocess_dir()

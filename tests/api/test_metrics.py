@@ -171,3 +171,26 @@ def test_real_prometheus_scrapes_the_api(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["prometheus.yml", "alerts.yml"])
 def test_shipped_prometheus_files_exist(name: str) -> None:
     assert (REPO / "config" / "prometheus" / name).is_file()
+
+
+def test_jobs_by_state_and_job_durations_by_kind(tmp_path: Path) -> None:
+    from appliance.db.session import Database
+    from appliance.services import jobs
+    from appliance.workers.jobs import Runner
+    from appliance.workers.tasks import NOOP
+
+    settings = make_settings(tmp_path)
+    with LiveServer(create_app(settings)) as live, live.client() as client:
+        database = Database(settings)
+        with database.session_scope() as session:
+            ids = [jobs.enqueue(session, NOOP, {}, tenant_id=None).id for _ in range(3)]
+        before = samples(client.get("/metrics").text)
+        runner = Runner(settings, database, "metrics-test", lambda _items: None)
+        runner.run(ids[0])  # a worker's attempt, in this process: its metrics are this registry's
+        after = samples(client.get("/metrics").text)
+        database.dispose()
+    assert before[("appliance_jobs", (("state", "queued"),))] == 3
+    assert after[("appliance_jobs", (("state", "queued"),))] == 2
+    assert after[("appliance_jobs", (("state", "succeeded"),))] == 1
+    count = ("appliance_job_duration_seconds_count", (("kind", "system.noop"), ("outcome", "succeeded")))
+    assert after[count] - before.get(count, 0.0) == 1

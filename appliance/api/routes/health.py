@@ -21,8 +21,9 @@ from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.health import CheckResult, HealthReport, Liveness, Readiness
 from appliance.db import migrate
 from appliance.db.base import utcnow
+from appliance.db.session import Database
 from appliance.errors import Unavailable
-from appliance.services import heartbeats
+from appliance.services import heartbeats, job_queries
 from appliance.workers import queue
 
 router = APIRouter(tags=["health"], responses=error_responses(500))
@@ -149,5 +150,11 @@ async def scrape(request: Request, ctx: ContextDep) -> Response:
             {"client": peer},
         )
     collector = metrics.QueueDepthCollector(lambda: queue.depth(ctx.queue))
-    body = await run_in_threadpool(metrics.render, [collector])
+    by_state = metrics.JobStateCollector(lambda: _job_counts(ctx.database))
+    body = await run_in_threadpool(metrics.render, [collector, by_state])
     return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
+def _job_counts(database: Database) -> dict[str, int]:
+    with database.session_scope(write=False) as session:
+        return job_queries.counts(session)
