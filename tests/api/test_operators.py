@@ -11,8 +11,16 @@ import httpx
 from appliance.services import platform_permissions
 from tests.identity import Identity
 
-READS = ["platform:audit", "rate_limits:read", "tenants:read"]
-EVERYTHING = ["platform:audit", "rate_limits:manage", "rate_limits:read", "tenants:manage", "tenants:read"]
+READS = ["platform:audit", "platform_jobs:read", "rate_limits:read", "tenants:read"]
+EVERYTHING = [
+    "platform:audit",
+    "platform_jobs:manage",
+    "platform_jobs:read",
+    "rate_limits:manage",
+    "rate_limits:read",
+    "tenants:manage",
+    "tenants:read",
+]
 
 
 def _refused(response: httpx.Response, permission: str) -> None:

@@ -16,10 +16,13 @@ def test_builtin_roles_are_ordered_from_weakest_to_strongest() -> None:
 
 
 def test_what_each_builtin_role_may_do() -> None:
-    assert BUILTIN_ROLES["viewer"].permissions == {"projects:read", "organizations:read", "users:read"}
+    assert BUILTIN_ROLES["viewer"].permissions == {"projects:read", "organizations:read", "users:read", "apps:read"}
     assert BUILTIN_ROLES["member"].permissions - BUILTIN_ROLES["viewer"].permissions == {
         "projects:write",
         "roles:read",
+        "apps:write",
+        "jobs:read",
     }
     assert "tenant:manage" not in BUILTIN_ROLES["admin"].permissions
     assert {"audit:read", "api_keys:write", "roles:write"} <= BUILTIN_ROLES["admin"].permissions
+    assert {"jobs:write", "webhooks:read", "webhooks:write"} <= BUILTIN_ROLES["admin"].permissions

@@ -61,10 +61,15 @@ def test_no_job_is_lost_when_the_worker_is_killed_mid_batch(settings: Settings, 
     database = Database(settings)
     log = tmp_path / "worker.log"
     jobs.install_pusher(job_runner.push)
-    ids = enqueue(database, 150, wait_ms=20)
+    ids = enqueue(database, 150, wait_ms=60)
     worker = start_worker(settings, log)
     try:
-        wait_for(lambda: states(database).get("succeeded", 0) >= 30, timeout=60, what="a third of the jobs")
+        # Kill it while it holds jobs: a fifth done, and at least one running at this very moment.
+        wait_for(
+            lambda: (now := states(database)).get("succeeded", 0) >= 30 and now.get("running", 0) > 0,
+            timeout=60,
+            what="a fifth of the jobs done and one running",
+        )
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
         in_flight = states(database).get("running", 0)
