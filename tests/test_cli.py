@@ -75,7 +75,10 @@ def test_init_migrate_admin_flow(env: dict[str, str], tmp_path: Path) -> None:
     assert "created" in first.stdout
     assert "kept" in appliance("init", env=env).stdout
 
-    assert f"applied {len(MIGRATIONS)} migration(s): {', '.join(MIGRATIONS)}" in appliance("migrate", env=env).stdout
+    assert (
+        f"applied {len(MIGRATIONS)} migration(s): {', '.join(MIGRATIONS)}"
+        in appliance("migrate", env=env).stdout
+    )
     assert "already up to date" in appliance("migrate", env=env).stdout
     assert appliance("migrate", "--check", env=env).returncode == 0
 

@@ -14,9 +14,11 @@ from appliance.api.context import build_context
 from appliance.api.middleware import AccessWriter, Drain, RequestContextMiddleware
 from appliance.api.routes import (
     api_keys,
+    apps,
     audit_logs,
     auth,
     health,
+    heartbeats,
     members,
     organizations,
     projects,
@@ -97,6 +99,7 @@ def create_app(
     # Routers are matched in this order (FastAPI tries each in turn): the busiest first.
     for resource in (
         projects,
+        heartbeats,  # called by every heartbeat app, often
         auth,
         organizations,
         members,
@@ -109,6 +112,7 @@ def create_app(
         webhooks,
         webhook_messages,
         job_routes,
+        apps,
     ):
         app.include_router(resource.router, prefix="/api/v1")
     app.include_router(job_routes.platform, prefix="/api/v1")

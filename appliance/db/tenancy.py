@@ -44,6 +44,10 @@ TENANT_OWNED_TABLES: tuple[str, ...] = (
     "webhook_messages",
     "webhook_deliveries",
     "webhook_attempts",
+    "apps",
+    "app_checks",
+    "app_check_hourly",
+    "app_incidents",
 )
 
 #: Tables with a tenant_id column that are deliberately not under row-level security, and why.

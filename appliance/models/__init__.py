@@ -2,6 +2,15 @@
 
 from appliance.db import tenancy
 from appliance.models.api_key import ApiKey
+from appliance.models.app_monitoring import (
+    APP_STATUS_TRANSITIONS,
+    App,
+    AppCheck,
+    AppCheckHourly,
+    AppIncident,
+    AppKind,
+    AppStatus,
+)
 from appliance.models.audit import GENESIS_HASH, AuditLog
 from appliance.models.idempotency import IdempotencyKey
 from appliance.models.job import JOB_TRANSITIONS, Job, JobState
@@ -36,6 +45,7 @@ tenancy.install_orm_filter()
 
 __all__ = [
     "ALL_PERMISSIONS",
+    "APP_STATUS_TRANSITIONS",
     "BUILTIN_ROLES",
     "DEFAULT_PURGE_GRACE",
     "DELIVERY_TRANSITIONS",
@@ -43,6 +53,12 @@ __all__ = [
     "JOB_TRANSITIONS",
     "TENANT_TRANSITIONS",
     "ApiKey",
+    "App",
+    "AppCheck",
+    "AppCheckHourly",
+    "AppIncident",
+    "AppKind",
+    "AppStatus",
     "AuditLog",
     "BuiltinRole",
     "DeliveryState",

@@ -16,7 +16,12 @@ def test_builtin_roles_are_ordered_from_weakest_to_strongest() -> None:
 
 
 def test_what_each_builtin_role_may_do() -> None:
-    assert BUILTIN_ROLES["viewer"].permissions == {"projects:read", "organizations:read", "users:read", "apps:read"}
+    assert BUILTIN_ROLES["viewer"].permissions == {
+        "projects:read",
+        "organizations:read",
+        "users:read",
+        "apps:read",
+    }
     assert BUILTIN_ROLES["member"].permissions - BUILTIN_ROLES["viewer"].permissions == {
         "projects:write",
         "roles:read",
