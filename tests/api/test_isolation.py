@@ -35,12 +35,16 @@ def _seed(identity: Identity, acme: TenantHandle) -> Resources:
     role = _create(identity, acme, "/api/v1/roles", {"name": "acme-auditor", "permissions": ["audit:read"]})
     key = _create(identity, acme, "/api/v1/api-keys", {"name": "acme-ci", "scopes": ["projects:read"]})
     member = identity.member(acme, "dev@acme.test", "member")
+    app = _create(
+        identity, acme, "/api/v1/apps", {"name": "acme-shop", "url": "https://example.com/acme-shop"}
+    )
     sent = identity.client.get("/api/v1/webhooks/messages", headers=acme.owner.headers)
     assert sent.status_code == 200, sent.text
     queued = identity.client.get("/api/v1/jobs", headers=acme.owner.headers)  # the deliveries' jobs
     assert queued.status_code == 200, queued.text
     ids = {
         "jobs": queued.json()["items"][0]["id"],
+        "apps": app["id"],
         "webhooks/endpoints": hook["id"],
         "webhooks/messages": sent.json()["items"][0]["id"],
         "organizations": org["id"],
@@ -70,6 +74,7 @@ def _snapshot(identity: Identity, acme: TenantHandle, ids: dict[str, str]) -> di
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "members"): {"role": "viewer"},
     ("patch", "projects"): {"name": "stolen"},
+    ("patch", "apps"): {"name": "stolen"},
     ("patch", "organizations"): {"name": "stolen"},
     ("patch", "roles"): {"permissions": ["projects:read"]},
     ("patch", "tenants"): {"name": "stolen"},
@@ -95,6 +100,8 @@ def test_every_route_refuses_another_tenants_ids(identity: Identity) -> None:
     for path, operations in doc["paths"].items():
         if not path.startswith("/api/v1/") or "{" not in path:
             continue
+        if path.startswith("/api/v1/heartbeats/"):
+            continue  # public: the token in the path is the credential, and names its tenant itself
         kind = _kind(path)
         assert kind in seeded.ids, f"{path}: no resource of tenant A to try (add one to _seed)"
         concrete = re.sub(r"\{[^}]+\}", seeded.ids[kind], path)
@@ -113,6 +120,7 @@ def test_every_route_refuses_another_tenants_ids(identity: Identity) -> None:
             assert "acme-rnd" not in response.text
             assert "acme-auditor" not in response.text
             assert "acme-hook" not in response.text
+            assert "acme-shop" not in response.text
     assert walked >= 15
     # Nothing of A's changed, and A still sees all of it.
     assert _snapshot(identity, acme, seeded.ids) == seeded.snapshot
