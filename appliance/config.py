@@ -267,6 +267,9 @@ class MonitoringSettings(Section):
     concurrency: int = Field(default=200, ge=1, le=5000)
     """Probes in flight at once."""
 
+    refresh_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """How often the monitor reads the list of apps again (a new, changed or deleted app is seen within)."""
+
     raw_days: int = Field(default=7, ge=1)
     """Days each check result is kept."""
 

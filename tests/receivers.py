@@ -58,7 +58,11 @@ class Receiver:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
-                got = Received(dict(self.headers.items()), self.rfile.read(length), time.time())
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing arrived
+                    self.close_connection = True
+                    return
+                got = Received(dict(self.headers.items()), body, time.time())
                 with receiver.lock:
                     receiver.received.append(got)
                     number = len(receiver.received)
@@ -83,8 +87,11 @@ class Receiver:
                     self.close_connection = True
                     return
                 self.send_header("content-length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
+                try:
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except OSError:  # the sender gave up (its timeout) or died: nothing to answer
+                    self.close_connection = True
 
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -18,6 +18,7 @@ import httpx
 
 from appliance.errors import InvalidInput
 from appliance.services import outbound
+from appliance.services.http_clients import Clients
 
 #: How much of a body is searched for the keyword; the rest is neither read nor waited for.
 MAX_BODY_BYTES = 65_536
@@ -41,25 +42,24 @@ class ProbeResult:
     """Why it failed; None when it succeeded."""
 
 
-def make_client(concurrency: int, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The one client every probe of a monitor shares: keep-alive pool, no redirects, no environment
-    proxies (a probe goes to the address it checked), no cookies kept between apps."""
-    return httpx.AsyncClient(
-        transport=transport,
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+def make_clients(concurrency: int, transport: httpx.AsyncBaseTransport | None = None) -> Clients:
+    """The clients every probe of a monitor shares (appliance.services.http_clients: keep-alive pools, one
+    per https name, no redirects, no environment proxies), at most ``concurrency`` connections each."""
+    return Clients(
+        transport,
+        max_connections=concurrency,
+        keepalive=concurrency,
         headers={"User-Agent": USER_AGENT},
     )
 
 
 async def probe(
-    client: httpx.AsyncClient,
+    clients: Clients,
     spec: ProbeSpec,
     policy: outbound.AddressPolicy,
     clock: Callable[[], float] = time.perf_counter,
 ) -> ProbeResult:
-    """Request ``spec.url`` once through ``client`` and judge the answer (never raises, but for
+    """Request ``spec.url`` once through ``clients`` and judge the answer (never raises, but for
     cancellation)."""
     started = clock()
     try:
@@ -69,6 +69,7 @@ async def probe(
         return ProbeResult(False, error=exc.message)
     except outbound.OutboundRefused as exc:
         return ProbeResult(False, error=str(exc))
+    client = clients.for_target(target)
     return await _exchange(client, spec, outbound.pinned(target, address), clock, started)
 
 

@@ -35,7 +35,15 @@ from appliance.db import tenancy
 from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from appliance.services import events, jobs, outbound, webhook_endpoints, webhook_sender, webhook_signing
+from appliance.services import (
+    events,
+    http_clients,
+    jobs,
+    outbound,
+    webhook_endpoints,
+    webhook_sender,
+    webhook_signing,
+)
 
 #: The wait a Retry-After may ask for, in seconds: at least a second, at most the schedule's longest wait.
 RETRY_AFTER_RANGE = (1.0, 36_000.0)
@@ -255,7 +263,7 @@ async def deliver(
     *,
     attempt: JobAttempt,
     config: DeliveryConfig,
-    clients: webhook_sender.Clients,
+    clients: http_clients.Clients,
     now: Callable[[], dt.datetime] = utcnow,
 ) -> dict[str, Any]:
     """One attempt of a delivery; raises jobs.RetryLater or jobs.PermanentFailure for the job runner."""

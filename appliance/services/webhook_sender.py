@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import email.utils
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from appliance import __version__
 from appliance.db.base import utcnow
 from appliance.errors import InvalidInput
 from appliance.services import outbound
+from appliance.services.http_clients import Clients
 
 #: Characters of an answer kept in the delivery log.
 EXCERPT_CHARS = 2000
@@ -54,46 +54,6 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
-
-
-class Clients:
-    """The HTTP clients of one event loop: one for http, one per host name for https (a connection goes
-    to a pinned address with the name as its SNI and certificate check, so two names that share an address
-    must not share a connection). The https ones are kept for the ``keep`` most recent names."""
-
-    def __init__(self, transport: httpx.AsyncBaseTransport | None = None, keep: int = 100):
-        self._transport = transport
-        self._keep = keep
-        self._plain: httpx.AsyncClient | None = None
-        self._tls: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
-        self._closing: set[asyncio.Task[None]] = set()
-
-    def _new(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=self._transport,
-            follow_redirects=False,
-            trust_env=False,  # a proxy from the environment would reach addresses we did not check
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
-        )
-
-    def for_target(self, target: outbound.Target) -> httpx.AsyncClient:
-        if target.parts.scheme == "http":
-            if self._plain is None:
-                self._plain = self._new()
-            return self._plain
-        client = self._tls.pop(target.host, None) or self._new()
-        self._tls[target.host] = client
-        if len(self._tls) > self._keep:
-            _, oldest = self._tls.popitem(last=False)
-            task = asyncio.get_running_loop().create_task(oldest.aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        return client
-
-    async def aclose(self) -> None:
-        for client in [*([self._plain] if self._plain else []), *self._tls.values()]:
-            await client.aclose()
-        self._plain, self._tls = None, OrderedDict()
 
 
 async def send(

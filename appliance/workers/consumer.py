@@ -10,6 +10,7 @@ from appliance.services import jobs as job_service
 from appliance.workers import job_keeper, jobs, queue, runtime
 from appliance.workers import tasks as _tasks  # (also registers the tasks on the instance)
 from appliance.workers import webhook_tasks as _webhook_tasks  # noqa: F401  (registers its job handler)
+from appliance.workers.monitor import Monitor
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,8 @@ def run(settings: Settings, workers: int | None = None, periodic: bool | None = 
     """Consume tasks until SIGINT (graceful: running tasks finish) or SIGTERM (immediate).
 
     Every worker process renews the leases of the jobs it runs; the periodic one (exactly one should be)
-    also runs Huey's periodic tasks and the reaper of lost jobs."""
+    also runs Huey's periodic tasks, the reaper of lost jobs and the application monitor (unless
+    ``monitoring.enabled`` is off)."""
     instance = queue.configure(settings)
     queue.ping(instance)
     database = Database(settings)
@@ -35,14 +37,28 @@ def run(settings: Settings, workers: int | None = None, periodic: bool | None = 
         flush_locks=False,
     )
     duties = [job_keeper.lease_keeper(runner).start()]
+    monitor: Monitor | None = None
     if is_periodic:
         duties.append(job_keeper.reaper(runner).start())
+        if settings.monitoring.enabled:
+            monitor = _start_monitor(settings, database)
     log.info(
         "worker started", extra={"queue": settings.queue.name, "backend": type(instance.storage).__name__}
     )
     try:
         consumer.run()
     finally:
+        if monitor is not None:
+            monitor.stop()
         runner.stop()
         for duty in duties:
             duty.stop()
+
+
+def _start_monitor(settings: Settings, database: Database) -> Monitor | None:
+    """The application monitor, or None (logged) if it cannot start: the jobs run either way."""
+    try:
+        return Monitor(settings, database, refresh_every=settings.monitoring.refresh_seconds).start()
+    except Exception:
+        log.exception("the application monitor did not start; the worker runs jobs without it")
+        return None

@@ -3,12 +3,13 @@ thread running one asyncio loop.
 
 Why this shape (1,000 apps at a 5 s interval from one process, probes starting within a second of their
 time, under half a core: tests/bench/bench_monitoring.py): a heap keyed on each app's next due time, so the
-loop wakes only when something is due; one shared httpx client (a keep-alive pool, no redirects) and a
-semaphore of ``monitoring.concurrency`` probes in flight; each app's first probe placed at a fixed offset
-within its interval (from its id), so a thousand apps do not all fire in the same instant. Results are
-counted by the state machine in the loop (pure, no I/O) and written about once a second in one transaction
-from a worker thread (``asyncio.to_thread``), so the loop never waits for the database. The app list is
-read again every ``refresh_every`` seconds; a changed app is rescheduled, a deleted or disabled one dropped.
+loop wakes only when something is due; shared keep-alive clients (appliance.services.http_clients: one per
+https name, no redirects) and a semaphore of ``monitoring.concurrency`` probes in flight; each app's first
+probe placed at a fixed offset within its interval (from its id), so a thousand apps do not all fire in the
+same instant. Results are counted by the state machine in the loop (pure, no I/O) and written about once a
+second in one transaction from a worker thread (``asyncio.to_thread``), so the loop never waits for the
+database. The app list is read again every ``refresh_every`` seconds; a changed app is rescheduled, a
+deleted or disabled one dropped.
 
 Heartbeat apps are checked at their deadline (last beat + interval + grace): a beat since the last look is a
 successful check, silence past the deadline a failed one (and one more each interval it lasts).
@@ -37,6 +38,7 @@ from appliance.models import AppKind, AppStatus
 from appliance.services import app_status, monitoring, outbound, probes
 from appliance.services.app_checks import CheckRow
 from appliance.services.app_status import Tracker, Transition
+from appliance.workers import monitor_metrics
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ class Monitor:
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(self.settings.monitoring.concurrency)
-        self._client = probes.make_client(self.settings.monitoring.concurrency, self._transport)
+        self._clients = probes.make_clients(self.settings.monitoring.concurrency, self._transport)
         self._started.set()
         duties = [asyncio.create_task(self._schedule()), asyncio.create_task(self._background())]
         try:
@@ -152,7 +154,7 @@ class Monitor:
                 task.cancel()
             await asyncio.gather(*duties, *self._inflight, return_exceptions=True)
             await self._flush()
-            await self._client.aclose()
+            await self._clients.aclose()
 
     # ------------------------------------------------------------------ scheduling
 
@@ -191,11 +193,13 @@ class Monitor:
         async with self._semaphore:
             if self._apps.get(watched.app_id) is not watched:
                 return
+            lateness = self._clock() - due
+            monitor_metrics.probed(lateness)
             if self._on_probe is not None:
-                self._on_probe(watched.app_id, self._clock() - due)
+                self._on_probe(watched.app_id, lateness)
             at = self._wall()
             try:
-                result = await probes.probe(self._client, watched.spec(), self._policy)
+                result = await probes.probe(self._clients, watched.spec(), self._policy)
             except Exception as exc:  # a defect must cost one check, never the monitor
                 log.exception("a probe failed unexpectedly", extra={"app_id": str(watched.app_id)})
                 result = probes.ProbeResult(False, error=f"internal error: {type(exc).__name__}")
@@ -206,6 +210,7 @@ class Monitor:
 
     def _count(self, watched: Watched, row: CheckRow) -> None:
         self._pending.batch.add(watched.tenant_id, row)
+        monitor_metrics.checked(str(watched.row["kind"]), row.ok)
         old = watched.tracker.status
         new = app_status.observe(
             watched.tracker,
@@ -304,6 +309,7 @@ class Monitor:
                 self._push(watched, self._first_due(watched, now))
         for app_id in set(self._apps) - seen:
             del self._apps[app_id]
+        monitor_metrics.WATCHED.set(len(self._apps))
         self._wake.set()
 
     def _load(self) -> list[dict[str, Any]]:

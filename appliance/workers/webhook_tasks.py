@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from appliance.config import Settings
-from appliance.services import events, webhook_delivery, webhook_sender
+from appliance.services import events, http_clients, webhook_delivery
 from appliance.workers.jobs import JobContext, async_handler
 
 #: The runner's own cap per process; the configured ``webhooks.concurrency`` (at most this) applies below.
@@ -21,7 +21,7 @@ class _LoopState:
     """What deliveries on one event loop share."""
 
     def __init__(self, settings: Settings):
-        self.clients = webhook_sender.Clients()
+        self.clients = http_clients.Clients()
         self.slots = asyncio.Semaphore(settings.webhooks.concurrency)
         self.config = webhook_delivery.DeliveryConfig.of(settings)
 

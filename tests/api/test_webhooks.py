@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from appliance.db import tenancy
 from appliance.models import Job, WebhookDelivery
-from appliance.services import events, webhook_delivery, webhook_sender
+from appliance.services import events, http_clients, webhook_delivery
 from tests.conftest import PgDatabase
 from tests.identity import Identity, TenantHandle, identity_api
 from tests.receivers import Receiver, Reply, verifying
@@ -83,7 +83,7 @@ def send(hooks: Identity, tenant: TenantHandle, delivery_id: str, number: int = 
     assert job_id is not None
 
     async def go() -> Any:
-        clients = webhook_sender.Clients()
+        clients = http_clients.Clients()
         try:
             return await webhook_delivery.deliver(
                 hooks.database,

@@ -63,8 +63,8 @@ def run(
     url: str, *, policy: outbound.AddressPolicy = LOOPBACK, timeout: float = 5.0, **spec: object
 ) -> probes.ProbeResult:
     async def once() -> probes.ProbeResult:
-        async with probes.make_client(10) as client:
-            return await probes.probe(client, probes.ProbeSpec(url, timeout, **spec), policy)  # type: ignore[arg-type]
+        async with probes.make_clients(10) as clients:
+            return await probes.probe(clients, probes.ProbeSpec(url, timeout, **spec), policy)  # type: ignore[arg-type]
 
     return asyncio.run(once())
 

@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from appliance.services import events, jobs, outbound, webhook_delivery, webhook_endpoints, webhook_sender
+from appliance.services import (
+    events,
+    http_clients,
+    jobs,
+    outbound,
+    webhook_delivery,
+    webhook_endpoints,
+    webhook_sender,
+)
 from appliance.services.actors import Actor
 
 LOOPBACK = outbound.AddressPolicy.of(["127.0.0.0/8"])
@@ -79,7 +87,7 @@ class Harness:
         now: Callable[[], dt.datetime] | None = None,
     ) -> Any:
         assert delivery.job_id is not None
-        clients = webhook_sender.Clients()
+        clients = http_clients.Clients()
         try:
             return await webhook_delivery.deliver(
                 self.db,

@@ -178,5 +178,6 @@ def test_a_worker_killed_mid_batch_loses_no_message(tmp_path: Path, batch_settin
     bodies: dict[str, set[bytes]] = {}
     for r in received:
         bodies.setdefault(r.headers["webhook-id"], set()).add(r.body)
-    assert all(len(b) == 1 for b in bodies.values())  # a duplicate is the same message, same id and body
+    differing = {i: b for i, b in bodies.items() if len(b) != 1}
+    assert differing == {}  # a duplicate is the same message, same id and body
     assert len(received) >= total
