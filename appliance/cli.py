@@ -49,8 +49,11 @@ class State:
     def settings(self) -> Settings:
         if self._settings is None:
             from appliance.configfile import load_settings
+            from appliance.services import passwords
 
             self._settings = load_settings(self.config)
+            security = self._settings.security
+            passwords.configure(security.password_hash_memory_kib, security.password_hash_passes)
         return self._settings
 
     @property

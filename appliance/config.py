@@ -146,6 +146,13 @@ class SecuritySettings(Section):
     password_min_length: int = Field(default=12, ge=8, le=256)
     """Fewest characters a new password may have (the longest accepted is 256)."""
 
+    password_hash_memory_kib: int = Field(default=65_536, ge=1024, le=4_194_304)
+    """Memory of one argon2id password hash, in KiB (RFC 9106: 64 MiB). Lower it only on a machine that
+    cannot spare it: the hash is weaker. A stored hash made otherwise is remade at its next sign-in."""
+
+    password_hash_passes: int = Field(default=3, ge=1, le=20)
+    """Passes of one argon2id password hash (RFC 9106: 3)."""
+
 
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

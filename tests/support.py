@@ -33,6 +33,11 @@ def clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(_OWN_VARS)}
 
 
+#: argon2id at its lightest (1 MiB, 1 pass): the suite signs in thousands of times, and the default 64 MiB
+#: costs a quarter of a second each on the CI machine. tests/services/test_passwords.py checks the defaults.
+LIGHT_HASHES = {"password_hash_memory_kib": 1024, "password_hash_passes": 1}
+
+
 def make_settings(
     tmp_path: Path,
     database_url: str | None = None,
@@ -43,7 +48,7 @@ def make_settings(
     **overrides: Any,
 ) -> Settings:
     """Settings for one test: everything under tmp_path, the given backends, a real signing key."""
-    data: dict[str, Any] = {"data_dir": tmp_path / "data", "mode": "embedded"}
+    data: dict[str, Any] = {"data_dir": tmp_path / "data", "mode": "embedded", "security": dict(LIGHT_HASHES)}
     if database_url:
         data["database"] = {"url": database_url}
     if queue_url:
@@ -76,6 +81,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         }
     )
     # The sections workers read, as the test set them (a list is given as JSON).
+    for key in LIGHT_HASHES:
+        env[f"APPLIANCE_SECURITY__{key.upper()}"] = str(getattr(settings.security, key))
     for section in ("jobs", "outbound", "webhooks", "monitoring"):
         for key, value in getattr(settings, section).model_dump().items():
             name = f"APPLIANCE_{section.upper()}__{key.upper()}"

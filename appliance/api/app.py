@@ -38,7 +38,7 @@ from appliance.config import Settings
 from appliance.db.session import Database
 from appliance.keys import signing_key
 from appliance.logs import AccessLog, install_request_id_factory, text_access_log
-from appliance.services import jobs
+from appliance.services import jobs, passwords
 from appliance.workers import jobs as job_runner
 from appliance.workers import queue
 
@@ -48,6 +48,7 @@ def create_app(
 ) -> FastAPI:
     """The API for ``settings``; the database and queue are built from them unless given."""
     install_request_id_factory()
+    passwords.configure(settings.security.password_hash_memory_kib, settings.security.password_hash_passes)
     db = database or Database(settings)
     q = queue_instance or queue.configure(settings)
     # Jobs written by requests go to the queue when their transaction commits.

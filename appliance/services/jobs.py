@@ -20,9 +20,9 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, select, update
+from sqlalchemy import Table, bindparam, event, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -187,6 +187,45 @@ class Claimed:
     max_attempts: int
 
 
+# The hot path's statements, built once: a Core UPDATE on the table (not the ORM's bulk path) whose values
+# are bound at execution, so that a job costs a cached statement's execution and no expression building.
+_JOBS = cast(Table, Job.__table__)
+_HELD = (
+    (_JOBS.c.id == bindparam("job_id"))
+    & (_JOBS.c.state == JobState.RUNNING.value)
+    & (_JOBS.c.attempts == bindparam("attempt"))
+)
+_CLAIM = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("job_id"),
+        _JOBS.c.state == JobState.QUEUED.value,
+        _JOBS.c.run_at <= bindparam("due", type_=_JOBS.c.run_at.type),
+    )
+    .values(
+        state=JobState.RUNNING.value,
+        attempts=_JOBS.c.attempts + 1,
+        lease_until=bindparam("lease_until", type_=_JOBS.c.lease_until.type),
+        worker=bindparam("worker"),
+        started_at=bindparam("now", type_=_JOBS.c.started_at.type),
+    )
+    .returning(_JOBS.c.tenant_id, _JOBS.c.kind, _JOBS.c.payload, _JOBS.c.attempts, _JOBS.c.max_attempts)
+)
+_SUCCEED = (
+    update(_JOBS)
+    .where(_HELD)
+    .values(
+        state=JobState.SUCCEEDED.value,
+        result=bindparam("result", type_=_JOBS.c.result.type),
+        finished_at=bindparam("now", type_=_JOBS.c.finished_at.type),
+        lease_until=None,
+    )
+)
+_RENEW = (
+    update(_JOBS).where(_HELD).values(lease_until=bindparam("lease_until", type_=_JOBS.c.lease_until.type))
+)
+
+
 def claim(
     conn: Connection, job_id: uuid.UUID, worker: str, lease: float, now: dt.datetime | None = None
 ) -> Claimed | None:
@@ -194,20 +233,14 @@ def claim(
     finished, was cancelled, or this push came early). One statement; the caller commits."""
     moment = now or utcnow()
     row = conn.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.state == JobState.QUEUED.value,
-            Job.run_at <= moment + dt.timedelta(seconds=1),
-        )
-        .values(
-            state=JobState.RUNNING.value,
-            attempts=Job.attempts + 1,
-            lease_until=moment + dt.timedelta(seconds=lease),
-            worker=worker,
-            started_at=moment,
-        )
-        .returning(Job.tenant_id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+        _CLAIM,
+        {
+            "job_id": job_id,
+            "due": moment + dt.timedelta(seconds=1),
+            "lease_until": moment + dt.timedelta(seconds=lease),
+            "worker": worker,
+            "now": moment,
+        },
     ).one_or_none()
     if row is None:
         return None
@@ -218,12 +251,12 @@ def succeed(
     conn: Connection | Session, job: Claimed, result: Any = None, now: dt.datetime | None = None
 ) -> bool:
     """RUNNING -> SUCCEEDED, if this attempt still holds the job (False: the reaper gave it to another)."""
-    done = conn.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.state == JobState.RUNNING.value, Job.attempts == job.attempt)
-        .values(state=JobState.SUCCEEDED.value, result=result, finished_at=now or utcnow(), lease_until=None)
+    target = conn.connection() if isinstance(conn, Session) else conn
+    done = target.execute(
+        _SUCCEED,
+        {"job_id": job.id, "attempt": job.attempt, "result": result, "now": now or utcnow()},
     )
-    return bool(done.rowcount)  # type: ignore[attr-defined]  # a CursorResult
+    return bool(done.rowcount)
 
 
 def fail(
@@ -258,14 +291,10 @@ def renew(conn: Connection, jobs: Sequence[Claimed], lease: float, now: dt.datet
     """Extend the leases of the jobs this worker runs (its heartbeat); returns how many it still holds."""
     if not jobs:
         return 0
-    moment = now or utcnow()
+    lease_until = (now or utcnow()) + dt.timedelta(seconds=lease)
     renewed = 0
     for job in jobs:
-        result = conn.execute(
-            update(Job)
-            .where(Job.id == job.id, Job.state == JobState.RUNNING.value, Job.attempts == job.attempt)
-            .values(lease_until=moment + dt.timedelta(seconds=lease))
-        )
+        result = conn.execute(_RENEW, {"job_id": job.id, "attempt": job.attempt, "lease_until": lease_until})
         renewed += result.rowcount
     return renewed
 

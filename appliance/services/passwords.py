@@ -11,12 +11,30 @@ from passlib.context import CryptContext
 ONE_TIME_ALPHABET = string.ascii_letters + string.digits
 
 
-#: argon2id parameters (RFC 9106's second recommended option: 64 MiB, 3 passes, 4 lanes). Written out
-#: rather than left to libpass's defaults so that raising them is a visible change here; a stored hash made
-#: with other parameters verifies as before and is flagged for rehash at its next successful login.
+#: argon2id parameters (RFC 9106's second recommended option: 64 MiB, 3 passes, 4 lanes), the defaults of
+#: security.password_hash_memory_kib and security.password_hash_passes. Written out rather than left to
+#: libpass's defaults so that raising them is a visible change; a stored hash made with other parameters
+#: verifies as before and is flagged for rehash at its next successful login.
 ARGON2_MEMORY_KIB = 65_536
 ARGON2_TIME_COST = 3
 ARGON2_PARALLELISM = 4
+
+_parameters = {"memory_kib": ARGON2_MEMORY_KIB, "passes": ARGON2_TIME_COST}
+
+
+def configure(memory_kib: int, passes: int) -> None:
+    """Hash new passwords of this process with these argon2id parameters (the API and the CLI call it with
+    the security settings at start)."""
+    if _parameters == {"memory_kib": memory_kib, "passes": passes}:
+        return
+    _parameters.update(memory_kib=memory_kib, passes=passes)
+    context.cache_clear()
+    _dummy_digest.cache_clear()
+
+
+def parameters() -> tuple[int, int, int]:
+    """(memory in KiB, passes, lanes) new hashes are made with."""
+    return _parameters["memory_kib"], _parameters["passes"], ARGON2_PARALLELISM
 
 
 @cache
@@ -27,8 +45,8 @@ def context() -> CryptContext:
         schemes=["argon2"],
         deprecated="auto",
         argon2__type="ID",
-        argon2__memory_cost=ARGON2_MEMORY_KIB,
-        argon2__rounds=ARGON2_TIME_COST,
+        argon2__memory_cost=_parameters["memory_kib"],
+        argon2__rounds=_parameters["passes"],
         argon2__parallelism=ARGON2_PARALLELISM,
     )
 

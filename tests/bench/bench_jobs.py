@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import String, cast, delete, func, select
 
 from appliance.db.session import Database
 from appliance.models import Job
@@ -44,13 +44,21 @@ from tests.support import make_settings, settings_env
 HERE = Path(__file__).resolve().parent
 
 
-def drain_rate(count: Any, total: int, timeout: float = 600) -> tuple[float, float]:
-    """(tasks per second from the first completion to the last, seconds) by polling ``count()``."""
+def drain_rate(
+    count: Any, total: int, process: subprocess.Popen[bytes], timeout: float = 600
+) -> tuple[float, float]:
+    """(tasks per second from the first completion to the last, seconds) by polling ``count()``; fails
+    at once if ``process`` (the consumer) exits, or if nothing completes within a minute."""
     deadline = time.monotonic() + timeout
     first = None
+    started = time.monotonic()
     while True:
         done = count()
         now = time.monotonic()
+        if process.poll() is not None:
+            raise RuntimeError(f"the consumer exited ({process.returncode}) after {done} of {total}")
+        if not done and now - started > 60:
+            raise RuntimeError("nothing completed within 60 s: the consumer does not run the tasks")
         if done and first is None:
             first, first_done = now, done
         if done >= total:
@@ -62,19 +70,20 @@ def drain_rate(count: Any, total: int, timeout: float = 600) -> tuple[float, flo
         time.sleep(0.01)
 
 
-def plain(redis_url: str, total: int, workers: int) -> float:
+def plain(redis_url: str, total: int, workers: int, log: Path) -> float:
     name = f"plain{int(time.time())}"
     instance = plain_huey_consumer.configure(redis_url, name)
     for _ in range(total):
         instance.noop()
     conn = instance.storage.conn
-    consumer = subprocess.Popen(
-        [sys.executable, str(HERE / "plain_huey_consumer.py"), redis_url, name, str(workers)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with log.open("ab") as out:
+        consumer = subprocess.Popen(
+            [sys.executable, str(HERE / "plain_huey_consumer.py"), redis_url, name, str(workers)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        rate, _ = drain_rate(lambda: int(conn.get(f"{name}:done") or 0), total)
+        rate, _ = drain_rate(lambda: int(conn.get(f"{name}:done") or 0), total, consumer)
     finally:
         consumer.send_signal(signal.SIGINT)
         consumer.wait(timeout=60)
@@ -130,12 +139,12 @@ def run(args: argparse.Namespace) -> None:
 
         rows = []
         for round_ in range(args.rounds):
-            base = plain(redis.url, args.tasks, 2)
+            base = plain(redis.url, args.tasks, 2, work / "plain.log")
             clear(database)
             enqueue(database, args.tasks, 0)
             worker = start_worker(env, 2, log)
             try:
-                durable, _ = drain_rate(lambda: succeeded(database), args.tasks)
+                durable, _ = drain_rate(lambda: succeeded(database), args.tasks, worker)
             finally:
                 worker.send_signal(signal.SIGINT)
                 worker.wait(timeout=60)
@@ -167,7 +176,7 @@ def run(args: argparse.Namespace) -> None:
             worker.wait(timeout=60)
         with database.engine.connect() as conn:
             ran_again = conn.execute(select(func.count()).where(Job.attempts > 1)).scalar_one()
-            echoes = conn.execute(select(func.count(func.distinct(Job.result)))).scalar_one()
+            echoes = conn.execute(select(func.count(func.distinct(cast(Job.result, String))))).scalar_one()
         took = time.monotonic() - started
         print(f"\nKill test: 1000 jobs, {kills} SIGKILLs: {succeeded(database)} succeeded "
               f"({echoes} distinct results), {ran_again} ran again, {took:.1f} s in all")  # fmt: skip

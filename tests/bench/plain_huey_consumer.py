@@ -5,6 +5,7 @@ Run as ``python plain_huey_consumer.py REDIS_URL QUEUE_NAME WORKERS``; enqueue w
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -26,5 +27,10 @@ def configure(url: str, name: str) -> Any:
 
 
 if __name__ == "__main__":
-    instance = configure(sys.argv[1], sys.argv[2])
+    # Huey names a task after its module: configure through the module the benchmark imported, so that
+    # the consumer's registry holds "plain_huey_consumer.bench.noop", not "__main__.bench.noop".
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import plain_huey_consumer  # type: ignore[import-not-found]
+
+    instance = plain_huey_consumer.configure(sys.argv[1], sys.argv[2])
     instance.create_consumer(workers=int(sys.argv[3]), worker_type="thread", periodic=False).run()

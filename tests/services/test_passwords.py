@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from passlib.hash import argon2
 
+from appliance.config import SecuritySettings
 from appliance.services import passwords
+
+
+@pytest.fixture(autouse=True)
+def _default_parameters() -> Iterator[None]:
+    """These tests check the shipped parameters (the rest of the suite hashes with light ones)."""
+    before = passwords.parameters()
+    defaults = SecuritySettings()
+    passwords.configure(defaults.password_hash_memory_kib, defaults.password_hash_passes)
+    yield
+    passwords.configure(before[0], before[1])
 
 
 def test_hash_is_argon2id_with_the_pinned_parameters() -> None:
@@ -37,3 +51,23 @@ def test_argon2i_hash_is_flagged_for_rehash() -> None:
 
 def test_dummy_verification_runs() -> None:
     passwords.verify_dummy("anything")
+
+
+def test_configured_parameters_make_new_hashes_and_flag_the_old_ones() -> None:
+    strong = passwords.hash_password("blue-Kettle-92-north")
+    passwords.configure(memory_kib=2048, passes=2)
+    light = passwords.hash_password("blue-Kettle-92-north")
+    assert light.startswith("$argon2id$v=19$m=2048,t=2,p=4$")
+    assert passwords.needs_rehash(strong)
+    ok, remade = passwords.verify("blue-Kettle-92-north", strong)
+    assert ok
+    assert remade is not None
+    assert remade.startswith("$argon2id$v=19$m=2048,t=2,p=4$")
+    passwords.verify_dummy("anything")  # the dummy digest follows the parameters too
+
+
+def test_the_settings_refuse_a_hash_below_one_mebibyte() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="password_hash_memory_kib"):
+        SecuritySettings(password_hash_memory_kib=512)
