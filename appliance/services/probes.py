@@ -4,14 +4,19 @@ Every outcome is a :class:`ProbeResult`, so a target that does not resolve, refu
 sends a huge body is a failed check with its reason and never an exception in the monitor. The name is
 resolved and checked at each probe (appliance.services.outbound), and the connection goes to the checked
 address. Redirects are not followed (a 301 is the status the app answered); at most :data:`MAX_BODY_BYTES`
-of the body are read, and only when a keyword is to be found in it.
+of the body are searched for the keyword. A body no longer than that is then read to its end (within the
+probe's timeout, its outcome already judged) so that the keep-alive connection serves the next probe: a
+response closed part-read closes its connection, and every probe would pay a new connection (and TLS
+handshake).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -87,7 +92,12 @@ async def _exchange(
         request = client.build_request("GET", url, headers=headers, extensions=extensions, timeout=timeout)
         response = await client.send(request, stream=True)
         try:
-            found = await _find(response, spec.keyword) if spec.keyword else True
+            # One iterator: the drain goes on where the search stopped (decoded for the search, raw else).
+            chunks = response.aiter_bytes() if spec.keyword else response.aiter_raw()
+            found = await _find(chunks, spec.keyword) if spec.keyword else True
+            latency = _ms(clock() - started)
+            if _short(response):
+                await _drain(chunks, spec.timeout - (clock() - started))
         finally:
             await response.aclose()
     except httpx.TimeoutException:
@@ -96,7 +106,6 @@ async def _exchange(
         )
     except httpx.HTTPError as exc:
         return ProbeResult(False, latency_ms=_ms(clock() - started), error=_reason(exc))
-    latency = _ms(clock() - started)
     status = response.status_code
     if status != spec.expected_status:
         return ProbeResult(False, status, latency, f"answered {status}, expected {spec.expected_status}")
@@ -107,18 +116,36 @@ async def _exchange(
     return ProbeResult(True, status, latency)
 
 
-async def _find(response: httpx.Response, keyword: str | None) -> bool:
+async def _find(chunks: AsyncIterator[bytes], keyword: str | None) -> bool:
     """Whether ``keyword`` is in the body's first MAX_BODY_BYTES (after content decoding)."""
     assert keyword is not None
     needle = keyword.encode()
     seen = b""
-    async for chunk in response.aiter_bytes():
+    async for chunk in chunks:
         seen += chunk
         if needle in seen:
             return True
         if len(seen) >= MAX_BODY_BYTES:
             return needle in seen[:MAX_BODY_BYTES]
     return False
+
+
+def _short(response: httpx.Response) -> bool:
+    """Whether the body may be read to its end: no longer than MAX_BODY_BYTES, or of no stated length."""
+    length = response.headers.get("content-length", "")
+    return not length or (length.isdigit() and int(length) <= MAX_BODY_BYTES)
+
+
+async def _drain(chunks: AsyncIterator[bytes], budget: float) -> None:
+    """Read what is left of the body, up to MAX_BODY_BYTES and ``budget`` seconds; past either, or on an
+    error, stop (the response's close then closes its connection). The outcome is already judged."""
+    read = 0
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        async with asyncio.timeout(max(budget, 0.0)):
+            async for chunk in chunks:
+                read += len(chunk)
+                if read > MAX_BODY_BYTES:
+                    return
 
 
 def _ms(seconds: float) -> float:
