@@ -655,6 +655,16 @@ class PostgresServer(_Server):
             statement += sql.SQL(" WITH (FORCE)")
         self.execute(statement)
 
+    def app_database(self, name: str = "forge") -> dict[str, str]:
+        """A new database and an app role without BYPASSRLS (as in production): the ``database``
+        settings section, ``url`` for the app role and ``migrations_url`` for the owner."""
+        self.create_database(name)
+        self.create_role(f"{name}_app", "app-password")
+        return {
+            "url": self.url(name, user=f"{name}_app", password="app-password"),
+            "migrations_url": self.url(name),
+        }
+
     def create_role(
         self,
         name: str,

@@ -239,3 +239,14 @@ class KeepAliveLoad:
     def wait_for_more(self, count: int, what: str) -> None:
         start = self.served
         wait_for(lambda: self.served > start + count, what=what)
+
+
+def stop_gracefully(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """SIGINT (a worker finishes its running tasks), then SIGKILL if it is still there after ``timeout``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -119,12 +119,7 @@ def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     pg, redis = PostgresServer().start(), RedisServer().start()
     try:
-        pg.create_database("forge")
-        pg.create_role("forge_app", "app-password")
-        database_settings = {
-            "url": pg.url("forge", user="forge_app", password="app-password"),
-            "migrations_url": pg.url("forge"),
-        }
+        database_settings = pg.app_database("forge")
         settings = make_settings(
             work, None, redis.url, database=database_settings,
             jobs={"lease_seconds": 2, "reap_interval": 0.5, "requeue_after": 5},

@@ -61,7 +61,7 @@ from appliance.db import tenancy  # noqa: E402
 from appliance.db.session import Database  # noqa: E402
 from appliance.models import App, Tenant  # noqa: E402
 from tests.servers import PostgresServer, RedisServer  # noqa: E402
-from tests.support import make_settings, settings_env  # noqa: E402
+from tests.support import make_settings, settings_env, stop_gracefully  # noqa: E402
 
 GOAL_P99_SECONDS = 1.0
 GOAL_EXTRA_CORES = 0.5
@@ -308,7 +308,7 @@ def run_phase(
         if worker.poll() is not None:
             raise RuntimeError(f"the worker exited ({worker.returncode}); see {log_path}")
     finally:
-        stop(worker)
+        stop_gracefully(worker)
     return Phase(
         name,
         started,
@@ -324,16 +324,6 @@ def run_phase(
 def logged_errors(log: Path) -> int:
     levels = (json.loads(line).get("level") for line in log.read_text().splitlines() if line.startswith("{"))
     return sum(level in ("error", "critical") for level in levels)
-
-
-def stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGINT)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 def lateness(phase: Phase, arrivals: list[Arrival], paths: dict[str, uuid.UUID], interval: float) -> Lateness:
@@ -359,13 +349,8 @@ def run(args: argparse.Namespace) -> int:
     pg, redis = PostgresServer().start(), RedisServer().start()
     target: Target | None = None
     try:
-        pg.create_database("forge")
-        pg.create_role("forge_app", "app-password")
-        owner_url = pg.url("forge")
-        database_settings = {
-            "url": pg.url("forge", user="forge_app", password="app-password"),
-            "migrations_url": owner_url,
-        }
+        database_settings = pg.app_database("forge")
+        owner_url = database_settings["migrations_url"]
         settings = make_settings(
             work, None, redis.url, database=database_settings,
             outbound={"allow_networks": ["127.0.0.0/8"]},

@@ -76,13 +76,8 @@ def run(args: argparse.Namespace) -> None:
     pg, redis = PostgresServer().start(), RedisServer().start()
     worker: subprocess.Popen[bytes] | None = None
     try:
-        pg.create_database("forge")
-        pg.create_role("forge_app", "app-password")
-        owner_url = pg.url("forge")
-        database = {
-            "url": pg.url("forge", user="forge_app", password="app-password"),
-            "migrations_url": owner_url,
-        }
+        database = pg.app_database("forge")
+        owner_url = database["migrations_url"]
         overrides: dict[str, Any] = {
             "outbound": {"allow_networks": ["127.0.0.0/8"]},
             "webhooks": {"concurrency": args.concurrency},

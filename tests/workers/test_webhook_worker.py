@@ -26,7 +26,7 @@ from appliance.workers import queue
 from tests.conftest import PgDatabase
 from tests.identity import identity_api
 from tests.receivers import Receiver, Reply, verifying
-from tests.support import make_settings, settings_env, wait_for
+from tests.support import make_settings, settings_env, stop_gracefully, wait_for
 
 OVERRIDES: dict[str, Any] = {
     "outbound": {"allow_networks": ["127.0.0.0/8"]},
@@ -54,16 +54,6 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGINT)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 @pytest.fixture
@@ -107,7 +97,7 @@ def test_a_project_made_through_the_api_reaches_a_verifying_receiver(
             ).json()
             wait_for(lambda: seen, timeout=60, what=f"the delivery (worker log: {log})")
         finally:
-            stop(worker)
+            stop_gracefully(worker)
     (got,) = seen
     assert got["payload"]["type"] == "project.created"
     assert got["payload"]["data"]["id"] == project["id"]
@@ -170,7 +160,7 @@ def test_a_worker_killed_mid_batch_loses_no_message(tmp_path: Path, batch_settin
 
             wait_for(succeeded, timeout=180, interval=0.2, what=f"every delivery (worker log: {log})")
         finally:
-            stop(worker)
+            stop_gracefully(worker)
         received = list(receiver.received)
     database.dispose()
     ids = Counter(r.headers["webhook-id"] for r in received)
