@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -129,6 +130,7 @@ class HealthScreen(ConsoleScreen):
     def __init__(self) -> None:
         super().__init__()
         self.api_trail, self.supervisor_trail = LinkTrail(), LinkTrail()
+        self.clock: Callable[[], float] = time.time  # what ages and uptimes are drawn against
 
     def body(self) -> ComposeResult:
         yield Static(id="health-summary")
@@ -149,7 +151,7 @@ class HealthScreen(ConsoleScreen):
             self.draw()
 
     def views(self) -> list[CheckView]:
-        state, now = self.console.state, time.time()
+        state, now = self.console.state, self.clock()
         names = [*REPORTED, *sorted(set(state.checks) - set(REPORTED))]
         return [
             api_view(state, self.api_trail, now),
@@ -166,7 +168,7 @@ class HealthScreen(ConsoleScreen):
         self.draw()
 
     def draw(self) -> None:
-        self.query_one("#health-summary", Static).update(summary(self.console.state, time.time()))
+        self.query_one("#health-summary", Static).update(summary(self.console.state, self.clock()))
         cards = self.cards()
         box = self.query_one("#health-checks", VerticalScroll)
         for view in self.views():
