@@ -6,8 +6,10 @@ Run every ``jobs.reap_interval`` seconds by the periodic worker. Three passes, e
   every time must not loop for ever).
 - QUEUED jobs that are due and were handed to the queue more than ``jobs.requeue_after`` seconds ago and
   still have not started: the hand-over after their commit was lost (the queue was down, the process died
-  between commit and push), or the queue lost them. They are handed again; a job that was only slow to
-  come up gets a second message, which its claim turns into a no-op.
+  between commit and push), or the queue lost them. A backlog is not a loss: a job waiting behind others
+  still has its message in the queue, so only as many as the stale jobs outnumber the queue's messages
+  (``pending``) are handed again, the longest waiting first. A job that was only slow to come up gets a
+  second message, which its claim turns into a no-op.
 - Finished jobs older than ``jobs.keep_days`` are removed.
 """
 
@@ -17,7 +19,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from appliance.db.base import utcnow
@@ -39,8 +41,16 @@ class Reaped:
     removed: int
 
 
-def reap(conn: Connection, *, requeue_after: float, keep_days: int, now: dt.datetime | None = None) -> Reaped:
-    """One pass; the caller commits, then pushes ``requeue``."""
+def reap(
+    conn: Connection,
+    *,
+    requeue_after: float,
+    keep_days: int,
+    pending: int = 0,
+    now: dt.datetime | None = None,
+) -> Reaped:
+    """One pass; the caller commits, then pushes ``requeue``. ``pending``: the messages waiting in the
+    queue now (appliance.workers.queue.depth)."""
     moment = now or utcnow()
     expired = conn.execute(
         select(Job.id, Job.attempts, Job.max_attempts)
@@ -75,13 +85,19 @@ def reap(conn: Connection, *, requeue_after: float, keep_days: int, now: dt.date
             )
         )
     stale = moment - dt.timedelta(seconds=requeue_after)
-    lost = list(
-        conn.execute(
-            select(Job.id)
-            .where(Job.state == JobState.QUEUED.value, Job.run_at <= stale, Job.pushed_at <= stale)
-            .limit(BATCH)
-        ).scalars()
-    )
+    waiting = (Job.state == JobState.QUEUED.value) & (Job.run_at <= stale) & (Job.pushed_at <= stale)
+    lost: list[uuid.UUID] = []
+    if pending > 0:
+        stale_count = conn.execute(select(func.count()).where(waiting)).scalar_one()
+        unaccounted = min(BATCH, stale_count - pending)
+    else:
+        unaccounted = BATCH
+    if unaccounted > 0:
+        lost = list(
+            conn.execute(
+                select(Job.id).where(waiting).order_by(Job.pushed_at, Job.id).limit(unaccounted)
+            ).scalars()
+        )
     if lost:
         conn.execute(update(Job).where(Job.id.in_(lost)).values(pushed_at=moment))
     old = moment - dt.timedelta(days=keep_days)

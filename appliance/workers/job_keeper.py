@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 from appliance.services import job_reaper
-from appliance.workers import job_metrics
+from appliance.workers import job_metrics, queue
 from appliance.workers.jobs import Runner
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,14 @@ def reaper(runner: Runner) -> Every:
     settings = runner.settings.jobs
 
     def reap_once() -> None:
+        try:  # read first: a message taken meanwhile only delays a hand-over, never doubles one
+            pending = queue.depth(queue.huey)
+        except Exception:  # the queue is down: the pushes below fail too, and are tried again later
+            pending = 0
         with runner.database.engine.begin() as conn:
-            reaped = job_reaper.reap(conn, requeue_after=settings.requeue_after, keep_days=settings.keep_days)
+            reaped = job_reaper.reap(
+                conn, requeue_after=settings.requeue_after, keep_days=settings.keep_days, pending=pending
+            )
         if reaped.requeue:
             runner.push([(job_id, None) for job_id in reaped.requeue])
         if reaped.expired or reaped.lost_pushes or reaped.dead:

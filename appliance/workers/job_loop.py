@@ -37,8 +37,6 @@ class JobLoop:
             self._futures.discard(future)
 
     async def _run(self, runner: Runner, entry: Handler, claimed: Claimed) -> None:
-        from appliance.services import jobs
-
         assert entry.async_body is not None
         semaphore = self._semaphores.get(entry.kind.name)
         if semaphore is None:
@@ -48,15 +46,17 @@ class JobLoop:
             try:
                 result = await entry.async_body(runner.context(claimed), claimed.payload)
 
-                def record() -> bool:
-                    with runner.database.engine.begin() as conn:
-                        return jobs.succeed(conn, claimed, result)
+                seconds = time.monotonic() - started
 
-                held = await asyncio.to_thread(record)
+                def done(held: bool) -> None:
+                    runner.finish_succeeded(claimed, held, seconds)
+
+                if runner.claims.blocking:
+                    await asyncio.to_thread(runner.claims.succeed_soon, claimed, result, done)
+                else:
+                    runner.claims.succeed_soon(claimed, result, done)
             except Exception as exc:
                 await asyncio.to_thread(runner.finish_failed, claimed, exc, time.monotonic() - started)
-                return
-            runner.finish_succeeded(claimed, held, time.monotonic() - started)
 
     def in_flight(self) -> int:
         with self._lock:

@@ -3,6 +3,8 @@ API's /metrics shows every worker's)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 DURATION = Histogram(
@@ -23,7 +25,13 @@ RECOVERED = Counter(
 )
 
 
+_DURATIONS: dict[tuple[str, str], Any] = {}  # the labelled children, found once (labels() is not free)
+
+
 def observe(kind: str, outcome: str, seconds: float) -> None:
-    DURATION.labels(kind, outcome).observe(seconds)
+    child = _DURATIONS.get((kind, outcome))
+    if child is None:
+        child = _DURATIONS.setdefault((kind, outcome), DURATION.labels(kind, outcome))
+    child.observe(seconds)
     if outcome != "succeeded":
         FAILURES.labels(kind, outcome).inc()

@@ -9,6 +9,8 @@ Two kinds of handler:
 - ``@handler(kind)``: ``def body(ctx, session, payload)``, run on a Huey thread inside a session scoped to
   the job's tenant; the job's success is written in that same transaction, so a body whose effect is in
   the database takes effect exactly once.
+- ``@plain_handler(kind)``: ``def body(ctx, payload)``, run on a Huey thread with no session, for a body
+  that touches no database (its effect is elsewhere, or none); its success is one statement of its own.
 - ``@async_handler(kind, concurrency)``: ``async def body(ctx, payload)``, run on the process's asyncio
   loop (appliance.workers.job_loop), so a body that waits on the network (a webhook receiver that hangs)
   holds no Huey thread; at most ``concurrency`` of a kind run at once per process.
@@ -31,6 +33,7 @@ from appliance.config import Settings
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.services import jobs
+from appliance.services.job_claims import Claims
 from appliance.workers import job_metrics
 from appliance.workers.queue import task
 
@@ -50,6 +53,7 @@ class JobContext:
 
 
 SyncBody = Callable[[JobContext, Session, dict[str, Any]], Any]
+PlainBody = Callable[[JobContext, dict[str, Any]], Any]
 AsyncBody = Callable[[JobContext, dict[str, Any]], Awaitable[Any]]
 
 
@@ -57,6 +61,7 @@ AsyncBody = Callable[[JobContext, dict[str, Any]], Awaitable[Any]]
 class Handler:
     kind: jobs.Kind
     body: SyncBody | None = None
+    plain_body: PlainBody | None = None
     async_body: AsyncBody | None = None
     concurrency: int = 1
 
@@ -67,6 +72,14 @@ HANDLERS: dict[str, Handler] = {}
 def handler(kind: jobs.Kind) -> Callable[[SyncBody], SyncBody]:
     def register(body: SyncBody) -> SyncBody:
         _register(Handler(kind, body=body))
+        return body
+
+    return register
+
+
+def plain_handler(kind: jobs.Kind) -> Callable[[PlainBody], PlainBody]:
+    def register(body: PlainBody) -> PlainBody:
+        _register(Handler(kind, plain_body=body))
         return body
 
     return register
@@ -118,6 +131,7 @@ class Runner:
         self.worker = worker
         self.push = push
         self.lease = settings.jobs.lease_seconds
+        self.claims = Claims(database, settings.database.connect_timeout)
         self._running: dict[uuid.UUID, jobs.Claimed] = {}
         self._lock = threading.Lock()
         self._loop: Any = None  # appliance.workers.job_loop.JobLoop, started at the first async job
@@ -125,8 +139,7 @@ class Runner:
     # ----------------------------------------------------------------- one job
 
     def run(self, job_id: uuid.UUID) -> None:
-        with self.database.engine.begin() as conn:
-            claimed = jobs.claim(conn, job_id, self.worker, self.lease)
+        claimed = self.claims.claim(job_id, self.worker, self.lease)
         if claimed is None:
             return
         entry = HANDLERS.get(claimed.kind)
@@ -138,6 +151,8 @@ class Runner:
             )
         elif entry.async_body is not None:
             self._async_loop().submit(self, entry, claimed)
+        elif entry.plain_body is not None:
+            self._run_plain(entry.plain_body, claimed)
         else:
             self._run_sync(entry, claimed)
 
@@ -154,11 +169,30 @@ class Runner:
                 if claimed.tenant_id is not None:
                     tenancy.set_tenant(session, claimed.tenant_id)
                 result = entry.body(self.context(claimed), session, claimed.payload)
-                held = jobs.succeed(session, claimed, result)
+                # The success goes in the body's own transaction, so that its effect and the job's end
+                # commit together; a body that did not touch the database has none to share.
+                in_transaction = session.in_transaction()
+                if in_transaction:
+                    held = jobs.succeed(session, claimed, result)
+            seconds = time.monotonic() - started
+            if not in_transaction:
+                self.claims.succeed_soon(claimed, result, self._finisher(claimed, seconds))
+                return
         except Exception as exc:
             self.finish_failed(claimed, exc, time.monotonic() - started)
             return
-        self.finish_succeeded(claimed, held, time.monotonic() - started)
+        self.finish_succeeded(claimed, held, seconds)
+
+    def _run_plain(self, body: PlainBody, claimed: jobs.Claimed) -> None:
+        started = time.monotonic()
+        try:
+            result = body(self.context(claimed), claimed.payload)
+            self.claims.succeed_soon(claimed, result, self._finisher(claimed, time.monotonic() - started))
+        except Exception as exc:
+            self.finish_failed(claimed, exc, time.monotonic() - started)
+
+    def _finisher(self, claimed: jobs.Claimed, seconds: float) -> Callable[[bool], None]:
+        return lambda held: self.finish_succeeded(claimed, held, seconds)
 
     def finish_succeeded(self, claimed: jobs.Claimed, held: bool, seconds: float) -> None:
         self._forget(claimed)
@@ -225,6 +259,7 @@ class Runner:
         """Let the async jobs in flight finish (up to ``timeout``); the others' leases run out."""
         if self._loop is not None:
             self._loop.stop(timeout)
+        self.claims.close()
 
 
 def push(items: Sequence[tuple[uuid.UUID, dt.datetime | None]]) -> None:

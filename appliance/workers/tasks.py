@@ -10,12 +10,11 @@ import time
 from typing import Any
 
 from huey import crontab
-from sqlalchemy.orm import Session
 
 from appliance.db.session import Database
 from appliance.services import heartbeats, jobs, tenants
 from appliance.workers import runtime
-from appliance.workers.jobs import JobContext, handler
+from appliance.workers.jobs import JobContext, plain_handler
 from appliance.workers.queue import periodic_task, task
 
 log = logging.getLogger(__name__)
@@ -61,8 +60,8 @@ def purge_tenants_periodic() -> list[str]:
 NOOP = jobs.kind("system.noop", max_attempts=3, delays=(1, 5))
 
 
-@handler(NOOP)
-def noop(_ctx: JobContext, _session: Session, payload: dict[str, Any]) -> Any:
+@plain_handler(NOOP)
+def noop(_ctx: JobContext, payload: dict[str, Any]) -> Any:
     """A job that does nothing (after ``wait_ms``, at most a second) and returns ``payload["echo"]``: checks
     the durable queue end to end (`appliance jobs check`, the benchmarks)."""
     time.sleep(min(float(payload.get("wait_ms", 0)), 1000.0) / 1000)

@@ -111,6 +111,20 @@ def test_the_reaper_hands_on_a_lost_push_once_per_interval(db: Database) -> None
     assert late.lost_pushes == 1
 
 
+def test_a_backlog_still_in_the_queue_is_not_handed_again(db: Database) -> None:
+    first, second, third = _enqueue(db), _enqueue(db), _enqueue(db)
+    later = T0 + dt.timedelta(seconds=61)
+    with db.engine.begin() as conn:
+        waiting = job_reaper.reap(conn, requeue_after=60, keep_days=30, pending=3, now=later)
+        one_lost = job_reaper.reap(conn, requeue_after=60, keep_days=30, pending=2, now=later)
+    assert waiting.requeue == []  # three stale jobs, three messages waiting: a backlog
+    assert len(one_lost.requeue) == 1
+    assert one_lost.requeue[0] in {first, second, third}
+    with db.engine.begin() as conn:
+        again = job_reaper.reap(conn, requeue_after=60, keep_days=30, pending=0, now=later)
+    assert sorted(again.requeue) == sorted({first, second, third} - set(one_lost.requeue))
+
+
 def test_a_job_whose_worker_dies_on_its_last_attempt_is_dead(db: Database, pushed: Pushed) -> None:
     job_id = _enqueue(db)
     for attempt in range(2):
