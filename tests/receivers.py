@@ -1,4 +1,5 @@
-"""Real webhook receivers on loopback ports: a threaded HTTP server whose answers a test chooses."""
+"""Real receivers on loopback ports (of webhooks, of the monitor's probes): a threaded HTTP server whose
+answers a test chooses."""
 
 from __future__ import annotations
 
@@ -92,6 +93,8 @@ class Receiver:
                     self.wfile.write(reply.body)
                 except OSError:  # the sender gave up (its timeout) or died: nothing to answer
                     self.close_connection = True
+
+            do_GET = do_POST  # the application monitor's probes
 
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -5,12 +5,13 @@ the kind's handler, and records the outcome (appliance.services.jobs). Huey's ow
 task: retries, backoff and the dead state are the job's. While a job runs, the process's lease keeper
 renews its lease; a process that dies stops renewing, and the reaper hands its jobs to another worker.
 
-Two kinds of handler:
+Three kinds of handler:
 - ``@handler(kind)``: ``def body(ctx, session, payload)``, run on a Huey thread inside a session scoped to
   the job's tenant; the job's success is written in that same transaction, so a body whose effect is in
   the database takes effect exactly once.
 - ``@plain_handler(kind)``: ``def body(ctx, payload)``, run on a Huey thread with no session, for a body
-  that touches no database (its effect is elsewhere, or none); its success is one statement of its own.
+  that touches no database (its effect is elsewhere, or none); its success is group-committed with
+  others' by one writer thread (appliance.services.job_claims).
 - ``@async_handler(kind, concurrency)``: ``async def body(ctx, payload)``, run on the process's asyncio
   loop (appliance.workers.job_loop), so a body that waits on the network (a webhook receiver that hangs)
   holds no Huey thread; at most ``concurrency`` of a kind run at once per process.

@@ -125,9 +125,10 @@ class Monitor:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop probing, write what was measured, and return (within ``timeout``)."""
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
+        """Stop probing, write what was measured, and return (within ``timeout``); again, nothing."""
+        if self._loop is not None and self._stopping is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between: stopped already
+                self._loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
             self._thread.join(timeout)
 
