@@ -94,7 +94,10 @@ class RequestContextMiddleware:
                 status = message["status"]
                 response_started = True
                 message["headers"] = self._headers(scope, message, id_header)
-            captured.see(scope, message)
+            if captured.see(scope, message):
+                # Stored before the last byte goes out: a client that repeats the request as soon as it
+                # has the answer gets that answer back, never "still in progress".
+                await captured.settle(scope, status)
             await send(message)
 
         limit = self.max_body_bytes
@@ -157,27 +160,32 @@ class RequestContextMiddleware:
 
 class _Captured:
     """The response of a request that claimed an Idempotency-Key (appliance.api.idempotency), kept to be
-    stored once sent; other requests pass through untouched."""
+    stored before its last part is sent; other requests pass through untouched."""
 
-    __slots__ = ("body", "headers")
+    __slots__ = ("body", "headers", "settled")
 
     def __init__(self) -> None:
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] | None = None
+        self.settled = False
 
-    def see(self, scope: Scope, message: Message) -> None:
+    def see(self, scope: Scope, message: Message) -> bool:
+        """Keep ``message``; true when it is the last part of a captured response."""
         if message["type"] == "http.response.start":
             if "idempotency" in scope.get("state", {}):
                 self.headers = list(message["headers"])
                 self.body = []
         elif self.body is not None and message["type"] == "http.response.body":
             self.body.append(message.get("body", b""))
+            return not message.get("more_body", False)
+        return False
 
     async def settle(self, scope: Scope, status: int) -> None:
-        """Store the response, or free the key when the request failed."""
+        """Store the response, or free the key when the request failed; once per request."""
         claim = scope.get("state", {}).get("idempotency")
-        if claim is None:
+        if claim is None or self.settled:
             return
+        self.settled = True
         try:
             if self.body is None or status >= 500:
                 await run_in_threadpool(claim.release)
