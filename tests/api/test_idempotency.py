@@ -3,11 +3,16 @@ another body is 409; keys belong to their caller."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import uuid
 
 from sqlalchemy import func, select
+from starlette.types import Message, Receive, Scope, Send
 
-from appliance.models import Tenant
+from appliance.api.middleware import RequestContextMiddleware
+from appliance.models import IdempotencyKey, Tenant
+from appliance.services import idempotency
 from tests.identity import Identity
 
 
@@ -83,3 +88,51 @@ def test_a_malformed_key_is_refused(identity: Identity) -> None:
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "IDEMPOTENCY_KEY_INVALID"
     assert _tenants(identity) == 0
+
+
+def test_the_response_is_stored_before_its_last_part_reaches_the_client(identity: Identity) -> None:
+    """A client may repeat the request the moment it has the answer: by then the key must be settled."""
+    claim = idempotency.begin(
+        identity.database,
+        principal="user:test",
+        key="k-stream",
+        method="POST",
+        path="/api/v1/things",
+        body=b"{}",
+        now=dt.datetime.now(dt.UTC),
+    )
+    assert isinstance(claim, idempotency.Claim)
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("state", {})["idempotency"] = claim
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"id":', "more_body": True})
+        await send({"type": "http.response.body", "body": b"1}"})
+
+    def stored_status() -> int | None:
+        with identity.database.session_scope() as session:
+            return session.scalar(select(IdempotencyKey.status).where(IdempotencyKey.id == claim.id))
+
+    seen: list[tuple[bool, int | None]] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            seen.append((bool(message.get("more_body")), stored_status()))
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}"}
+
+    scope: Scope = {"type": "http", "method": "POST", "path": "/api/v1/things", "headers": [], "state": {}}
+    asyncio.run(RequestContextMiddleware(route, max_body_bytes=1024)(scope, receive, send))
+    assert seen == [(True, None), (False, 201)]
+    replay = idempotency.begin(
+        identity.database,
+        principal="user:test",
+        key="k-stream",
+        method="POST",
+        path="/api/v1/things",
+        body=b"{}",
+        now=dt.datetime.now(dt.UTC),
+    )
+    assert isinstance(replay, idempotency.Replay)
+    assert (replay.status, replay.body) == (201, b'{"id":1}')
