@@ -92,15 +92,19 @@ def test_a_malformed_key_is_refused(identity: Identity) -> None:
 
 def test_the_response_is_stored_before_its_last_part_reaches_the_client(identity: Identity) -> None:
     """A client may repeat the request the moment it has the answer: by then the key must be settled."""
-    claim = idempotency.begin(
-        identity.database,
-        principal="user:test",
-        key="k-stream",
-        method="POST",
-        path="/api/v1/things",
-        body=b"{}",
-        now=dt.datetime.now(dt.UTC),
-    )
+
+    def begin() -> idempotency.Claim | idempotency.Replay:
+        return idempotency.begin(
+            identity.database,
+            principal="user:test",
+            key="k-stream",
+            method="POST",
+            path="/api/v1/things",
+            body=b"{}",
+            now=dt.datetime.now(dt.UTC),
+        )
+
+    claim = begin()
     assert isinstance(claim, idempotency.Claim)
 
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,14 +129,6 @@ def test_the_response_is_stored_before_its_last_part_reaches_the_client(identity
     scope: Scope = {"type": "http", "method": "POST", "path": "/api/v1/things", "headers": [], "state": {}}
     asyncio.run(RequestContextMiddleware(route, max_body_bytes=1024)(scope, receive, send))
     assert seen == [(True, None), (False, 201)]
-    replay = idempotency.begin(
-        identity.database,
-        principal="user:test",
-        key="k-stream",
-        method="POST",
-        path="/api/v1/things",
-        body=b"{}",
-        now=dt.datetime.now(dt.UTC),
-    )
+    replay = begin()
     assert isinstance(replay, idempotency.Replay)
     assert (replay.status, replay.body) == (201, b'{"id":1}')
