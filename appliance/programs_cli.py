@@ -18,10 +18,15 @@ from appliance.errors import NotFound, OperationFailed
 NamesArg = Annotated[list[str], typer.Argument(help="Program names (see `appliance status`), or `all`.")]
 
 
-def _client(ctx: typer.Context) -> SupervisorClient:
+#: A rolling reload lasts as long as its processes take to start and drain (and a second one waits for the
+#: first): the answer comes when it is over, so the client waits much longer than for other requests.
+RELOAD_TIMEOUT_S = 3600.0
+
+
+def _client(ctx: typer.Context, timeout: float = 120.0) -> SupervisorClient:
     from appliance.lifecycle import control_socket
 
-    return SupervisorClient(control_socket(ctx.obj.settings))
+    return SupervisorClient(control_socket(ctx.obj.settings), timeout=timeout)
 
 
 def _act(ctx: typer.Context, verb: str, names: list[str]) -> None:
@@ -54,8 +59,27 @@ def restart(ctx: typer.Context, names: NamesArg) -> None:
 
 def reload(ctx: typer.Context, names: NamesArg) -> None:
     """Replace programs' processes one at a time, each new one ready before an old one stops: no request
-    to the API fails."""
-    _act(ctx, "reload", names)
+    to the API fails. Asked while a reload of the same programs runs, it waits for that one to finish and
+    then replaces every process again (or joins a reload already waiting its turn); it says which."""
+    client = _client(ctx, timeout=RELOAD_TIMEOUT_S)
+    try:
+        result = client.reload_detail(names)
+    except SupervisorUnavailable as exc:
+        raise OperationFailed(f"{exc}; start the appliance with `appliance up`") from exc
+    except SupervisorError as exc:
+        raise NotFound(str(exc)) from exc
+    done = ", ".join(result["programs"])
+    if result["joined"]:
+        before = "waited for the one under way" if result["waited_for"] else "had not begun"
+        typer.echo(f"reloaded: {done} (joined a reload of {done} asked just before, which {before})")
+    elif result["waited_for"]:
+        under_way = ", ".join(result["waited_for"])
+        typer.echo(
+            f"reloaded: {done} (a reload of {under_way} was under way: waited for it to finish, "
+            "then replaced every process again)"
+        )
+    else:
+        typer.echo(f"reloaded: {done}")
 
 
 def logs(

@@ -63,6 +63,14 @@ class ExitRecord(TypedDict):
     stop_reason: str | None  # why it was asked ("stop asked", "health check failed 3 times"), else None
 
 
+class ReloadResult(TypedDict):
+    """The answer to `reload_detail(names)`."""
+
+    programs: list[str]
+    waited_for: list[str]  # programs whose reload was under way: this one waited for it, then rolled again
+    joined: bool  # it shared a reload asked earlier that had not begun yet
+
+
 class ProgramSpecInfo(TypedDict):
     """The answer to `spec(name)`."""
 
@@ -136,6 +144,15 @@ class SupervisorClient:
         Returns once done; `SupervisorError` if a new process did not become ready (the old ones run on).
         """
         return cast(list[str], self._call({"cmd": "reload", "names": names})["programs"])
+
+    def reload_detail(self, names: list[str]) -> ReloadResult:
+        """`reload`, also saying whether it waited for a reload under way or joined one asked earlier."""
+        answer = self._call({"cmd": "reload", "names": names})
+        return ReloadResult(
+            programs=list(answer["programs"]),
+            waited_for=list(answer.get("waited_for", [])),
+            joined=bool(answer.get("joined", False)),
+        )
 
     def reload_config(self) -> dict[str, list[str]]:
         """Make the supervisor re-read its services file: {"changed", "added", "removed", "unchanged"}."""

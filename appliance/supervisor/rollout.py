@@ -127,27 +127,55 @@ class Rollout:
         self.sup.events.emit("reload", self.error, self.name, failed=True)
 
 
-class ReloadJob:
-    """Rolls several programs one after the other; `done(error)` is called once ("" on success)."""
+@dataclass(frozen=True)
+class ReloadAsk:
+    """How a `reload` request was taken: the programs, and whether it had to wait for or join another."""
 
-    def __init__(self, sup: Supervisor, specs: list[ProgramSpec], done: Callable[[str], None]) -> None:
-        self.sup, self.pending, self.finish = sup, list(specs), done
+    programs: list[str]
+    waits_for: list[str]  # programs of a reload already under way that this one waits for, then rolls again
+    joined: bool  # it shares a reload asked earlier that had not begun yet (one rollout answers both)
+
+
+class ReloadJob:
+    """Rolls several programs one after the other; each `done(error)` is called once ("" on success).
+
+    Jobs run in the order they were asked: a job does not begin rolling a program while an earlier job
+    still has that program to roll, so two reloads of one program never run side by side (each would
+    surge and retire instances under the other's feet). The spec of each program is read when its turn
+    comes, so that a job queued behind a services-file change rolls the new spec.
+    """
+
+    def __init__(self, sup: Supervisor, names: list[str], done: Callable[[str], None]) -> None:
+        self.sup, self.pending = sup, list(names)
+        self.finishers = [done]
         self.current: Rollout | None = None
+        self.begun = False  # a rollout of this job has started (a later ask can no longer join it)
         self.done = False
 
     @property
     def names(self) -> list[str]:
         """The programs this job has yet to finish."""
-        return ([self.current.name] if self.current else []) + [s.name for s in self.pending]
+        return ([self.current.name] if self.current else []) + list(self.pending)
+
+    def join(self, done: Callable[[str], None]) -> None:
+        """Answer `done` too when this job ends (an identical ask made before it began)."""
+        self.finishers.append(done)
 
     def step(self, now: float) -> None:
-        """Advance the current rollout; start the next when it is done."""
+        """Advance the current rollout; start the next when it is done and no earlier job holds it."""
         while not self.done:
             if self.current is None:
                 if not self.pending:
                     self._end("")
                     return
-                self.current = Rollout(self.sup, self.pending.pop(0))
+                name = self.pending[0]
+                if self.sup.services.get(name) is None:  # removed by a services-file change meanwhile
+                    self.pending.pop(0)
+                    continue
+                if self.sup.rolled_before(self, name):
+                    return  # an earlier reload still has this program to roll: wait for it
+                self.pending.pop(0)
+                self.current, self.begun = Rollout(self.sup, self.sup.spec(name)), True
             self.current.step(now)
             if not self.current.done:
                 return
@@ -165,4 +193,5 @@ class ReloadJob:
     def _end(self, error: str) -> None:
         if not self.done:
             self.done = True
-            self.finish(error)
+            for finish in self.finishers:
+                finish(error)

@@ -159,11 +159,22 @@ class Runtime:
             reply(error("the supervisor is shutting down"))
             return
 
-        def done(problem: str) -> None:
-            reply(error(problem) if problem else {"ok": True, "programs": chosen})
+        how: dict[str, Any] = {}
 
-        chosen = self.sup.reload(names, done)
-        self.log(f"reload of {', '.join(chosen)} asked")
+        def done(problem: str) -> None:
+            reply({**error(problem), **how} if problem else {"ok": True, **how})
+
+        ask = self.sup.reload(names, done)
+        how.update(programs=ask.programs, waited_for=ask.waits_for, joined=ask.joined)
+        programs = ", ".join(ask.programs)
+        if ask.joined:
+            self.log(f"reload of {programs} asked; joins the reload of {programs} waiting its turn")
+        elif ask.waits_for:
+            self.log(
+                f"reload of {programs} asked; waits for the reload of {', '.join(ask.waits_for)} under way"
+            )
+        else:
+            self.log(f"reload of {programs} asked")
 
     def reload_config(self, reply: Reply) -> None:
         """Re-read the services file and adopt it, or refuse it whole; answered when the rollout is over."""

@@ -9,7 +9,7 @@ from appliance.supervisor.backoff import BackoffPolicy
 from appliance.supervisor.events import Events
 from appliance.supervisor.exits import ExitHistory
 from appliance.supervisor.instance import Instance, InstanceStatus, Launcher
-from appliance.supervisor.rollout import ReloadJob, ServicesDiff, diff_services
+from appliance.supervisor.rollout import ReloadAsk, ReloadJob, ServicesDiff, diff_services
 from appliance.supervisor.specs import ProgramSpec, ServicesSpec
 from appliance.supervisor.states import State
 
@@ -92,11 +92,40 @@ class Supervisor:
                 inst.stop()
         return chosen
 
-    def reload(self, names: Iterable[str], done: Callable[[str], None]) -> list[str]:
-        """Replace the processes of these programs one at a time; `done(error)` once finished."""
+    def reload(self, names: Iterable[str], done: Callable[[str], None]) -> ReloadAsk:
+        """Replace the processes of these programs one at a time; `done(error)` once finished.
+
+        A reload of a program that a reload under way still has to roll waits for it, then rolls every
+        process again (each process running after `done` was started after this ask). An identical ask
+        made while such a reload waits its turn joins it: one more rollout would replace the same
+        processes for nothing.
+        """
         chosen = self.resolve(names)
-        self.jobs.append(ReloadJob(self, [self.spec(n) for n in chosen], done))
-        return chosen
+        joinable = next(
+            (j for j in self.jobs if not j.begun and not j.done and set(chosen) <= set(j.names)), None
+        )
+        ahead = [j for j in self.jobs if not j.done and j is not joinable]
+        waits_for = [n for n in chosen if any(n in job.names for job in ahead)]
+        if joinable is not None:
+            joinable.join(done)
+            self.events.emit("reload", f"{', '.join(chosen)}: joined a reload asked earlier", joined=True)
+            return ReloadAsk(chosen, waits_for, joined=True)
+        self.jobs.append(ReloadJob(self, chosen, done))
+        if waits_for:
+            message = (
+                f"{', '.join(waits_for)}: a reload is under way; this one waits for it, then rolls again"
+            )
+            self.events.emit("reload", message, waiting=True)
+        return ReloadAsk(chosen, waits_for, joined=False)
+
+    def rolled_before(self, job: ReloadJob, name: str) -> bool:
+        """An unfinished job asked before `job` still has program `name` to roll."""
+        for other in self.jobs:
+            if other is job:
+                return False
+            if not other.done and name in other.names:
+                return True
+        return False
 
     def reconfigure(self, new: ServicesSpec, now: float, done: Callable[[str], None]) -> ServicesDiff:
         """Adopt a new services file: roll changed programs, start added ones, stop removed ones."""
@@ -115,7 +144,7 @@ class Supervisor:
         self.instances, self.services = instances, new
         self.exits.retain(instances)
         self._index_dependents()
-        self.jobs.append(ReloadJob(self, [s for s in new.programs if s.name in diff.changed], done))
+        self.jobs.append(ReloadJob(self, list(diff.changed), done))
         for name in diff.added + diff.removed:
             self.events.emit("reload", f"{name}: {'added' if name in diff.added else 'removed'}", name)
         return diff

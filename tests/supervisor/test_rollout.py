@@ -135,3 +135,89 @@ def test_stop_interrupts_a_rollout() -> None:
     assert "interrupted: stop asked" in outcomes[0]
     sup.tick(1.1)
     assert {p for p, _ in launcher.signals} == set(launcher.pids("api"))
+
+
+def finish_rollout(sup: Supervisor, launcher: FakeLauncher, now: float) -> float:
+    """Make each new api process ready and each old one exit, until no rollout is left; return the time."""
+    for _ in range(50):
+        if not sup.jobs:
+            return now
+        now += 0.5
+        sup.tick(now)
+        for inst in sup.surge:
+            if inst.pid is not None:
+                sup.probed(inst.pid, True, now)
+        for inst in list(sup.retiring):
+            if inst.pid is not None and inst.state is State.STOPPING:
+                sup.exited(inst.pid, 0, now)
+        sup.tick(now)
+    raise AssertionError("the rollouts did not finish")
+
+
+def test_a_second_reload_waits_for_the_first_then_replaces_every_process_again() -> None:
+    sup, launcher, first = running()
+    second: list[str] = []
+    ask1 = sup.reload(["api"], first.append)
+    sup.tick(1.0)
+    ask2 = sup.reload(["api"], second.append)  # asked while the first one runs
+    assert (ask1.waits_for, ask1.joined) == ([], False)
+    assert (ask2.waits_for, ask2.joined) == (["api"], False)
+    peak, now = 0, 1.0
+    first_done: list[int] = []
+    while sup.jobs:
+        now += 0.5
+        sup.tick(now)
+        peak = max(peak, len(sup.surge))
+        for inst in sup.surge:
+            if inst.pid is not None:
+                sup.probed(inst.pid, True, now)
+        for inst in list(sup.retiring):
+            if inst.pid is not None and inst.state is State.STOPPING:
+                sup.exited(inst.pid, 0, now)
+        sup.tick(now)
+        if first and not first_done:
+            first_done = api_pids(sup)  # what the first rollout left running
+        assert now < 60, "the rollouts did not finish"
+    assert peak == 1  # never two new processes at once: the rollouts did not run side by side
+    assert first == [""]
+    assert second == [""]
+    assert len(launcher.pids("api")) == 6  # 2 at start, 2 per rollout
+    assert set(api_pids(sup)).isdisjoint(first_done)  # the second replaced what the first had started
+    assert all(inst.state is State.RUNNING for inst in sup.instances["api"])
+
+
+def test_an_identical_ask_joins_the_reload_waiting_its_turn() -> None:
+    sup, launcher, first = running()
+    second: list[str] = []
+    third: list[str] = []
+    sup.reload(["api"], first.append)
+    sup.tick(1.0)
+    sup.reload(["api"], second.append)
+    ask3 = sup.reload(["api"], third.append)
+    assert (ask3.waits_for, ask3.joined) == (["api"], True)
+    finish_rollout(sup, launcher, 1.0)
+    assert first == second == third == [""]
+    assert len(launcher.pids("api")) == 6  # three asks, two rollouts
+
+
+def test_a_queued_reload_rolls_the_spec_in_force_when_its_turn_comes() -> None:
+    sup, launcher, outcomes = running()
+    sup.reload(["api"], outcomes.append)
+    sup.tick(1.0)
+    api2 = ProgramSpec("api", ("api", "--v2"), instances=2, ready=READY)
+    sup.reconfigure(ServicesSpec("s.toml", (api2, WORKER)), 1.0, outcomes.append)
+    finish_rollout(sup, launcher, 1.0)
+    assert outcomes == ["", ""]
+    assert [inst.spec.command for inst in sup.instances["api"]] == [("api", "--v2")] * 2
+
+
+def test_stop_ends_a_reload_waiting_its_turn_too() -> None:
+    sup, _, first = running()
+    second: list[str] = []
+    sup.reload(["api"], first.append)
+    sup.tick(1.0)
+    sup.reload(["api"], second.append)
+    sup.stop(["api"])
+    assert "interrupted: stop asked" in first[0]
+    assert second == ["interrupted: stop asked"]
+    assert sup.jobs == [] or all(j.done for j in sup.jobs)
