@@ -13,6 +13,14 @@ from appliance.logs import setup as setup_logging
 
 log = logging.getLogger(__name__)
 
+#: After SIGTERM, the API finishes its in-flight requests within this many seconds: first it asks keep-alive
+#: clients to reconnect elsewhere (at most KEEPALIVE_DRAIN_S), then uvicorn waits for what is still running
+#: (the rest). Every request is bounded well below this (queue and pool waits, statement and lock timeouts).
+#: The api's stop_timeout in config/services.toml stays above it, so that the supervisor never SIGKILLs a
+#: process that is still answering (tests/test_systemd_unit.py checks both numbers).
+DRAIN_S = 20
+KEEPALIVE_DRAIN_S = 5
+
 
 def serve_api(
     settings: Settings, host: str | None = None, port: int | None = None, fd: int | None = None
@@ -42,10 +50,10 @@ def serve_api(
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=DRAIN_S - KEEPALIVE_DRAIN_S,
         lifespan="on",
     )
-    server = DrainingServer(config, app.state.drain)
+    server = DrainingServer(config, app.state.drain, drain_timeout=KEEPALIVE_DRAIN_S)
     # Everything built so far lives as long as the process: keep it out of the collector's full passes,
     # which otherwise walk ~135k start-up objects and put 50+ ms on the p99 latency.
     gc.collect()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.serve import DRAIN_S, KEEPALIVE_DRAIN_S
 from appliance.supervisor.main import build_parser
 from appliance.supervisor.specs import load_services
 from tests.servers import unavailable
@@ -90,6 +91,16 @@ def test_the_stop_timeout_outlasts_the_supervisors_ordered_stop(unit: Unit) -> N
     for services in (REPO / "config" / "services.toml", REPO / "appliance/supervisor/default_services.toml"):
         worst = sum(p.stop_timeout for p in load_services(services).programs)
         assert float(one(unit, "Service", "TimeoutStopSec")) > worst + 5, services
+
+
+def test_an_api_process_finishes_its_requests_before_the_supervisor_would_kill_it() -> None:
+    # The API's drain (keep-alive hand-over, then in-flight requests) is bounded by DRAIN_S; the supervisor
+    # SIGKILLs after stop_timeout. A drain longer than the stop timeout kills requests mid-way.
+    assert KEEPALIVE_DRAIN_S < DRAIN_S
+    for services in (REPO / "config" / "services.toml", REPO / "appliance/supervisor/default_services.toml"):
+        api = load_services(services).get("api")
+        assert api is not None
+        assert api.stop_timeout >= DRAIN_S + 5, services
 
 
 def test_it_runs_unprivileged_and_hardened_with_a_writable_data_dir(unit: Unit) -> None:
