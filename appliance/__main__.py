@@ -1,19 +1,14 @@
 """`python -m appliance` and the `appliance` command.
 
-`appliance supervise` goes straight to the supervisor, which uses the standard library only: it must not
-load Typer, pydantic or SQLAlchemy (a supervisor that stays small and works when everything else is broken).
+`appliance supervise` reads the settings like every other command, then replaces itself (same pid) with
+the supervisor, `python -m appliance.supervisor`, which loads the standard library only: it stays small and
+keeps working when everything else is broken (see appliance/supervisor_command.py).
 """
 
 from __future__ import annotations
 
-import sys
-
 
 def main() -> None:
-    if sys.argv[1:2] == ["supervise"]:
-        from appliance.supervisor.main import main as supervisor_main
-
-        sys.exit(supervisor_main(sys.argv[2:]))
     from appliance.cli import run
 
     run()

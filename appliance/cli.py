@@ -224,12 +224,37 @@ def config_check(ctx: typer.Context) -> None:
     _echo(f"ok: {state.config_path or 'built-in defaults'} (mode {settings.mode})")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def supervise(ctx: typer.Context) -> None:
-    """Run the supervisor in the foreground (for systemd). See `appliance supervise --help`."""
-    from appliance.supervisor.main import main as supervisor_main
+@app.command()
+def supervise(
+    ctx: typer.Context,
+    *,
+    services: Annotated[
+        Path | None,
+        typer.Option(help="Services file (default: supervisor.services_file, else the built-in one)."),
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="control.sock, supervisor.pid, state.json (default: the settings').")
+    ] = None,
+    log_dir: Annotated[
+        Path | None, typer.Option(help="supervisor.log and one <program>.log each (default: the settings').")
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Only check the services file, then exit.")] = False,
+    reload_config: Annotated[
+        bool,
+        typer.Option("--reload-config", help="Ask the running supervisor to re-read its services file."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Do not echo events to stderr.")] = False,
+) -> None:
+    """Run the supervisor in the foreground (what the systemd unit runs), with the API address, instance
+    count, directories and services file from the settings."""
+    from appliance.supervisor_command import exec_supervisor
 
-    raise typer.Exit(supervisor_main(list(ctx.args)))
+    state = _state(ctx)
+    chosen = (("--check", check), ("--reload-config", reload_config), ("--quiet", quiet))
+    flags = tuple(flag for flag, on in chosen if on)
+    exec_supervisor(
+        state.settings, state.config_path, services=services, run_dir=run_dir, log_dir=log_dir, flags=flags
+    )
 
 
 @app.command()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,33 +24,10 @@ from appliance.db import migrate
 from appliance.errors import OperationFailed
 from appliance.keys import signing_key
 from appliance.serve import check_port_free
+from appliance.supervisor_command import control_socket, prepare_directories, supervisor_command
 
 POLL_S = 0.05
 STOP_TIMEOUT_S = 120.0
-
-
-def control_socket(settings: Settings) -> Path:
-    return settings.run_dir / "control.sock"
-
-
-def services_file(settings: Settings) -> Path:
-    if settings.supervisor.services_file is not None:
-        return settings.supervisor.services_file
-    return Path(__file__).parent / "supervisor" / "default_services.toml"
-
-
-def supervisor_env(settings: Settings, config_path: Path | None) -> dict[str, str]:
-    """The environment of the supervisor and so of every program: the same settings, resolved."""
-    env = dict(os.environ)
-    env["APPLIANCE_PYTHON"] = sys.executable
-    env["APPLIANCE_DATA_DIR"] = str(settings.data_dir)
-    env["APPLIANCE_API__HOST"] = settings.api.host
-    env["APPLIANCE_API__PORT"] = str(settings.api.port)
-    env["APPLIANCE_API__INSTANCES"] = str(settings.api.instances)
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(settings.run_dir / "metrics")
-    if config_path is not None:
-        env["APPLIANCE_CONFIG"] = str(config_path.resolve())
-    return env
 
 
 def start(settings: Settings, config_path: Path | None, progress: Callable[[str], None]) -> str:
@@ -73,26 +48,16 @@ def start(settings: Settings, config_path: Path | None, progress: Callable[[str]
         raise OperationFailed(f"{len(waiting)} database migration(s) pending: run `appliance migrate` first")
     check_port_free(settings.api.host, settings.api.port)
 
-    for path in (settings.run_dir, settings.log_dir):
-        path.mkdir(parents=True, exist_ok=True, mode=0o750)
-    metrics_dir = settings.run_dir / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # samples of processes from an earlier run
-    metrics_dir.mkdir(mode=0o750)
-
+    prepare_directories(settings.run_dir, settings.log_dir)
     out_path = settings.log_dir / "supervisor.out"
-    argv = [
-        sys.executable, "-m", "appliance", "supervise", "--quiet",
-        "--services", str(services_file(settings)),
-        "--run-dir", str(settings.run_dir),
-        "--log-dir", str(settings.log_dir),
-    ]  # fmt: skip
+    argv, env = supervisor_command(settings, config_path, flags=("--quiet",))
     with out_path.open("ab") as out:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
-            env=supervisor_env(settings, config_path),
+            env=env,
             start_new_session=True,  # no terminal signal (Ctrl-C, hang-up) reaches it
             close_fds=True,
         )

@@ -24,7 +24,7 @@ RELOAD_TIMEOUT_S = 3600.0
 
 
 def _client(ctx: typer.Context, timeout: float = 120.0) -> SupervisorClient:
-    from appliance.lifecycle import control_socket
+    from appliance.supervisor_command import control_socket
 
     return SupervisorClient(control_socket(ctx.obj.settings), timeout=timeout)
 

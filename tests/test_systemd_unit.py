@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import httpx
 import pytest
 
+from appliance.client.supervisor import SupervisorClient, SupervisorUnavailable
 from appliance.serve import DRAIN_S, KEEPALIVE_DRAIN_S
-from appliance.supervisor.main import build_parser
 from appliance.supervisor.specs import load_services
-from tests.servers import unavailable
+from tests.servers import free_port, unavailable
+from tests.support import clean_environ, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "config" / "forge-appliance.service"
@@ -65,19 +70,89 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     assert run.stderr.strip() == "", run.stderr  # unknown or misspelt directives are only warnings
 
 
-def test_it_runs_the_supervisor_in_the_foreground_with_valid_arguments(unit: Unit) -> None:
+def test_it_runs_the_supervisor_in_the_foreground_from_the_settings_file(unit: Unit) -> None:
     assert (
         one(unit, "Service", "Type") == "notify"
     )  # the supervisor sends READY=1 (appliance.supervisor.notify)
     assert one(unit, "Service", "NotifyAccess") == "main"
-    argv = shlex.split(one(unit, "Service", "ExecStart"))
-    assert argv[:2] == [INSTALLED_APPLIANCE, "supervise"]
-    args = build_parser().parse_args(argv[2:])
-    assert str(args.services) == "/etc/forge-appliance/services.toml"
-    assert str(args.run_dir) == f"{DATA_DIR}/run"
-    assert str(args.log_dir) == f"{DATA_DIR}/logs"
+    assert shlex.split(one(unit, "Service", "ExecStart")) == [INSTALLED_APPLIANCE, "supervise"]
     assert "APPLIANCE_CONFIG=/etc/forge-appliance/appliance.toml" in unit["Service"]["Environment"]
+    # data_dir's default for the service account is $XDG_DATA_HOME/forge-appliance: the StateDirectory.
+    assert "XDG_DATA_HOME=/var/lib" in unit["Service"]["Environment"]
     assert one(unit, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
+
+
+def test_the_units_exec_start_serves_the_api_where_the_settings_file_says(unit: Unit, tmp_path: Path) -> None:
+    """ExecStart exactly as written; only the venv's path and the settings file's location differ."""
+    port = free_port()
+    data = Path(tempfile.mkdtemp(prefix="fa-unit-", dir="/tmp"))  # short: the control socket's path
+    config = data / "appliance.toml"
+    config.write_text(f'data_dir = "{data}"\n\n[api]\nport = {port}\n')
+    env = clean_environ()
+    for assignment in unit["Service"]["Environment"]:
+        name, _, value = assignment.partition("=")
+        env[name] = value
+    env["APPLIANCE_CONFIG"] = str(config)  # the settings file's location, as the unit names it
+    appliance = str(Path(sys.executable).with_name("appliance"))
+    argv = shlex.split(one(unit, "Service", "ExecStart"))
+    argv[0] = appliance  # the venv's path
+    for step in ("init", "migrate"):
+        subprocess.run([appliance, step], env=env, check=True, capture_output=True, timeout=120)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(data / "systemd-notify.sock"))  # stands in for systemd's notify socket
+        systemd.settimeout(60)
+        env["NOTIFY_SOCKET"] = str(data / "systemd-notify.sock")
+        journal = tmp_path / "journal"  # the supervisor's stderr, which systemd sends to the journal
+        with journal.open("wb") as err:
+            proc = subprocess.Popen(argv, env=env, cwd=data, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            messages = b""
+            while b"READY=1" not in messages.split(b"\n"):
+                messages += b"\n" + systemd.recv(4096)  # Type=notify: `systemctl start` returns now
+            answer = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=10)
+            assert answer.status_code == 200
+            status = SupervisorClient(data / "run" / "control.sock").status()
+            assert status["supervisor"]["pid"] == proc.pid  # the main pid systemd watches is the supervisor
+            assert {p["name"] for p in status["programs"]} == {"api", "worker"}
+            proc.send_signal(signal.SIGTERM)  # KillSignal
+            assert proc.wait(timeout=float(one(unit, "Service", "TimeoutStopSec"))) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            shutil.rmtree(data, ignore_errors=True)
+    assert "all programs stopped" in journal.read_text()
+
+
+def test_the_supervisor_systemd_runs_is_standard_library_only(unit: Unit, tmp_path: Path) -> None:
+    """`appliance supervise` reads the settings with pydantic, then becomes (same pid) an interpreter that
+    never loaded it: the long-lived supervisor stays small."""
+    data = Path(tempfile.mkdtemp(prefix="fa-unit-", dir="/tmp"))
+    env = clean_environ() | {"APPLIANCE_DATA_DIR": str(data), "APPLIANCE_API__PORT": str(free_port())}
+    services = tmp_path / "services.toml"
+    services.write_text('[programs.idle]\ncommand = ["sleep", "600"]\n')
+    argv = [str(Path(sys.executable).with_name("appliance")), "supervise", "--services", str(services)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = SupervisorClient(data / "run" / "control.sock")
+        wait_for(lambda: _answers(client), timeout=60, what="the supervisor's control socket")
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:3] == [b"-m", b"appliance.supervisor"]
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "pydantic" not in maps
+        assert "sqlalchemy" not in maps
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _answers(client: SupervisorClient) -> bool:
+    try:
+        client.status()
+    except SupervisorUnavailable:
+        return False
+    return True
 
 
 def test_only_the_supervisor_gets_sigterm_and_systemd_cleans_up_after_it(unit: Unit) -> None:

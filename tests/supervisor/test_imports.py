@@ -1,4 +1,6 @@
-"""`appliance supervise` loads the standard library only, so it stays small and works when all else breaks."""
+"""The supervisor (`python -m appliance.supervisor`, which `appliance supervise` becomes) loads the standard
+library only, so it stays small and works when all else breaks. tests/test_systemd_unit.py checks that the
+process `appliance supervise` leaves running is that one."""
 
 from __future__ import annotations
 
@@ -11,16 +13,17 @@ from tests.support import clean_environ
 def test_supervisor_loads_only_the_standard_library() -> None:
     code = (
         "import sys\n"
-        "sys.argv = ['appliance', 'supervise', '--help']\n"
-        "import appliance.__main__ as entry\n"
+        "import runpy\n"
+        "sys.argv = ['appliance.supervisor', '--help']\n"
         "import appliance.supervisor.runtime, appliance.supervisor.control, appliance.client.supervisor\n"
-        "try:\n    entry.main()\nexcept SystemExit:\n    pass\n"
+        "try:\n    runpy.run_module('appliance.supervisor', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
         "top = {m.split('.')[0] for m in sys.modules}\n"
         "allowed = set(sys.stdlib_module_names) | {'appliance', '__main__'}\n"
         "loaded_at_startup = {t for t in top if t.startswith(('__editable__', '_distutils_hack'))}\n"
         "print(sorted(t for t in top if t not in allowed and t not in loaded_at_startup))\n"
         "print(sorted(m for m in sys.modules if m.startswith('appliance.') and not m.startswith("
-        "('appliance.supervisor', 'appliance.client', 'appliance.__main__'))))\n"
+        "('appliance.supervisor', 'appliance.client'))))\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=clean_environ(), check=True
