@@ -42,13 +42,14 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "forge-appliance jobs"  # these connections, in pg_stat_activity
 BATCH = 500  # successes per statement at most
 GATHER_S = 0.005  # how long a write waits for more successes to join it
-#: One statement for a batch of successes: `_SUCCEED` (appliance.services.jobs) over arrays.
+#: One statement for a batch of successes: `_SUCCEED` (appliance.services.jobs) over arrays, its checks under
+#: IS TRUE for the reason given at appliance.services.jobs.by_key.
 _SUCCEED_MANY = """
 UPDATE jobs SET state = 'succeeded', result = done.result::json,
     finished_at = done.finished_at, lease_until = NULL
 FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[], %(results)s::text[], %(finished)s::timestamptz[])
     AS done(id, attempt, result, finished_at)
-WHERE jobs.id = done.id AND jobs.state = 'running' AND jobs.attempts = done.attempt
+WHERE jobs.id = done.id AND (jobs.state = 'running' AND jobs.attempts = done.attempt) IS TRUE
 RETURNING jobs.id
 """
 
@@ -79,7 +80,7 @@ class Claims:
         self._writer: threading.Thread | None = None
         if self._driver:
             dialect = database.engine.dialect
-            self._claim_sql, self._claim_defaults = _compiled(jobs._CLAIM, dialect)
+            self._claim_sql, self._claim_defaults = compiled(jobs._CLAIM, dialect)
             cargs, cparams = dialect.create_connect_args(database.engine.url)
             params: dict[str, Any] = {**cparams, "application_name": APPLICATION_NAME}
             params["connect_timeout"] = connect_timeout
@@ -236,7 +237,7 @@ class Claims:
                 conn.close()
 
 
-def _compiled(statement: Any, dialect: Any) -> tuple[str, dict[str, Any]]:
+def compiled(statement: Any, dialect: Any) -> tuple[str, dict[str, Any]]:
     """A Core statement as the driver's SQL, with the values it binds itself (the states, the +1)."""
     compiled = statement.compile(dialect=dialect)
     fixed = {

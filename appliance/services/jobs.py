@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, event, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -190,17 +190,33 @@ class Claimed:
 # The hot path's statements, built once: a Core UPDATE on the table (not the ORM's bulk path) whose values
 # are bound at execution, so that a job costs a cached statement's execution and no expression building.
 _JOBS = cast(Table, Job.__table__)
-_HELD = (
-    (_JOBS.c.id == bindparam("job_id"))
-    & (_JOBS.c.state == JobState.RUNNING.value)
-    & (_JOBS.c.attempts == bindparam("attempt"))
+
+
+def by_key(key: ColumnElement[bool], *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``key AND (conditions) IS TRUE``: the row found by its primary key, then checked.
+
+    Written plainly (``id = :id AND state = 'queued' AND run_at <= :due``), the state condition matches
+    ix_jobs_state_run_at too, and the planner may take that index whenever its statistics say few jobs
+    are queued: on a table never analyzed (a fresh install), or analyzed while the queue was empty (its
+    usual state). Each claim then walks every queued job to find its own, so a backlog of 50,000 costs
+    7-11 ms a claim instead of 0.05 (tests/bench/RESULTS.md, issue 15). Under ``IS TRUE`` the conditions
+    match no index, and the primary key is the only path left."""
+    return key & and_(*conditions).is_(true())
+
+
+_HELD = by_key(
+    _JOBS.c.id == bindparam("job_id"),
+    _JOBS.c.state == JobState.RUNNING.value,
+    _JOBS.c.attempts == bindparam("attempt"),
 )
 _CLAIM = (
     update(_JOBS)
     .where(
-        _JOBS.c.id == bindparam("job_id"),
-        _JOBS.c.state == JobState.QUEUED.value,
-        _JOBS.c.run_at <= bindparam("due", type_=_JOBS.c.run_at.type),
+        by_key(
+            _JOBS.c.id == bindparam("job_id"),
+            _JOBS.c.state == JobState.QUEUED.value,
+            _JOBS.c.run_at <= bindparam("due", type_=_JOBS.c.run_at.type),
+        )
     )
     .values(
         state=JobState.RUNNING.value,
@@ -279,7 +295,7 @@ def fail(
         values |= {"state": JobState.DEAD.value, "finished_at": moment}
     changed = conn.execute(
         update(Job)
-        .where(Job.id == job.id, Job.state == JobState.RUNNING.value, Job.attempts == job.attempt)
+        .where(by_key(Job.id == job.id, Job.state == JobState.RUNNING.value, Job.attempts == job.attempt))
         .values(**values)
     )
     if not changed.rowcount:

@@ -1,9 +1,11 @@
 """The jobs' hot path (appliance.services.job_claims) on each database: a claim commits at once, successes
 are written in batches from any thread, a stale attempt's success is refused, a result that is not JSON is
-refused in the caller, stopping writes what waits, and a kept connection the server closed is replaced."""
+refused in the caller, stopping writes what waits, a kept connection the server closed is replaced, and a
+claim finds its job by key whatever the planner's statistics say."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from sqlalchemy import select, text, update
 from appliance.db.session import Database
 from appliance.models import Job, JobState
 from appliance.services import jobs
-from appliance.services.job_claims import APPLICATION_NAME, Claims
+from appliance.services.job_claims import APPLICATION_NAME, Claims, compiled
 from tests.support import wait_for
 
 KIND = jobs.KINDS.get("test.claims") or jobs.kind("test.claims", max_attempts=3)
@@ -141,3 +143,40 @@ def test_a_connection_the_server_closed_is_replaced(db: Database, claims: Claims
     wait_for(lambda: told, 10, what="the success told")
     assert told == [True]
     assert _rows(db, [first, second, third])[third].state == JobState.QUEUED
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+def test_a_claim_finds_its_job_by_key_when_statistics_say_the_queue_is_empty(
+    db: Database, plan_cache_mode: str
+) -> None:
+    """Statistics taken while no job was queued (a fresh install, or the queue's usual idle state) make
+    ``state = 'queued'`` look rare; a claim that then walked ix_jobs_state_run_at would read the whole
+    backlog to find its one job. Its plan must be the primary key's, whatever the statistics."""
+    _enqueue(db, 200)
+    with db.engine.begin() as conn:
+        conn.execute(update(Job).values(state=JobState.SUCCEEDED.value))
+        conn.execute(text("ANALYZE jobs"))
+    backlog = _enqueue(db, 2000)
+    sql, fixed = compiled(jobs._CLAIM, db.engine.dialect)
+    moment = dt.datetime.now(dt.UTC)
+    params = fixed | {
+        "job_id": backlog[-1],
+        "due": moment,
+        "lease_until": moment,
+        "worker": "w",
+        "now": moment,
+    }
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+        for _ in range(6):  # past the custom plans a prepared statement starts with
+            cursor.execute("EXPLAIN " + sql, params, prepare=True)  # type: ignore[call-arg]
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+    finally:
+        raw.close()
+    assert "pk_jobs" in plan, plan
+    assert "ix_jobs_state_run_at" not in plan, plan
