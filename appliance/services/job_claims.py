@@ -1,9 +1,9 @@
 """The durable jobs' hot path: claim a job in one autocommitted statement, and record successes in batches.
 
 On PostgreSQL every thread that claims jobs keeps a driver connection of its own (outside the pool, in
-autocommit mode) and runs the claim of appliance.services.jobs (`_CLAIM`, compiled once) as a prepared
-statement: one round trip, and about a third of the CPU of a pooled SQLAlchemy transaction
-(tests/bench/RESULTS.md). A connection that fails is closed; the next call opens another.
+autocommit mode: appliance.services.driver_connection) and runs the claim of appliance.services.jobs
+(`_CLAIM`, compiled once) as a prepared statement: one round trip, and about a third of the CPU of a pooled
+SQLAlchemy transaction (tests/bench/RESULTS.md).
 
 Successes of bodies that share no transaction with them (plain and async handlers) are written by one
 thread, as many as have finished since its last write in one statement (group commit): under load a job's
@@ -18,7 +18,6 @@ before the body runs, so a worker that dies leaves a RUNNING row whose lease run
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -29,12 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from sqlalchemy.exc import DBAPIError
-
 from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.services import jobs
+from appliance.services.driver_connection import KeptConnections, compiled
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +65,16 @@ class _Success:
 class Claims:
     """Claims and successes for one worker process; safe to call from any thread."""
 
-    def __init__(self, database: Database, connect_timeout: int = 5):
+    def __init__(self, database: Database):
         self.database = database
         self._driver = database.backend == "postgresql"
-        self._local = threading.local()
-        self._open: set[psycopg.Connection[Any]] = set()
-        self._lock = threading.Lock()
+        self._connections = KeptConnections(database.engine, APPLICATION_NAME)
         self._waiting: list[_Success] = []
         self._wake = threading.Condition()
         self._stopping = False
         self._writer: threading.Thread | None = None
         if self._driver:
-            dialect = database.engine.dialect
-            self._claim_sql, self._claim_defaults = compiled(jobs._CLAIM, dialect)
-            cargs, cparams = dialect.create_connect_args(database.engine.url)
-            params: dict[str, Any] = {**cparams, "application_name": APPLICATION_NAME}
-            params["connect_timeout"] = connect_timeout
-            self._connect_args: tuple[list[Any], dict[str, Any]] = (list(cargs), params)
+            self._claim_sql, self._claim_defaults = compiled(jobs._CLAIM, database.engine.dialect)
 
     # ----------------------------------------------------------------- the two statements
 
@@ -103,7 +93,7 @@ class Claims:
             "worker": worker,
             "now": moment,
         }
-        row = self._execute(self._claim_sql, params).fetchone()
+        row = self._connections.execute(self._claim_sql, params).fetchone()
         if row is None:
             return None
         tenant_id, kind, payload, attempts, max_attempts = row
@@ -180,46 +170,7 @@ class Claims:
             "results": [s.result for s in batch],
             "finished": [s.finished_at for s in batch],
         }
-        return {row[0] for row in self._execute(_SUCCEED_MANY, params).fetchall()}
-
-    # ----------------------------------------------------------------- connections
-
-    def _execute(self, sql: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
-        """Run one statement on this thread's connection, through its one cursor (a cursor per statement
-        costs a third more CPU); the cursor is returned to read the outcome from."""
-        for last in (False, True):
-            kept: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
-            fresh = kept is None or kept.connection.closed
-            cursor = self._connect() if kept is None or kept.connection.closed else kept
-            try:
-                return cursor.execute(sql, params, prepare=True)
-            except psycopg.Error as exc:
-                conn = cursor.connection
-                broken = conn.closed or conn.broken
-                self._drop(conn)
-                # A kept connection the server has since closed (a restart, an idle timeout): once more on
-                # a new one. Any other error, or one on a new connection, is the caller's.
-                if last or fresh or not broken:
-                    raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
-        raise AssertionError("unreachable")
-
-    def _connect(self) -> psycopg.Cursor[Any]:
-        cargs, cparams = self._connect_args
-        try:
-            conn = psycopg.connect(*cargs, **cparams, autocommit=True)
-        except psycopg.Error as exc:
-            raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
-        with self._lock:
-            self._open.add(conn)
-        self._local.cursor = cursor = conn.cursor()
-        return cursor
-
-    def _drop(self, conn: psycopg.Connection[Any]) -> None:
-        with self._lock:
-            self._open.discard(conn)
-        self._local.cursor = None
-        with contextlib.suppress(Exception):  # it is being thrown away
-            conn.close()
+        return {row[0] for row in self._connections.execute(_SUCCEED_MANY, params).fetchall()}
 
     def close(self, timeout: float = 10.0) -> None:
         """Write the successes still waiting (up to ``timeout`` seconds), then close every thread's
@@ -230,19 +181,4 @@ class Claims:
             writer = self._writer
         if writer is not None:
             writer.join(timeout)
-        with self._lock:
-            open_, self._open = list(self._open), set()
-        for conn in open_:
-            with contextlib.suppress(Exception):  # stopping: nothing to do about it
-                conn.close()
-
-
-def compiled(statement: Any, dialect: Any) -> tuple[str, dict[str, Any]]:
-    """A Core statement as the driver's SQL, with the values it binds itself (the states, the +1)."""
-    compiled = statement.compile(dialect=dialect)
-    fixed = {
-        compiled.bind_names[bind]: bind.effective_value
-        for bind in compiled.binds.values()
-        if not bind.required
-    }
-    return compiled.string, fixed
+        self._connections.close()

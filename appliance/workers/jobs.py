@@ -132,7 +132,7 @@ class Runner:
         self.worker = worker
         self.push = push
         self.lease = settings.jobs.lease_seconds
-        self.claims = Claims(database, settings.database.connect_timeout)
+        self.claims = Claims(database)
         self._running: dict[uuid.UUID, jobs.Claimed] = {}
         self._lock = threading.Lock()
         self._loop: Any = None  # appliance.workers.job_loop.JobLoop, started at the first async job

@@ -16,7 +16,8 @@ from sqlalchemy import select, text, update
 from appliance.db.session import Database
 from appliance.models import Job, JobState
 from appliance.services import jobs
-from appliance.services.job_claims import APPLICATION_NAME, Claims, compiled
+from appliance.services.driver_connection import compiled
+from appliance.services.job_claims import APPLICATION_NAME, Claims
 from tests.support import wait_for
 
 KIND = jobs.KINDS.get("test.claims") or jobs.kind("test.claims", max_attempts=3)
