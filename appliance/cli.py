@@ -280,13 +280,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the supervised programs and whether the API is ready; exit 3 when not running."""
-    from appliance.lifecycle import describe
+    from appliance.lifecycle import describe, status_table
 
     report = describe(_state(ctx).settings)
     if as_json:
         _echo(json.dumps(report, indent=2, default=str))
     else:
-        _echo(_status_table(report))
+        _echo(status_table(report))
     if not report["running"]:
         raise typer.Exit(3)
 
@@ -305,25 +305,6 @@ def _as_toml(data: dict[str, Any], prefix: str = "") -> str:
         if isinstance(value, dict):
             lines += ["", _as_toml(value, f"{prefix}.{key}" if prefix else key)]
     return "\n".join(lines)
-
-
-def _status_table(report: dict[str, Any]) -> str:
-    if not report["running"]:
-        return "the appliance is not running"
-    rows = [("PROGRAM", "STATE", "PID", "UPTIME", "RESTARTS")]
-    for prog in report["programs"]:
-        rows.append(
-            (
-                prog["name"],
-                prog["state"],
-                str(prog.get("pid") or "-"),
-                prog.get("uptime", "-"),
-                str(prog["restarts"]),
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
-    return f"{table}\n\napi: {report['api_url']} ({report['ready']})"
 
 
 def run() -> None:

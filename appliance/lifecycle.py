@@ -27,6 +27,7 @@ from appliance.serve import check_port_free
 from appliance.supervisor_command import control_socket, prepare_directories, supervisor_command
 
 POLL_S = 0.05
+TAIL_SHOWN = 3  # stderr lines of a failing program shown under the status table
 STOP_TIMEOUT_S = 120.0
 
 
@@ -176,6 +177,8 @@ def describe(settings: Settings) -> dict[str, Any]:
             entry["uptime"] = "-"
         if counts[program["name"]] > 1:
             entry["name"] = f"{program['name']}:{program['instance']}"
+        entry["shown_state"] = shown_state(entry)
+        entry["problem"] = problem(entry)
         programs.append(entry)
     ok, reason = ready(settings)
     return {
@@ -185,6 +188,53 @@ def describe(settings: Settings) -> dict[str, Any]:
         "api_url": settings.api_url,
         "ready": "ready" if ok else f"not ready: {reason}",
     }
+
+
+def shown_state(program: dict[str, Any]) -> str:
+    """The word for a program's state in the status table: crash-looping and not ready come first."""
+    if program.get("crash_looping"):
+        return "crash-looping"
+    if program["state"] == "running" and program.get("ready") is False:
+        return "not ready"
+    return str(program["state"])
+
+
+def problem(program: dict[str, Any]) -> list[str]:
+    """What is wrong with a program, in lines for the admin (none when nothing is): why it is not running
+    and the last lines it wrote to stderr, or what it says keeps it from working."""
+    name, state, reason = program["name"], program["state"], program.get("reason") or ""
+    tail = [f"    {line}" for line in program.get("stderr_tail") or []][-TAIL_SHOWN:]
+    if program.get("crash_looping") or state in ("backoff", "exited", "fatal") or tail:
+        if state in ("starting", "running"):  # trying again after a crash: say how the last one ended
+            reason = f"the last process {_exit_words(program.get('exit_status'))}"
+        return [f"{name}: {shown_state(program)}: {reason or 'no reason given'}", *tail]
+    if state == "running" and program.get("ready") is False:
+        return [f"{name}: {program.get('status') or 'not ready (the process says so)'}"]
+    if state in ("starting", "stopped") and reason:  # "waiting for db", "not ready within 30s"
+        return [f"{name}: {state}: {reason}"]
+    return []
+
+
+def _exit_words(status: int | None) -> str:
+    if status is None:
+        return "exited"
+    return f"exited with code {status}" if status >= 0 else f"was killed by signal {-status}"
+
+
+def status_table(report: dict[str, Any]) -> str:
+    """`appliance status`: one row per program instance, then what is wrong and the API's readiness."""
+    if not report["running"]:
+        return "the appliance is not running"
+    rows = [("PROGRAM", "STATE", "PID", "UPTIME", "RESTARTS")]
+    for prog in report["programs"]:
+        pid = str(prog.get("pid") or "-")
+        rows.append((prog["name"], prog["shown_state"], pid, prog["uptime"], str(prog["restarts"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    problems = [line for prog in report["programs"] for line in prog["problem"]]
+    if problems:
+        lines += ["", *problems]
+    return "\n".join([*lines, "", f"api: {report['api_url']} ({report['ready']})"])
 
 
 def _tail(path: Path, lines: int = 5) -> str:

@@ -34,6 +34,7 @@ def serve_api(
 
     from appliance.api.app import create_app
     from appliance.api.server import DrainingServer, inherited_socket, socket_from_fd
+    from appliance.program_status import StatusReporter, dependency_check
 
     signing_key(settings)  # refuse a missing or default key before accepting any request
     setup_logging(settings.logging.level, settings.logging.json_format, "api")
@@ -58,7 +59,14 @@ def serve_api(
     # which otherwise walk ~135k start-up objects and put 50+ ms on the p99 latency.
     gc.collect()
     gc.freeze()
-    server.run(sockets=[listener] if listener is not None else None)
+    # Tells the supervisor whether this process can work (its database and queue answer): a process that
+    # runs but cannot is shown "not ready" with the reason, not "running" (program_status.py).
+    check = dependency_check(settings, app.state.ctx.queue)
+    reporter = StatusReporter(check, server.notify_socket).start()
+    try:
+        server.run(sockets=[listener] if listener is not None else None)
+    finally:
+        reporter.stop()
 
 
 def serve_worker(settings: Settings, workers: int | None = None, periodic: bool | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from appliance.config import PLACEHOLDER_SECRET
+from tests.servers import PostgresServer, start_or_skip
 from tests.support import appliance_env, wait_for
 
 
@@ -100,3 +103,113 @@ def test_up_reports_a_program_that_cannot_start(env: dict[str, str], tmp_path: P
     assert "program api cannot run" in run.stderr
     assert "/nonexistent/appliance-api" in run.stderr
     assert appliance("status", env=env).returncode == 3  # what was started was stopped again
+
+
+# -- failure is loud where the admin looks ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scram_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL that checks passwords (the session's trusts every local connection)."""
+    server = start_or_skip(PostgresServer(auth="scram-sha-256"))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def supervise(env: dict[str, str], journal: Path) -> subprocess.Popen[bytes]:
+    """`appliance supervise` as the systemd unit runs it, its stderr (the journal) to `journal`."""
+    with journal.open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "appliance", "supervise"], env=env, stdout=subprocess.DEVNULL, stderr=err
+        )
+
+
+def shown(env: dict[str, str]) -> dict[str, str]:
+    """Each program's state as the status table shows it."""
+    run = appliance("status", "--json", env=env)
+    if run.returncode != 0:
+        return {}
+    return {p["name"]: p["shown_state"] for p in json.loads(run.stdout)["programs"]}
+
+
+def stop_supervisor(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_database_refusing_the_password_shows_not_ready_then_ready(
+    scram_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    pg = scram_postgres
+    pg.create_database("loud")
+    pg.create_role("loud_app", "right-password")
+    env, data = appliance_env("pw")
+    env["APPLIANCE_DATABASE__URL"] = pg.url("loud", user="loud_app", password="right-password")
+    env["APPLIANCE_DATABASE__MIGRATIONS_URL"] = pg.url("loud")
+    for step in ("init", "migrate"):
+        assert appliance(step, env=env).returncode == 0
+    env["APPLIANCE_DATABASE__URL"] = pg.url("loud", user="loud_app", password="wrong-password")
+    journal = tmp_path / "journal"
+    proc = supervise(env, journal)
+    try:
+        wait_for(
+            lambda: shown(env) == {"api": "not ready", "worker": "not ready"}, timeout=60, what="not ready"
+        )
+        table = appliance("status", env=env).stdout
+        assert re.search(r"^worker +not ready +\d+ ", table, re.MULTILINE), table
+        refused = 'password authentication failed for user "loud_app"'
+        for name in ("api", "worker"):
+            assert f"{name}: not ready: database unavailable: " in table
+            wait_for(lambda n=name: f"{n}: not ready: database unavailable: " in journal.read_text())
+        assert refused in table
+        assert refused in journal.read_text()
+        events = [json.loads(line) for line in appliance("events", "--json", env=env).stdout.splitlines()]
+        assert {e["program"] for e in events if e["kind"] == "ready" and e["ready"] is False} == {
+            "api",
+            "worker",
+        }
+
+        pg.execute("ALTER ROLE loud_app PASSWORD 'wrong-password'")  # what the settings say is right now
+        wait_for(
+            lambda: shown(env) == {"api": "running", "worker": "running"}, timeout=60, what="ready again"
+        )
+        assert "worker: ready" in journal.read_text()
+        assert "not ready" not in appliance("status", env=env).stdout.split("\n\n")[0]
+    finally:
+        stop_supervisor(proc)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_a_placeholder_signing_key_is_crash_looping_with_its_reason_and_the_port_answers_503(
+    tmp_path: Path,
+) -> None:
+    env, data = appliance_env("key")
+    for step in ("init", "migrate"):
+        assert appliance(step, env=env).returncode == 0
+    key = data / "secrets" / "signing.key"
+    key.write_text(PLACEHOLDER_SECRET)
+    journal = tmp_path / "journal"
+    proc = supervise(env, journal)
+    try:
+        wait_for(lambda: shown(env).get("api") == "crash-looping", timeout=90, what="the api crash-looping")
+        table = appliance("status", env=env).stdout
+        assert re.search(r"^api +crash-looping +- ", table, re.MULTILINE), table
+        assert "api: crash-looping: exited with code 1" in table
+        said = f"appliance: error: the signing key from {key} is the placeholder"
+        assert f"    {said}" in table
+        assert f"api: crash-looping (5 fast failures; exited with code 1): {said}" in journal.read_text()
+        events = [json.loads(line) for line in appliance("events", "--json", env=env).stdout.splitlines()]
+        loop = next(e for e in events if e["kind"] == "crash-loop" and e["program"] == "api")
+        assert any(said in line for line in loop["stderr_tail"])
+        answer = httpx.get(f"http://127.0.0.1:{env['APPLIANCE_API__PORT']}/health/live", timeout=10)
+        assert answer.status_code == 503  # no API process: the supervisor answers, the client does not hang
+        assert answer.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    finally:
+        stop_supervisor(proc)
+        shutil.rmtree(data, ignore_errors=True)

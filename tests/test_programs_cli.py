@@ -7,10 +7,14 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
+from appliance.client.supervisor import SupervisorClient
 from tests.support import KeepAliveLoad, appliance_env, wait_for
 
 
@@ -55,6 +59,52 @@ def test_reload_under_load_fails_no_request(running: dict[str, str]) -> None:
     after = pids(running, "api")
     assert len(after) == 2
     assert not before & after, "every API process was replaced"
+
+
+def test_a_second_reload_waits_for_the_first_and_says_so(running: dict[str, str]) -> None:
+    url = f"http://127.0.0.1:{running['APPLIANCE_API__PORT']}"
+    control = SupervisorClient(Path(running["APPLIANCE_DATA_DIR"]) / "run" / "control.sock")
+    before = pids(running, "api")
+    asked = time.time()
+    with KeepAliveLoad(url) as load:
+        load.wait_for_more(100, "traffic before the reloads")
+        first = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "reload", "api"],
+            env=running,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(
+            lambda: any("starting a new process" in e["message"] for e in control.events(since=asked)),
+            what="the first reload to be under way",
+        )
+        second = appliance("reload", "api", env=running)
+        out, _ = first.communicate(timeout=300)
+        load.wait_for_more(100, "traffic after the reloads")
+    assert first.returncode == 0
+    assert out.strip() == "reloaded: api"
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == (
+        "reloaded: api (a reload of api was under way: waited for it to finish, then replaced every "
+        "process again)"
+    )
+    assert load.failures == []
+    started = [e for e in control.events(since=asked) if "starting a new process" in e["message"]]
+    assert len(started) == 4  # two rollouts of two instances, one after the other
+    assert not before & pids(running, "api")
+
+
+def test_a_stopped_api_answers_503_at_once_then_serves_again(running: dict[str, str]) -> None:
+    url = f"http://127.0.0.1:{running['APPLIANCE_API__PORT']}/health/live"
+    assert appliance("stop", "api", env=running).stdout.strip() == "stopped: api"
+    try:
+        answer = httpx.get(url, timeout=10)  # the supervisor holds the port: before, this hung
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "5"
+        assert answer.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    finally:
+        assert appliance("start", "api", env=running).returncode == 0
+    wait_for(lambda: httpx.get(url, timeout=10).status_code == 200, what="the API to serve again")
 
 
 def test_stop_start_restart_worker(running: dict[str, str]) -> None:

@@ -30,6 +30,10 @@ class ProgramStatus(TypedDict):
     crash_looping: bool
     exit_status: int | None  # last exit: code >= 0, or minus the signal number
     reason: str
+    # From supervisors that know them (all of this version's):
+    ready: NotRequired[bool]  # running, and the process has not said it cannot work (X_READY=0)
+    status: NotRequired[str]  # the process's own last STATUS= words ("not ready: database unavailable: ...")
+    stderr_tail: NotRequired[list[str]]  # its last stderr lines while it fails (backoff, crash-looping...)
     # Only with status(usage=True); None when no process runs:
     cpu_seconds: NotRequired[float | None]  # user + system CPU of the process group
     rss_bytes: NotRequired[int | None]  # resident memory summed over the process group

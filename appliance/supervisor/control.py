@@ -7,13 +7,18 @@ connection may carry several requests.
         -> {"ok": true,
             "programs": [{"name": "api", "instance": 1, "state": "running", "pid": 4242,
                           "started_at": 1767225600.5, "restarts": 0, "crash_looping": false,
-                          "exit_status": null, "reason": ""}, ...],
+                          "exit_status": null, "reason": "", "ready": true, "status": "ready",
+                          "stderr_tail": []}, ...],
             "supervisor": {"pid": 4200, "started_at": 1767225600.1, "version": "0.1.0"}}
         `state` is one of stopped, starting, running, backoff, stopping, exited, fatal. `started_at` is Unix
         seconds (null when no process runs). `exit_status` is the last exit: a code >= 0, or minus the signal
         number that killed it. `reason` says why the instance is where it is ("killed by SIGKILL",
         "command not found: ...", "waiting for db"). `crash_looping` is true while it keeps failing soon
-        after every start (it is still retried, every 30 s at most).
+        after every start (it is still retried, every 30 s at most). `ready` is true for a running process
+        that has not said it cannot work; `status` is what the process last said with STATUS= on the notify
+        socket ("not ready: database unavailable: ..."; see notify.py), "" if nothing. `stderr_tail` holds
+        the last lines (5 at most) the last process wrote to stderr before it exited, while the instance is
+        backing off, exited or crash-looping; [] otherwise.
     {"cmd": "status", "usage": true}
         -> the same, each program row also carrying "cpu_seconds": 12.34 (user + system CPU of its process
         group, including children its members reaped; from 0 with each new process) and "rss_bytes":
@@ -38,11 +43,15 @@ connection may carry several requests.
         -> {"ok": true, "lines": [...]}, then {"line": "..."} for each new line until the client closes.
         The connection carries nothing else afterwards; following survives rotation. A client that reads
         too slowly gets {"ok": false, "error": "dropped: ..."} and the connection is closed.
-    {"cmd": "reload", "names": ["api"]}     -> {"ok": true, "programs": ["api"]}
+    {"cmd": "reload", "names": ["api"]}
+        -> {"ok": true, "programs": ["api"], "waited_for": [], "joined": false}
         Rolling replacement, one instance at a time: a new process is started and must become ready
         before an old one is stopped (stop_signal, stop_timeout). Answered when the rollout is over; a new
         process that does not become ready ends it with {"ok": false, "error": "reload of api stopped: ..."}
-        and the old processes keep running.
+        and the old processes keep running. Reloads never run side by side on one program: asked while a
+        reload (or a services-file change) still has a program to roll, it waits for that one, then rolls
+        every process again (`waited_for` names those programs); asked while an identical reload waits its
+        turn, it joins that one (`joined`: one rollout answers both).
     {"cmd": "reload-config"}
         -> {"ok": true, "changed": ["api"], "added": [], "removed": [], "unchanged": ["worker"]}
         Re-reads the services file (as SIGHUP does). A file with an error (or a `listen` port in use) is
@@ -53,9 +62,12 @@ connection may carry several requests.
         -> {"ok": true, "events": [{"time": 1767225600.5, "kind": "state", "program": "api",
                                    "instance": 1, "message": "starting -> running", ...}, ...]}
         Recent structured events (kinds: state, crash-loop, health, memory, fatal, reload,
-        reload-config), at or after `since` (optional). With "follow": true the connection gets the
-        recent events, then one JSON line per new event until the client closes; a client that reads too
-        slowly is dropped.
+        reload-config, ready, standby), at or after `since` (optional). A `state` event into backoff or
+        exited and a `crash-loop` event carry `stderr_tail`; a `ready` event says that a process can work
+        again or cannot (`ready`, and its `status` words); `standby` says that the supervisor answers a
+        `when_down = "http-503"` program's connections itself (no instance is up), or no longer does.
+        With "follow": true the connection gets the recent events, then one JSON line per new event until
+        the client closes; a client that reads too slowly is dropped.
     {"cmd": "spec", "name": "api"}
         -> {"ok": true,
             "spec": {"name": "api", "kind": "process", "command": ["/usr/bin/python3", "-m", "app"],
@@ -69,7 +81,7 @@ connection may carry several requests.
                                "interval": 0.1},
                      "health": {"kind": "http", "url": "http://127.0.0.1:8080/health/live",
                                 "interval": 10.0, "failures": 3},
-                     "memory_limit": 536870912, "listen": "127.0.0.1:8080",
+                     "memory_limit": 536870912, "listen": "127.0.0.1:8080", "when_down": "http-503",
                      "logs": {"max_bytes": 10485760, "max_age": 86400.0, "quota_bytes": 524288000,
                               "compress": true}},
             "exits": [{"time": 1767225601.2, "instance": 1, "pid": 4242, "exit_status": -9,

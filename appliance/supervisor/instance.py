@@ -55,6 +55,9 @@ class InstanceStatus(TypedDict):
     crash_looping: bool
     exit_status: int | None
     reason: str
+    ready: bool  # running, and able to work (the process has not said X_READY=0)
+    status: str  # the process's own last STATUS= words ("not ready: database unavailable: ...")
+    stderr_tail: list[str]  # the last stderr lines of the process that exited, while it is being retried
 
 
 def describe_exit(returncode: int) -> str:
@@ -99,6 +102,9 @@ class Instance:
         self._retry_after_stop = False  # stopped because it never became ready (or sick): back off, retry
         self._health_at: float | None = None  # None while a health check is in flight (or none is due)
         self.health_failures = 0
+        self.status_text = ""  # what the process last said with STATUS= (notify.py)
+        self.can_work = True  # False once the process said X_READY=0, until it says X_READY=1
+        self.stderr_tail: tuple[str, ...] = ()  # the last stderr lines of the last process that exited
 
     @property
     def live(self) -> bool:
@@ -113,9 +119,11 @@ class Instance:
             self._retry_at = now
 
     def stop(self) -> None:
-        """Want it stopped; `tick` sends the stop signal when dependency order allows."""
+        """Want it stopped; `tick` sends the stop signal when dependency order allows. The operator's stop
+        ends its run of failures: started again later, it starts afresh (no backoff, not crash-looping)."""
         self.want = False
         self._retry_after_stop = False
+        self.backoff.failures, self.crash_looping = 0, False
 
     def restart(self, now: float) -> None:
         """Stop the running process (if any), then start a fresh one without backoff."""
@@ -124,13 +132,15 @@ class Instance:
             self._begin_stop(now, "restart asked")
 
     # Events ---------------------------------------------------------------------------------------------
-    def exited(self, returncode: int, now: float) -> Exit:
-        """The process was reaped with a Popen-style return code; returns the record of that exit."""
+    def exited(self, returncode: int, now: float, stderr_tail: tuple[str, ...] = ()) -> Exit:
+        """The process was reaped with a Popen-style return code (`stderr_tail`: the last lines it wrote to
+        stderr); returns the record of that exit."""
         uptime = now - (now if self.started_at is None else self.started_at)  # 0.0 is a time, too
         asked = self.reason if self.state is State.STOPPING else None  # set by `_begin_stop`
         record = Exit(self.index, self.pid or 0, returncode, describe_exit(returncode), uptime, asked)
         self.pid, self._kill_at, self.exit_status = None, None, returncode
-        self.reason = record.reason
+        self.reason, self.stderr_tail = record.reason, stderr_tail
+        self.status_text, self.can_work = "", True
         if self.state is State.STOPPING:
             if self._retry_after_stop and self.want:
                 self._retry_after_stop = False
@@ -154,6 +164,21 @@ class Instance:
             self._became_ready(now)
         else:
             self._probe_at = now + self.spec.ready.interval if self.spec.ready else now
+
+    def reported(self, pid: int, words: str | None, can_work: bool | None) -> None:
+        """Process `pid` said how it is doing (STATUS= words, X_READY=0/1); a change of its ability to work
+        is written to the supervisor's log (and so the journal) and to the events."""
+        if pid != self.pid or not self.live:
+            return
+        before = (self.can_work, self.status_text)
+        if words is not None:
+            self.status_text = words
+        if can_work is not None:
+            self.can_work = can_work
+        if before == (self.can_work, self.status_text) or (before[0] and self.can_work):
+            return  # nothing new, or still able to work (only the words changed)
+        message = self.status_text or ("ready" if self.can_work else "not ready")
+        self._note("ready", message, ready=self.can_work, status=self.status_text)
 
     def health_checked(self, pid: int, ok: bool, now: float) -> None:
         """A periodic health check of process `pid` finished; enough failures in a row restart it."""
@@ -244,15 +269,33 @@ class Instance:
             crash_looping=self.crash_looping,
             exit_status=self.exit_status,
             reason=self.reason,
+            ready=self.state is State.RUNNING and self.can_work,
+            status=self.status_text if self.live else "",
+            stderr_tail=list(self.stderr_tail) if self.failing else [],
         )
+
+    @property
+    def failing(self) -> bool:
+        """It exited on its own and is being retried (or left exited), keeps crashing, or is starting
+        again after a crash."""
+        return (
+            self.crash_looping
+            or self.state in (State.BACKOFF, State.EXITED)
+            or (self.state is State.STARTING and self.backoff.failures > 0)
+        )
+
+    def last_words(self) -> str:
+        """The last stderr line of the process that exited, for one-line messages ("" if none)."""
+        return self.stderr_tail[-1][:200] if self.stderr_tail else ""
 
     # Internals ------------------------------------------------------------------------------------------
     def _to(self, new: State) -> None:
         old, self.state = self.state, check_transition(self.state, new)
         if old is not new:
+            said = {"stderr_tail": list(self.stderr_tail)} if new in (State.BACKOFF, State.EXITED) else {}
             self.events.emit(
                 "state", f"{old.value} -> {new.value}", self.spec.name, self.index, old=old.value,
-                new=new.value, pid=self.pid, reason=self.reason,
+                new=new.value, pid=self.pid, reason=self.reason, **said,
             )  # fmt: skip
 
     def _note(self, kind: str, message: str, **fields: object) -> None:
@@ -311,15 +354,17 @@ class Instance:
         delay = self.backoff.failed(uptime)
         self._retry_at = now + delay
         self._to(State.BACKOFF)
+        words = f": {self.last_words()}" if self.stderr_tail else ""
         if self.backoff.crash_looping and not self.crash_looping:
             self.crash_looping = True
             self._note(
                 "crash-loop",
-                f"crash-looping ({self.backoff.failures} fast failures; {self.reason})",
+                f"crash-looping ({self.backoff.failures} fast failures; {self.reason}){words}",
                 looping=True,
                 failures=self.backoff.failures,
+                stderr_tail=list(self.stderr_tail),
             )
-        self._log(f"{self.label}: {self.reason}; restarting in {delay:g}s")
+        self._log(f"{self.label}: {self.reason}{words}; restarting in {delay:g}s")
 
 
 def over_limit(rss: int, limit: int | None) -> str:

@@ -5,6 +5,13 @@ A process that runs with ``NOTIFY_SOCKET=<run_dir>/notify.sock`` sends ``READY=1
 datagram (SO_PASSCRED), so the supervisor knows which instance is ready even when several share one
 listening socket, where an http or tcp probe may be answered by any of them.
 
+Every program gets the socket, and may later say how it is doing: ``STATUS=<words>`` (systemd's free-form
+status line, shown by `appliance status`) and ``X_READY=0`` or ``X_READY=1`` (an application variable, named
+with the ``X_`` prefix systemd reserves for those): whether it can do its work now. A process that runs but
+cannot work (its database refuses the password) sends ``X_READY=0`` with ``STATUS=not ready: database
+unavailable: ...``, and ``X_READY=1`` once it can again; the supervisor keeps it running (it retries by
+itself), shows it as not ready, and writes each change to its log, stderr and events.
+
 The supervisor speaks the same protocol upward: started by systemd with ``Type=notify``, it sends READY=1
 to systemd once its first starts are settled, and STOPPING=1 when it shuts down.
 """
@@ -23,11 +30,27 @@ _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _MAX_DATAGRAM = 4096
 
 
-class NotifySocket:
-    """The supervisor's receiving end; calls ``on_ready(pid)`` for each READY=1."""
+Fields = dict[str, str]
+"""One notification's ``KEY=VALUE`` lines (``{"READY": "1", "STATUS": "warming up"}``)."""
 
-    def __init__(self, path: Path, selector: selectors.BaseSelector, on_ready: Callable[[int], None]) -> None:
-        self.path, self.selector, self.on_ready = path, selector, on_ready
+
+def parse(data: bytes) -> Fields:
+    """The ``KEY=VALUE`` lines of one datagram; lines without ``=`` are ignored, the last value wins."""
+    fields: Fields = {}
+    for line in data.decode(errors="replace").split("\n"):
+        key, sep, value = line.partition("=")
+        if sep and key:
+            fields[key] = value
+    return fields
+
+
+class NotifySocket:
+    """The supervisor's receiving end; calls ``on_message(pid, fields)`` for each notification."""
+
+    def __init__(
+        self, path: Path, selector: selectors.BaseSelector, on_message: Callable[[int, Fields], None]
+    ) -> None:
+        self.path, self.selector, self.on_message = path, selector, on_message
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -46,8 +69,8 @@ class NotifySocket:
             except (BlockingIOError, InterruptedError):
                 return
             pid = sender_pid(ancillary)
-            if pid is not None and b"READY=1" in data.split(b"\n"):
-                self.on_ready(pid)
+            if pid is not None:
+                self.on_message(pid, parse(data))
 
     def close(self) -> None:
         self.selector.unregister(self.sock)
@@ -83,8 +106,9 @@ def notify(message: str, path: str | None) -> bool:
 
 
 class NotifyReadiness:
-    """Readiness by notification for the programs whose ``ready`` is ``notify = true``, and the
-    supervisor's own notifications to systemd."""
+    """Readiness by notification for the programs whose ``ready`` is ``notify = true``, the status lines of
+    every program (``on_status(pid, words, can_work)``, each None when not sent), and the supervisor's own
+    notifications to systemd."""
 
     def __init__(
         self,
@@ -92,10 +116,11 @@ class NotifyReadiness:
         selector: selectors.BaseSelector,
         report: Callable[[int, bool], None],
         upstream: str | None,
+        on_status: Callable[[int, str | None, bool | None], None] | None = None,
     ) -> None:
-        self.report, self.upstream = report, upstream
+        self.report, self.upstream, self.on_status = report, upstream, on_status
         self.ready_pids: set[int] = set()
-        self.socket = NotifySocket(path, selector, self._ready)
+        self.socket = NotifySocket(path, selector, self._message)
         self._told_upstream = False
 
     def env_for(self, base_env: dict[str, str]) -> dict[str, str]:
@@ -122,6 +147,10 @@ class NotifyReadiness:
     def close(self) -> None:
         self.socket.close()
 
-    def _ready(self, pid: int) -> None:
-        self.ready_pids.add(pid)
-        self.report(pid, True)
+    def _message(self, pid: int, fields: Fields) -> None:
+        if fields.get("READY") == "1" and pid not in self.ready_pids:
+            self.ready_pids.add(pid)
+            self.report(pid, True)
+        can_work = {"0": False, "1": True}.get(fields.get("X_READY", ""))
+        if self.on_status is not None and ("STATUS" in fields or can_work is not None):
+            self.on_status(pid, fields.get("STATUS"), can_work)

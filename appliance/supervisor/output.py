@@ -5,7 +5,9 @@ from __future__ import annotations
 import calendar
 import contextlib
 import os
+import selectors
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from appliance.supervisor.logpolicy import LogPolicy
 from appliance.supervisor.rotation import rotated_path, should_rotate
 
 MAX_LINE = 64 * 1024  # a longer line without a newline is written in pieces of this size
+TAIL_CHARS = 400  # of a line kept in a tail (a status answer stays small)
 
 
 def utc_stamp(now: float | None = None) -> str:
@@ -101,31 +104,106 @@ def first_line_time(path: Path) -> float | None:
 
 
 class PipeReader:
-    """Drains one pipe into a `LogFile`, line by line; a partial last line waits for the rest."""
+    """Drains one pipe into a `LogFile`, line by line; a partial last line waits for the rest.
 
-    def __init__(self, fd: int, stream: str, sink: LogFile) -> None:
-        self.fd, self.stream, self.sink = fd, stream, sink
+    With a `tail`, the last lines read are also kept there (decoded): the supervisor shows the last lines
+    a crashed process wrote to stderr in its status, its events and its own log."""
+
+    def __init__(self, fd: int, stream: str, sink: LogFile, tail: deque[str] | None = None) -> None:
+        self.fd, self.stream, self.sink, self.tail = fd, stream, sink, tail
         self._partial = b""
         os.set_blocking(fd, False)
 
     def read(self) -> bool:
         """Read what is available; return False at end of file (the caller then closes the pipe)."""
+        return self._chunk() is not False
+
+    def drain(self) -> bool:
+        """Read until the pipe is empty (a process that just exited has written its last words); return
+        False at end of file."""
+        while (more := self._chunk()) is True:
+            pass
+        return more is not False
+
+    def _chunk(self) -> bool | None:
+        """One read: True when data came, None when there was none yet, False at end of file."""
         try:
             data = os.read(self.fd, 65536)
         except BlockingIOError:
-            return True
+            return None
         except OSError:
             data = b""
         if not data:
             if self._partial:
-                self.sink.write_line(self.stream, self._partial)
+                self._line(self._partial)
                 self._partial = b""
             return False
         *lines, rest = (self._partial + data).split(b"\n")
         for line in lines:
-            self.sink.write_line(self.stream, line)
+            self._line(line)
         while len(rest) >= MAX_LINE:
-            self.sink.write_line(self.stream, rest[:MAX_LINE])
+            self._line(rest[:MAX_LINE])
             rest = rest[MAX_LINE:]
         self._partial = rest
         return True
+
+    def _line(self, line: bytes) -> None:
+        self.sink.write_line(self.stream, line)
+        if self.tail is not None and line.strip():
+            self.tail.append(line.rstrip(b"\r")[:TAIL_CHARS].decode(errors="replace"))
+
+
+TAIL_LINES = 5  # stderr lines of each process kept for the status, events and log lines about its exit
+
+
+class ChildOutputs:
+    """The stdout and stderr pipes of every child, each drained into its instance's log file by the loop's
+    selector, and the last stderr lines of each process (`tail(pid)` once it has exited)."""
+
+    def __init__(
+        self,
+        selector: selectors.BaseSelector,
+        open_log: Callable[[str], LogFile],
+    ) -> None:
+        self.selector, self.open_log = selector, open_log
+        self._logs: dict[str, LogFile] = {}
+        self._readers: dict[int, list[PipeReader]] = {}
+        self._tails: dict[int, deque[str]] = {}
+
+    def attach(self, pid: int, label: str, stdout: int, stderr: int) -> None:
+        """Read `pid`'s pipes (descriptors this object now owns) into `<label>.log`."""
+        if label not in self._logs:
+            self._logs[label] = self.open_log(label)
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        readers = [
+            PipeReader(stdout, "stdout", self._logs[label]),
+            PipeReader(stderr, "stderr", self._logs[label], tail),
+        ]
+        for reader in readers:
+            self.selector.register(reader.fd, selectors.EVENT_READ, self._handler(reader))
+        self._readers[pid], self._tails[pid] = readers, tail
+
+    def exited(self, pid: int) -> tuple[str, ...]:
+        """`pid` was reaped: read what it wrote last (still in its pipes); return its last stderr lines."""
+        for reader in self._readers.pop(pid, []):
+            if not reader.drain():
+                self._close(reader)
+        return tuple(self._tails.pop(pid, ()))
+
+    def close(self) -> None:
+        """Close every log file (the pipes close with the selector's owner)."""
+        for log in self._logs.values():
+            log.close()
+
+    def _handler(self, reader: PipeReader) -> Callable[[int], None]:
+        def on_readable(_mask: int) -> None:
+            if not reader.read():
+                self._close(reader)
+
+        return on_readable
+
+    def _close(self, reader: PipeReader) -> None:
+        if reader.fd >= 0:
+            self.selector.unregister(reader.fd)
+            os.close(reader.fd)
+            reader.fd = -1

@@ -20,10 +20,11 @@ from appliance.supervisor.logfiles import LogManager
 from appliance.supervisor.logfollow import Follower
 from appliance.supervisor.memory import group_rss
 from appliance.supervisor.notify import NotifyReadiness
-from appliance.supervisor.output import LogFile, PipeReader
+from appliance.supervisor.output import ChildOutputs, LogFile
 from appliance.supervisor.probes import Probes
 from appliance.supervisor.specs import ProgramSpec, ServicesSpec, SpecError, load_services
 from appliance.supervisor.specview import spec_view
+from appliance.supervisor.standby import Standby
 from appliance.supervisor.statefile import ChildRecord, RunDir, start_ticks
 from appliance.supervisor.supervisor import Supervisor
 
@@ -62,14 +63,16 @@ class Runtime:
             self.selector,
             self._probed,
             self.base_env.pop("NOTIFY_SOCKET", None),
+            self._reported,
         )
         self.started_at = time.time()
         self.shutting_down = False
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._ticks: dict[int, int] = {}
-        self._logs: dict[str, LogFile] = {}
         # Log rotation, quota, `logs` requests and followers (logfiles.py); policy from the [logs] table.
         self.log_files = LogManager(services, log_dir, log, self.selector)
+        self.outputs = ChildOutputs(self.selector, self._open_log)
+        self.standby = Standby(self.selector)  # answers 503 for a `listen` program while none is up
         self._waiters: list[tuple[Callable[[], bool], Callable[[], None]]] = []
         self._shutdown_replies: list[Reply] = []
         self._signalled: int | None = None
@@ -81,17 +84,15 @@ class Runtime:
     # Launcher (used by the Supervisor logic) ------------------------------------------------------------
     def spawn(self, spec: ProgramSpec, index: int) -> int:
         """Spawn one process of `spec` and route its output to its log file."""
-        notified = spec.ready is not None and spec.ready.kind == "notify"
-        env = self.notify.env_for(self.base_env) if notified else self.base_env
-        proc = process.spawn(spec, env, self.listeners.fd_for(spec.listen))
+        # Every program gets the notify socket: READY=1 counts for `ready.notify` ones, STATUS= and X_READY=
+        # lines for all (notify.py).
+        proc = process.spawn(spec, self.notify.env_for(self.base_env), self.listeners.fd_for(spec.listen))
         label = spec.label(index)
-        if label not in self._logs:
-            self._logs[label] = self._open_log(label)
-        for pipe, stream in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
-            assert pipe is not None
-            reader = PipeReader(os.dup(pipe.fileno()), stream, self._logs[label])
-            pipe.close()
-            self.selector.register(reader.fd, selectors.EVENT_READ, self._reader_handler(reader))
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        self.outputs.attach(proc.pid, label, os.dup(proc.stdout.fileno()), os.dup(proc.stderr.fileno()))
+        proc.stdout.close()
+        proc.stderr.close()
         self._procs[proc.pid] = proc
         self._ticks[proc.pid] = start_ticks(proc.pid) or 0
         self._dirty = True
@@ -190,6 +191,7 @@ class Runtime:
             self.events.emit("reload-config", f"refused: {exc}", failed=True)
             reply(error(str(exc)))
             return
+        self.standby.close()  # `adopt` may close a socket it answers on; the next turn takes them again
         self.listeners.adopt(new, fresh)
         result: dict[str, Any] = {}
 
@@ -264,6 +266,7 @@ class Runtime:
             self._reap(now)
             self.probes.expire(now)
             self.health_probes.expire(now)
+            self.standby.expire(now)
             if now >= self._memory_at:
                 self._memory_at = now + MEMORY_INTERVAL
                 self._check_memory(now)
@@ -272,15 +275,8 @@ class Runtime:
             self.log_files.tick(time.time())  # age-based rotation of quiet logs, quota, followers
             if self.shutting_down and self.sup.idle():
                 return
-            deadlines = [
-                d
-                for d in (
-                    self.sup.next_deadline(),
-                    self.probes.next_deadline(),
-                    self.health_probes.next_deadline(),
-                )
-                if d is not None
-            ]
+            sources = (self.sup, self.probes, self.health_probes, self.standby)
+            deadlines = [d for source in sources if (d := source.next_deadline()) is not None]
             timeout = min([SAFETY_WAKEUP, *(d - now for d in deadlines)])
             for key, mask in self.selector.select(max(timeout, 0.0)):
                 try:
@@ -306,30 +302,31 @@ class Runtime:
             self._ticks.pop(pid, None)
             self.notify.forget(pid)
             self._dirty = True
+            said = self.outputs.exited(pid)  # its last words, before the group is killed
             # The group dies with its leader: no orphaned grandchild keeps a port or a lock.
             process.signal_group(pid, signal.SIGKILL)
-            inst = self.sup.exited(pid, returncode, now)
+            inst = self.sup.exited(pid, returncode, now, said)
             if inst is not None and inst.state.value in ("stopped", "exited"):
-                self.log(f"{inst.label}: pid {pid} {inst.reason}, now {inst.state.value}")
+                words = f": {inst.last_words()}" if inst.state.value == "exited" and said else ""
+                self.log(f"{inst.label}: pid {pid} {inst.reason}{words}, now {inst.state.value}")
 
     def _after_tick(self) -> None:
         # systemd (Type=notify) hears READY=1 once the first starts are settled, not once all succeed: a
         # program crash-looping on a dead database must not make systemd kill the supervisor that retries it.
         if not self.shutting_down and not any(inst.state.value == "starting" for inst in self.sup.all()):
             self.notify.started()
+        held = self.listeners.by_address
+        answered = {held[a]: name for a, name in self.sup.unattended().items() if a in held}
+        for change in self.standby.update(answered):
+            self.log(change)
+            self.events.emit("standby", change)
         if self._dirty:
             self._dirty = False
-            children: list[ChildRecord] = []
-            for inst in self.sup.all():
-                if inst.pid is not None and inst.pid in self._ticks:
-                    children.append(
-                        ChildRecord(
-                            program=inst.spec.name,
-                            instance=inst.index,
-                            pid=inst.pid,
-                            start_ticks=self._ticks[inst.pid],
-                        )
-                    )
+            children = [
+                ChildRecord(program=i.spec.name, instance=i.index, pid=i.pid, start_ticks=self._ticks[i.pid])
+                for i in self.sup.all()
+                if i.pid is not None and i.pid in self._ticks
+            ]
             try:
                 self.run_dir.write_state(children)
             except OSError as exc:
@@ -348,6 +345,7 @@ class Runtime:
         self.log("all programs stopped" if self.sup.idle() else "exiting with programs still running")
         self.probes.close()
         self.health_probes.close()
+        self.standby.close()
         for follower in list(self._followers):
             follower.close()
         self.listeners.close()
@@ -357,8 +355,7 @@ class Runtime:
         if self.control is not None:
             self.control.close()
         self.log_files.close()  # followers, then the last compressions (bounded wait)
-        for log in self._logs.values():
-            log.close()
+        self.outputs.close()
         signal.set_wakeup_fd(-1)
         self.selector.close()
 
@@ -385,6 +382,9 @@ class Runtime:
     def _probed(self, pid: int, ok: bool) -> None:
         self.sup.probed(pid, ok, time.monotonic())
 
+    def _reported(self, pid: int, words: str | None, can_work: bool | None) -> None:
+        self.sup.reported(pid, words, can_work)
+
     def _health_checked(self, pid: int, ok: bool) -> None:
         self.sup.health_checked(pid, ok, time.monotonic())
 
@@ -397,11 +397,3 @@ class Runtime:
                     inst.memory_checked(rss[inst.pid], now)
         for follower in list(self._followers):
             follower.expire(now)
-
-    def _reader_handler(self, reader: PipeReader) -> Callable[[int], None]:
-        def on_readable(_mask: int) -> None:
-            if not reader.read():
-                self.selector.unregister(reader.fd)
-                os.close(reader.fd)
-
-        return on_readable

@@ -33,7 +33,9 @@ PROGRAM_KEYS = (
     "ready",
     "health",
     "kind",
+    "when_down",
 )
+WHEN_DOWN = ("hold", "http-503")
 READY_KEYS = ("http", "tcp", "command", "notify", "timeout", "interval")
 HEALTH_KEYS = ("http", "tcp", "command", "interval", "failures")
 RESTART_POLICIES = ("always", "on-failure", "never")
@@ -83,6 +85,9 @@ class ProgramSpec:
     user: str | None = None  # run as this user (the supervisor must be root)
     memory_limit: int | None = None  # bytes of RSS of the process group; above it, the instance restarts
     health: HealthSpec | None = None
+    # What a client connecting to `listen` gets while no instance is up (stopped, backing off, crash-looping):
+    # "hold" leaves it waiting in the backlog; "http-503" answers at once (standby.py).
+    when_down: str = "hold"
 
     def label(self, index: int) -> str:
         """The name of one instance in logs and file names: `api`, or `api-2` when there are several."""
@@ -223,7 +228,17 @@ def _parse_program(ctx: Context, body: dict[str, Any]) -> ProgramSpec:
         user=None if user is None else ctx.user("user", user),
         memory_limit=None if limit is None else ctx.size("memory_limit", limit),
         health=None if "health" not in body else _parse_health(ctx, body["health"]),
+        when_down=_parse_when_down(ctx, body),
     )
+
+
+def _parse_when_down(ctx: Context, body: dict[str, Any]) -> str:
+    when_down = body.get("when_down", "hold")
+    if when_down not in WHEN_DOWN:
+        ctx.fail(f"'when_down' must be one of {', '.join(WHEN_DOWN)}, not {when_down!r}")
+    if when_down != "hold" and "listen" not in body:
+        ctx.fail(f"'when_down = \"{when_down}\"' needs 'listen' (the socket the supervisor answers on)")
+    return str(when_down)
 
 
 def _parse_ready(ctx: Context, body: object) -> ReadySpec:

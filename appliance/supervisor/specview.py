@@ -91,6 +91,7 @@ def spec_view(spec: ProgramSpec, backoff: BackoffPolicy, logs: LogPolicy) -> dic
         "health": _health(spec.health),
         "memory_limit": spec.memory_limit,
         "listen": _listen(spec.listen),
+        "when_down": spec.when_down,
         "logs": {
             "max_bytes": logs.max_bytes,
             "max_age": logs.max_age,

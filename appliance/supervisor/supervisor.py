@@ -161,11 +161,14 @@ class Supervisor:
         return chosen
 
     # Events ---------------------------------------------------------------------------------------------
-    def exited(self, pid: int, returncode: int, now: float) -> Instance | None:
-        """Record the exit of `pid`; return its instance (None if the pid is not ours)."""
+    def exited(
+        self, pid: int, returncode: int, now: float, stderr_tail: tuple[str, ...] = ()
+    ) -> Instance | None:
+        """Record the exit of `pid` (and the last lines it wrote to stderr); return its instance (None if
+        the pid is not ours)."""
         inst = self.by_pid(pid)
         if inst is not None:
-            record = inst.exited(returncode, now)
+            record = inst.exited(returncode, now, stderr_tail)
             if inst.spec.name in self.instances:  # not a removed program's last process
                 self.exits.add(inst.spec.name, record, self.wall_clock())
         return inst
@@ -175,6 +178,12 @@ class Supervisor:
         inst = self.by_pid(pid)
         if inst is not None:
             inst.probed(pid, ok, now)
+
+    def reported(self, pid: int, words: str | None, can_work: bool | None) -> None:
+        """Record what process `pid` said about itself (STATUS= words, X_READY=0/1)."""
+        inst = self.by_pid(pid)
+        if inst is not None:
+            inst.reported(pid, words, can_work)
 
     def health_checked(self, pid: int, ok: bool, now: float) -> None:
         """Record the outcome of a health check of `pid`."""
@@ -208,6 +217,24 @@ class Supervisor:
     def ready(self, name: str) -> bool:
         """Every instance of `name` is running and ready."""
         return all(inst.state is State.RUNNING for inst in self.instances[name])
+
+    def unattended(self) -> dict[tuple[str, int], str]:
+        """The `listen` addresses (with their program) that the supervisor should answer on itself: those of
+        `when_down = "http-503"` programs none of whose instances is up or coming up normally (a start
+        that follows a crash does not count: its clients might wait for nothing; answering until one is
+        ready also keeps a crash loop from flipping the socket back and forth)."""
+        found: dict[tuple[str, int], str] = {}
+        for name, insts in self.instances.items():
+            spec = self.spec(name)
+            if spec.listen is None or spec.when_down != "http-503":
+                continue
+            every = [*insts, *(i for i in self.surge if i.spec.name == name)]
+            if not any(
+                i.state is State.RUNNING or (i.state is State.STARTING and not i.backoff.failures)
+                for i in every
+            ):
+                found[spec.listen] = name
+        return found
 
     def idle(self, names: Iterable[str] | None = None) -> bool:
         """No process of these programs (default: of any program) is alive."""

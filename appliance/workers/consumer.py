@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from appliance.config import Settings
 from appliance.db.session import Database
+from appliance.program_status import StatusReporter, dependency_check
 from appliance.services import jobs as job_service
 from appliance.workers import job_keeper, jobs, queue, runtime
 from appliance.workers import tasks as _tasks  # (also registers the tasks on the instance)
@@ -37,6 +39,10 @@ def run(settings: Settings, workers: int | None = None, periodic: bool | None = 
         flush_locks=False,
     )
     duties = [job_keeper.lease_keeper(runner).start()]
+    # Says to the supervisor whether this worker can work (database, queue), so it is not shown "running"
+    # while its database refuses it (appliance/program_status.py).
+    reporter = StatusReporter(dependency_check(settings, instance), os.environ.pop("NOTIFY_SOCKET", None))
+    reporter.start()
     monitor: Monitor | None = None
     if is_periodic:
         duties.append(job_keeper.reaper(runner).start())
@@ -53,6 +59,7 @@ def run(settings: Settings, workers: int | None = None, periodic: bool | None = 
         runner.stop()
         for duty in duties:
             duty.stop()
+        reporter.stop()
 
 
 def _start_monitor(settings: Settings, database: Database) -> Monitor | None:

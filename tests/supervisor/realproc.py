@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent(
     '''
-    """A test child: `listen PORT` answers with its pid; `crash` exits 1; `ignore` ignores TERM."""
+    """A test child: `listen PORT` answers with its pid; `crash` exits 1 saying why on stderr; `ignore`
+    ignores TERM; `unready` says X_READY=0 on the notify socket until `<markers>/<name>.recover` exists."""
     import os, signal, socket, sys, time
     mode, name, markers = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -42,9 +43,21 @@ CHILD = textwrap.dedent(
             mark("peer-up" if port_open(peer) else "peer-down")
         sys.exit(0)
 
+    def say(message):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(message.encode(), os.environ["NOTIFY_SOCKET"])
+
     mark("started")
     if mode == "crash":
+        print(f"{name}: starting", flush=True)
+        print(f"{name}: fatal: the signing key is the placeholder", file=sys.stderr, flush=True)
         sys.exit(1)
+    if mode == "unready":
+        say("STATUS=not ready: database unavailable: password authentication failed\\nX_READY=0")
+        while not os.path.exists(os.path.join(markers, f"{name}.recover")):
+            time.sleep(0.05)
+        say("STATUS=ready\\nX_READY=1")
+        mode = "sleep"
     signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore" else stop)
     signal.signal(signal.SIGINT, stop)
     dep = int(os.environ.get("DEP_PORT", "0"))
@@ -161,6 +174,16 @@ class Sandbox:
         argv += ["--run-dir", str(self.run_dir), "--log-dir", str(self.log_dir), *extra_args]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(argv, cwd=self.tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        return proc
+
+    def start_logging_to(self, journal: Path) -> subprocess.Popen[bytes]:
+        """Run the real supervisor with its stderr (what systemd puts in the journal) going to `journal`."""
+        argv = [sys.executable, "-m", "appliance.supervisor", "--services", str(self.services)]
+        argv += ["--run-dir", str(self.run_dir), "--log-dir", str(self.log_dir)]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with journal.open("wb") as err:
+            proc = subprocess.Popen(argv, cwd=self.tmp, env=env, stdout=subprocess.DEVNULL, stderr=err)
         self.procs.append(proc)
         return proc
 

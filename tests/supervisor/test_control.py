@@ -108,7 +108,8 @@ def test_real_socket_several_requests_on_one_connection(sandbox: Sandbox) -> Non
     assert status["supervisor"]["pid"] == proc.pid
     assert status["supervisor"]["version"]
     assert set(status["programs"][0]) == {
-        "name", "instance", "state", "pid", "started_at", "restarts", "crash_looping", "exit_status", "reason"
+        "name", "instance", "state", "pid", "started_at", "restarts", "crash_looping", "exit_status",
+        "reason", "ready", "status", "stderr_tail",
     }  # fmt: skip
     assert garbage["ok"] is False
     assert "not valid JSON" in garbage["error"]

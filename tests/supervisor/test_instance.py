@@ -202,6 +202,9 @@ def test_status_row() -> None:
         "crash_looping": False,
         "exit_status": None,
         "reason": "",
+        "ready": True,
+        "status": "",
+        "stderr_tail": [],
     }
 
 

@@ -21,8 +21,8 @@ def pump(selector: selectors.BaseSelector) -> None:
 
 def test_ready_names_the_sending_process(tmp_path: Path) -> None:
     selector = selectors.DefaultSelector()
-    seen: list[int] = []
-    sock = NotifySocket(tmp_path / "notify.sock", selector, seen.append)
+    seen: list[tuple[int, dict[str, str]]] = []
+    sock = NotifySocket(tmp_path / "notify.sock", selector, lambda pid, fields: seen.append((pid, fields)))
     try:
         child = subprocess.run(
             [sys.executable, "-c", "import os, sys\nfrom appliance.supervisor.notify import notify\n"
@@ -30,10 +30,10 @@ def test_ready_names_the_sending_process(tmp_path: Path) -> None:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         pump(selector)
-        assert seen == [int(child.stdout)]
-        assert notify("STATUS=not ready", str(sock.path))
+        assert seen == [(int(child.stdout), {"STATUS": "warming up", "READY": "1"})]
+        assert notify("STATUS=not ready: a=b\nX_READY=0", str(sock.path))
         pump(selector)
-        assert seen == [int(child.stdout)]  # only READY=1 counts
+        assert seen[-1] == (os.getpid(), {"STATUS": "not ready: a=b", "X_READY": "0"})
         assert oct(os.stat(sock.path).st_mode & 0o777) == "0o600"
     finally:
         sock.close()

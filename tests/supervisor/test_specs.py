@@ -128,6 +128,14 @@ def test_appliance_python_defaults_to_this_interpreter(tmp_path: Path) -> None:
         ),
         ('[programs."a b"]\ncommand = ["x"]\n', "program 'a b': the name may hold only"),
         (
+            '[programs.a]\ncommand = ["x"]\nlisten = "127.0.0.1:1"\nwhen_down = "503"\n',
+            "'when_down' must be one of hold, http-503, not '503'",
+        ),
+        (
+            '[programs.a]\ncommand = ["x"]\nwhen_down = "http-503"\n',
+            "'when_down = \"http-503\"' needs 'listen'",
+        ),
+        (
             '[program.a]\ncommand = ["x"]\n',
             "unknown top-level key 'program' (allowed: programs, metrics, logs)",
         ),

@@ -76,6 +76,7 @@ stop_signal = "INT"
 stop_timeout = 2.5
 memory_limit = "512M"
 listen = "[::1]:8080"
+when_down = "http-503"
 
 [programs.web.environment]
 APP_MODE = "prod"
@@ -125,6 +126,7 @@ failures = 2
         "health": {"kind": "http", "url": "http://127.0.0.1:8080/health", "interval": 30.0, "failures": 2},
         "memory_limit": 512 << 20,
         "listen": "[::1]:8080",
+        "when_down": "http-503",
         "logs": {"max_bytes": 1 << 20, "max_age": 7200.0, "quota_bytes": 8 << 20, "compress": False},
     }
     text = json.dumps(view)
@@ -133,6 +135,7 @@ failures = 2
     assert db is not None
     plain = spec_view(db, BackoffPolicy(), LogPolicy())
     assert (plain["ready"], plain["health"], plain["listen"], plain["memory_limit"]) == (None,) * 4
+    assert plain["when_down"] == "hold"
     assert plain["command"] == ["/bin/db", "--data", "/srv"]
     assert plain["stop_signal"] == "SIGTERM"
 

@@ -90,3 +90,38 @@ def test_next_deadline_is_the_earliest_backoff() -> None:
     sup.tick(0.1)  # first restart: immediate
     sup.exited(launcher.pids("worker")[1], 1, 0.2)
     assert sup.next_deadline() == pytest.approx(0.7)
+
+
+def test_the_supervisor_answers_for_a_listen_program_only_while_none_of_it_is_up_or_starting_anew() -> None:
+    address = ("127.0.0.1", 8080)
+    web = ProgramSpec("web", ("web",), instances=2, ready=READY, listen=address, when_down="http-503")
+    quiet = ProgramSpec("quiet", ("quiet",), ready=READY, listen=("127.0.0.1", 8081))  # when_down = "hold"
+    launcher = FakeLauncher()
+    sup = Supervisor(ServicesSpec("s.toml", (web, quiet)), launcher, lambda _: None)
+    assert sup.unattended() == {address: "web"}  # nothing started yet
+    sup.start(["all"], 0.0)
+    sup.tick(0.0)
+    assert sup.unattended() == {}  # a first start: connections wait in the backlog for it
+    first, second = launcher.pids("web")
+    sup.probed(first, True, 0.5)
+    sup.exited(second, 1, 0.5)  # one up, one crashed: still served
+    sup.tick(0.5)
+    assert sup.unattended() == {}
+    sup.exited(first, 1, 1.0)
+    sup.tick(1.0)  # both crashed: backing off, then starting again after a crash
+    assert {inst.state for inst in sup.instances["web"]} <= {State.BACKOFF, State.STARTING}
+    assert sup.unattended() == {address: "web"}
+    for pid in launcher.pids("web")[2:]:
+        sup.probed(pid, True, 1.5)
+    sup.tick(1.5)
+    assert sup.unattended() == {}  # ready again
+    sup.stop(["web"])
+    sup.tick(2.0)
+    assert sup.unattended() == {address: "web"}  # stopping: its processes no longer accept
+    for pid in launcher.pids("web")[2:]:
+        sup.exited(pid, 0, 2.5)
+    sup.tick(2.5)
+    assert sup.unattended() == {address: "web"}
+    sup.restart(["web"], 3.0)  # the operator's start: no crash before it, so the backlog waits again
+    sup.tick(3.0)
+    assert sup.unattended() == {}
