@@ -57,6 +57,26 @@ class ApiSettings(Section):
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of reverse proxies whose X-Forwarded-For header is believed."""
 
+    threads: int | None = Field(default=None, ge=1, le=200)
+    """Threads each API process runs its blocking work on (database transactions, password hashes).
+    Unset: database.pool_size - 1 (one connection stays free for health checks). More threads than pooled
+    connections would only wait for a connection."""
+
+    queue_limit: int = Field(default=200, ge=0)
+    """Requests an API process lets wait for a thread; beyond that it answers 503 with Retry-After at once
+    (load beyond capacity is shed, not queued without limit)."""
+
+    queue_timeout: float = Field(default=5.0, gt=0)
+    """Seconds a request may wait for a thread before it is answered 503 with Retry-After."""
+
+    stall_seconds: float = Field(default=60.0, gt=0)
+    """/health/live answers 503 when requests have waited this long with none finishing (a wedged
+    process), so that the supervisor's health check restarts it. Keep it above database.statement_timeout."""
+
+    min_free_disk_mb: int = Field(default=256, ge=0)
+    """/health/ready answers 503 when the data directory's file system has less free space than this
+    (writes would fail), so that a load balancer sends traffic elsewhere. 0 turns the check off."""
+
     @field_validator("metrics_allow_from", "trusted_proxies")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -81,8 +101,20 @@ class DatabaseSettings(Section):
     pool_size: int = Field(default=10, ge=1, le=200)
     """Connections each process keeps open to PostgreSQL. The pool never grows past this."""
 
-    pool_timeout: float = Field(default=10.0, gt=0)
+    pool_timeout: float = Field(default=5.0, gt=0)
     """Seconds a request waits for a free connection before failing with 503."""
+
+    statement_timeout: float = Field(default=30.0, ge=0)
+    """PostgreSQL: seconds one statement of the API or a worker may run before it is cancelled (503 to an
+    API client, a retry for a job). 0: no limit. Migrations and `appliance tenant purge` are not limited."""
+
+    lock_timeout: float = Field(default=5.0, ge=0)
+    """PostgreSQL: seconds a statement may wait for a lock held by another transaction (a row being
+    changed, an audit chain being appended to) before it fails with 503. 0: no limit."""
+
+    idle_in_transaction_timeout: float = Field(default=60.0, ge=0)
+    """PostgreSQL: a connection idle inside a transaction this long is closed by the server, releasing its
+    locks (a safety net: the appliance never leaves a transaction open while it waits). 0: never."""
 
     connect_timeout: int = Field(default=5, ge=1)
     """Seconds allowed to open a connection before the database counts as down."""

@@ -108,13 +108,21 @@ class PayloadTooLarge(ApplianceError):
 
 
 class Unavailable(ApplianceError):
-    """A dependency such as the database or the queue does not answer."""
+    """A dependency such as the database or the queue does not answer, or the appliance is too busy to take
+    the request now; ``retry_after`` says when to try again.
+
+    ``message`` is fit for any client; ``reason`` is what the dependency said (the driver's message, which
+    names hosts, ports and roles): it goes to the log and to the admin's commands, never to an API client."""
 
     code = "SERVICE_UNAVAILABLE"
 
-    def __init__(self, message: str, *, retry_after: int = 5, **kwargs: Any):
+    def __init__(self, message: str, *, retry_after: int = 5, reason: str | None = None, **kwargs: Any):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.reason})" if self.reason else self.message
 
 
 class OperationFailed(ApplianceError):

@@ -44,7 +44,7 @@ def _database(ctx: typer.Context, *, owner: bool = False) -> Iterator[Database]:
     from appliance.db.session import Database
 
     settings = ctx.obj.settings
-    database = Database(settings, settings.migrations_url) if owner else Database(settings)
+    database = Database(settings, settings.migrations_url, bounded=False) if owner else Database(settings)
     try:
         yield database
     finally:

@@ -145,7 +145,7 @@ def identity_api(
     """The API on ``database_url`` (migrated as its owner); with ``app_url`` the API connects as that
     role (on PostgreSQL: one without BYPASSRLS, so that row-level security is what it meets)."""
     overrides.setdefault("rate_limits", {"enabled": False})
-    database: dict[str, Any] = {"url": app_url or database_url}
+    database: dict[str, Any] = {**overrides.pop("database", {}), "url": app_url or database_url}
     if app_url:
         database["migrations_url"] = database_url
     settings = make_settings(tmp_path, None, database=database, **overrides)

@@ -65,6 +65,7 @@ def create_app(
             await ctx.async_database.close()
         if ctx.async_limiter is not None:
             await ctx.async_limiter.close()
+        ctx.refresher.stop()
         db.dispose()
         metrics.mark_process_dead()
 

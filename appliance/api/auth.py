@@ -14,18 +14,18 @@ fails for a route that declares none:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from functools import cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from appliance.api.client_address import client_address
 from appliance.api.context import AppContext
-from appliance.api.deps import ContextDep
+from appliance.api.deps import ContextDep, unused_after
+from appliance.api.idempotency import ACTOR_KEY
 from appliance.db import tenancy
 from appliance.errors import Forbidden, RateLimited, Unauthenticated
 from appliance.logs import request_id_var
@@ -118,6 +118,7 @@ async def _caller(
         raise
     if limit:
         await _limited(request, ctx, actor, info)
+    request.scope.setdefault("state", {})[ACTOR_KEY] = actor
     return actor
 
 
@@ -193,10 +194,10 @@ async def _identify(
     if token is not None:
         actor = ctx.auth.bearer_cached(token, info)
         if actor is None:
-            actor = await run_in_threadpool(ctx.auth.bearer, token, info)
+            actor = await ctx.offload.run(ctx.auth.bearer, token, info)
         return actor
     if api_key is not None:
-        return await run_in_threadpool(ctx.auth.api_key, api_key, info)
+        return await ctx.offload.run(ctx.auth.api_key, api_key, info)
     if request.headers.get("authorization"):
         raise Unauthenticated(
             "the Authorization header must be 'Bearer <access token>'", code="TOKEN_INVALID"
@@ -209,9 +210,8 @@ async def _limited(request: Request, ctx: AppContext, actor: Actor | None, info:
     if ctx.limiter is None:
         return
     if ctx.limits.stale(time.monotonic()):
-        limits = await run_in_threadpool(ctx.current_limits)  # re-reads the operators' overrides
-    else:
-        limits = ctx.limits.current()
+        ctx.refresher.submit("rate-limits", ctx.current_limits)  # re-reads the operators' overrides
+    limits = ctx.limits.current()
     buckets = _buckets(limits, actor, info.ip or "")
     try:
         if ctx.async_limiter is not None:
@@ -219,7 +219,7 @@ async def _limited(request: Request, ctx: AppContext, actor: Actor | None, info:
         elif ctx.limiter_in_process:
             decisions = ctx.limiter.hit_many(buckets, limits.period)
         else:
-            decisions = await run_in_threadpool(ctx.limiter.hit_many, buckets, limits.period)
+            decisions = await ctx.offload.run(ctx.limiter.hit_many, buckets, limits.period)
     except Exception as exc:
         ctx.limiter_failed(exc)
         return
@@ -307,33 +307,40 @@ SignedIn = Annotated[Actor, Depends(signed_in)]
 Public = Annotated[RequestInfo, Depends(public)]
 
 
-def tenant_session(request: Request, ctx: ContextDep, actor: AuthDep) -> Iterator[Session]:
+# The sessions below are made on the event loop and touch no connection there: the route that takes one is
+# served in one hop (appliance.api.routing), which runs it, commits and closes it on one thread.
+
+
+async def tenant_session(request: Request, ctx: ContextDep, actor: AuthDep) -> AsyncIterator[Session]:
     """The request's session, scoped to the actor's tenant (row-level security and the ORM filter)."""
-    with ctx.database.session_scope(write=request.method not in SAFE_METHODS) as session:
-        if actor.tenant_id is None:
-            raise Forbidden("platform operators act on platform routes", code="TENANT_ROUTE")
-        tenancy.set_tenant(session, actor.tenant_id)
+    if actor.tenant_id is None:
+        raise Forbidden("platform operators act on platform routes", code="TENANT_ROUTE")
+    session = ctx.database.new_session(write=request.method not in SAFE_METHODS)
+    tenancy.set_tenant(session, actor.tenant_id)
+    async with unused_after(ctx, session):
         yield session
 
 
-def platform_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
+async def platform_session(request: Request, ctx: ContextDep) -> AsyncIterator[Session]:
     """The session of an operator route or a public one: no tenant (the ORM filter is lifted; on
     PostgreSQL row-level security still shows no tenant's rows without one being set)."""
-    with ctx.database.session_scope(write=request.method not in SAFE_METHODS) as session:
-        tenancy.set_platform(session)
+    session = ctx.database.new_session(write=request.method not in SAFE_METHODS)
+    tenancy.set_platform(session)
+    async with unused_after(ctx, session):
         yield session
 
 
-def caller_session(request: Request, ctx: ContextDep, actor: AuthDep) -> Iterator[Session]:
+async def caller_session(request: Request, ctx: ContextDep, actor: AuthDep) -> AsyncIterator[Session]:
     """The session of a route about the caller itself (/auth/me, password, MFA): scoped to the caller's
     tenant when it has one, so its audit records land in that tenant's trail."""
-    with ctx.database.session_scope(write=request.method not in SAFE_METHODS) as session:
-        if actor.tenant_id is not None:
-            tenancy.set_tenant(session, actor.tenant_id)
+    session = ctx.database.new_session(write=request.method not in SAFE_METHODS)
+    if actor.tenant_id is not None:
+        tenancy.set_tenant(session, actor.tenant_id)
+    async with unused_after(ctx, session):
         yield session
 
 
-# Committed before the response is sent (see appliance.api.deps.SessionDep).
+# Committed by the route's one hop, before the response is sent (see appliance.api.deps.SessionDep).
 CallerSession = Annotated[Session, Depends(caller_session, scope="function")]
 TenantSession = Annotated[Session, Depends(tenant_session, scope="function")]
 PlatformSession = Annotated[Session, Depends(platform_session, scope="function")]

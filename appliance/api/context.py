@@ -11,6 +11,7 @@ from datetime import timedelta
 from huey import Huey
 
 from appliance.api.client_address import Network, parse_networks
+from appliance.api.offload import Offloader
 from appliance.config import Settings
 from appliance.db.async_pool import AsyncDatabase
 from appliance.db.session import Database
@@ -18,6 +19,7 @@ from appliance.services import rate_limit_settings, ratelimit
 from appliance.services.auth import LoginGuard
 from appliance.services.authenticator import Authenticator
 from appliance.services.ratelimit_redis import AsyncRedisRateLimiter
+from appliance.services.refresher import Refresher
 
 log = logging.getLogger("appliance.api")
 
@@ -28,6 +30,10 @@ class AppContext:
     database: Database
     queue: Huey
     auth: Authenticator
+    offload: Offloader
+    """Where every blocking call of a request runs (appliance.api.offload)."""
+    refresher: Refresher
+    """Refreshes the caches on the request path in the background (revocations, tenants, limits)."""
     limiter: ratelimit.RateLimiter | None
     """None when rate limits are off (``rate_limits.enabled = false``)."""
     base_limits: ratelimit.RateLimits
@@ -81,18 +87,26 @@ def build_context(settings: Settings, database: Database, queue: Huey, signing_k
     prefix = f"appliance:{settings.queue.name}:rl:"
     limiter = ratelimit.build_limiter(settings.rate_limit_url, prefix=prefix) if section.enabled else None
     sec = settings.security
+    refresher = Refresher()
     auth = Authenticator(
         database,
         signing_key=signing_key,
         issuer=sec.token_issuer,
         audience=sec.token_audience,
         access_ttl=timedelta(seconds=sec.access_token_ttl),
+        refresher=refresher,
     )
     return AppContext(
         settings=settings,
         database=database,
         queue=queue,
         auth=auth,
+        refresher=refresher,
+        offload=Offloader(
+            api_threads(settings),
+            queue_limit=settings.api.queue_limit,
+            queue_timeout=settings.api.queue_timeout,
+        ),
         limiter=limiter,
         base_limits=base,
         limits=ratelimit.LimitsHolder(base),
@@ -103,3 +117,8 @@ def build_context(settings: Settings, database: Database, queue: Huey, signing_k
             ratelimit.build_async_limiter(settings.rate_limit_url, prefix=prefix) if section.enabled else None
         ),
     )
+
+
+def api_threads(settings: Settings) -> int:
+    """`api.threads`, or one less than the pool holds (a connection stays free for the health checks)."""
+    return settings.api.threads or max(1, settings.database.pool_size - 1)

@@ -81,6 +81,12 @@ def status_for(exc: errors.ApplianceError) -> int:
 
 async def appliance_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ApplianceError)
+    return rendered(exc)
+
+
+def rendered(exc: errors.ApplianceError) -> Response:
+    """The response of an appliance error: the envelope, its status and headers (5xx details are logged,
+    never sent)."""
     status = status_for(exc)
     headers: dict[str, str] = {}
     if isinstance(exc, errors.Unauthenticated):

@@ -1,43 +1,97 @@
-"""``Idempotency-Key`` on POST requests (API.md): the guard claims the key before the route acts, the
-request middleware stores the response once it is sent, and a repeat gets the stored response back.
+"""``Idempotency-Key`` on POST requests (API.md), the HTTP side of appliance.services.idempotency.
 
-Only authenticated requests take part: the key belongs to the caller (a user or an API key), so nobody
-can replay another's response. Sign-in and token refresh are not idempotent by design (a replayed token
-would outlive its rotation)."""
+The app-wide `guard` reads the key and the body before anything acts; the route's one hop
+(appliance.api.routing) claims the key in the route's own transaction and writes the response there before
+the commit; a repeat gets the stored response back (`replay`). A request that fails validation never gets
+as far as a claim, so it does not use up its key.
+
+Only authenticated requests take part: the key belongs to the caller (a user or an API key) inside its
+tenant. Sign-in and token refresh are not idempotent by design (a replayed token would outlive its rotation).
+"""
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
 from appliance.api.context import AppContext
-from appliance.errors import ApplianceError
 from appliance.services import idempotency
-from appliance.services.actors import RequestInfo
+from appliance.services.actors import Actor
 
 STATE_KEY = "idempotency"
+#: Where appliance.api.auth leaves the request's authenticated caller.
+ACTOR_KEY = "actor"
 
 
 class IdempotentReplay(Exception):
-    """Raised by the guard to answer with the first response of a repeated request."""
+    """Raised in the route's hop to answer with the first response of a repeated request."""
 
     def __init__(self, replay: idempotency.Replay):
         super().__init__("replay")
         self.replay = replay
 
 
-def _principal(request: Request, ctx: AppContext) -> str | None:
-    authorization = request.headers.get("authorization", "")
-    key = request.headers.get("x-api-key")
-    try:
-        if authorization.lower().startswith("bearer "):
-            return ctx.auth.bearer(authorization[7:].strip(), RequestInfo()).principal
-        if key:
-            return ctx.auth.api_key(key, RequestInfo()).principal
-    except ApplianceError:
-        return None  # the route's own authentication refuses the request with the reason
-    return None
+@dataclass(frozen=True)
+class Pending:
+    """A POST that carries an Idempotency-Key, not yet claimed."""
+
+    request: Request
+    key: str
+    digest: str
+
+    def claim(self, ctx: AppContext, stack: ExitStack, sessions: list[Session]) -> Claimed | None:
+        """Claim the key in the first session's transaction (in a session of its own, entered on ``stack``,
+        for a route that uses none); None for a caller that is not authenticated."""
+        target = self.target()
+        if target is None:
+            return None
+        if sessions:
+            session = sessions[0]
+        else:
+            session = stack.enter_context(ctx.database.transaction(ctx.database.new_session()))
+        outcome = idempotency.claim(session, target, ctx.auth.clock())
+        if isinstance(outcome, idempotency.Replay):
+            raise IdempotentReplay(outcome)
+        return Claimed(outcome, ctx)
+
+    def keep_refusal(self, ctx: AppContext, response: Response) -> None:
+        """Store the refusal of a route that began and changed nothing, as the key's answer."""
+        target = self.target()
+        if target is not None:
+            answer = idempotency.Replay(response.status_code, _headers(response), bytes(response.body))
+            idempotency.keep(ctx.database, target, answer, ctx.auth.clock())
+
+    def target(self) -> idempotency.Request | None:
+        actor: Actor | None = self.request.scope.get("state", {}).get(ACTOR_KEY)
+        if actor is None:
+            return None
+        return idempotency.Request(
+            scope=idempotency.scope(actor.tenant_id, actor.principal),
+            key=self.key,
+            method=self.request.method,
+            path=self.request.url.path,
+            digest=self.digest,
+        )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    claim: idempotency.Claim
+    ctx: AppContext
+
+    def complete(self, response: Response) -> None:
+        """Write ``response`` as the key's answer, in the claim's transaction (before its commit)."""
+        self.claim.complete(
+            response.status_code, _headers(response), bytes(response.body), self.ctx.auth.clock()
+        )
+
+
+def _headers(response: Response) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
 
 
 async def guard(request: Request) -> None:
@@ -47,25 +101,16 @@ async def guard(request: Request) -> None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return
-    ctx: AppContext = request.app.state.ctx
-    principal = await run_in_threadpool(_principal, request, ctx)
-    if principal is None:
-        return
+    idempotency.check_key(key)
     body = await request.body()
-    outcome = await run_in_threadpool(
-        lambda: idempotency.begin(
-            ctx.database,
-            principal=principal,
-            key=key,
-            method=request.method,
-            path=request.url.path,
-            body=body,
-            now=ctx.auth.clock(),
-        )
-    )
-    if isinstance(outcome, idempotency.Replay):
-        raise IdempotentReplay(outcome)
-    request.scope.setdefault("state", {})[STATE_KEY] = outcome
+    digest = idempotency.request_hash(request.method, request.url.path, body)
+    request.scope.setdefault("state", {})[STATE_KEY] = Pending(request, key, digest)
+
+
+def pending(request: Request) -> Pending | None:
+    """The request's unclaimed Idempotency-Key, if it has one."""
+    found: Pending | None = request.scope.get("state", {}).get(STATE_KEY)
+    return found
 
 
 async def replay(request: Request, exc: Exception) -> Response:

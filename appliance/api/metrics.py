@@ -48,6 +48,17 @@ DB_POOL_SIZE = Gauge(
     "Database connections each pool may hold, summed over processes.",
     multiprocess_mode="livesum",
 )
+API_WAITING = Gauge(
+    "appliance_api_requests_waiting",
+    "Requests waiting for one of the API's threads (appliance.api.offload).",
+    multiprocess_mode="livesum",
+)
+API_SHED = Counter(
+    "appliance_api_requests_shed_total",
+    "Requests answered 503 because the API process was too busy to start them in time, by reason "
+    "(queue_full: too many already waiting; queue_timeout: no thread free in time).",
+    ["reason"],
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

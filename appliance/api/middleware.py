@@ -6,7 +6,6 @@ pure-ASGI middleware about 0.9. Everything per-request lives here, in one pass, 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import re
@@ -15,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,18 +84,12 @@ class RequestContextMiddleware:
         status = 500
         response_started = False
 
-        captured = _Captured()
-
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
                 message["headers"] = self._headers(scope, message, id_header)
-            if captured.see(scope, message):
-                # Stored before the last byte goes out: a client that repeats the request as soon as it
-                # has the answer gets that answer back, never "still in progress".
-                await captured.settle(scope, status)
             await send(message)
 
         limit = self.max_body_bytes
@@ -125,7 +117,6 @@ class RequestContextMiddleware:
                     send_with_id, 500, "INTERNAL_ERROR", "The appliance could not complete the request."
                 )
         finally:
-            await captured.settle(scope, status)
             metrics.IN_FLIGHT.dec()
             self._record(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
@@ -156,45 +147,6 @@ class RequestContextMiddleware:
         children[1].observe(elapsed)
         if self.access_log is not None:
             self.access_log(method, scope["path"], status, round(elapsed * 1000, 3), template)
-
-
-class _Captured:
-    """The response of a request that claimed an Idempotency-Key (appliance.api.idempotency), kept to be
-    stored before its last part is sent; other requests pass through untouched."""
-
-    __slots__ = ("body", "headers", "settled")
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] | None = None
-        self.settled = False
-
-    def see(self, scope: Scope, message: Message) -> bool:
-        """Keep ``message``; true when it is the last part of a captured response."""
-        if message["type"] == "http.response.start":
-            if "idempotency" in scope.get("state", {}):
-                self.headers = list(message["headers"])
-                self.body = []
-        elif self.body is not None and message["type"] == "http.response.body":
-            self.body.append(message.get("body", b""))
-            return not message.get("more_body", False)
-        return False
-
-    async def settle(self, scope: Scope, status: int) -> None:
-        """Store the response, or free the key when the request failed; once per request."""
-        claim = scope.get("state", {}).get("idempotency")
-        if claim is None or self.settled:
-            return
-        self.settled = True
-        try:
-            if self.body is None or status >= 500:
-                await run_in_threadpool(claim.release)
-            else:
-                pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
-                now = dt.datetime.now(dt.UTC)
-                await run_in_threadpool(claim.complete, status, pairs, b"".join(self.body), now)
-        except Exception:
-            error_log.exception("could not store the response of an idempotent request")
 
 
 def route_template(scope: Scope) -> str:

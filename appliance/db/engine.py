@@ -11,8 +11,11 @@ from sqlalchemy.engine import Engine, make_url
 from appliance.config import Settings
 
 
-def build_engine(settings: Settings, url: str | None = None) -> Engine:
-    """An engine for ``url`` (default: the configured database), tuned for its backend."""
+def build_engine(settings: Settings, url: str | None = None, *, bounded: bool = True) -> Engine:
+    """An engine for ``url`` (default: the configured database), tuned for its backend.
+
+    ``bounded``: on PostgreSQL, every statement, lock wait and idle transaction of its connections is
+    limited by the ``database`` settings (the API and the workers); migrations and the purge pass False."""
     target = make_url(url or settings.database_url)
     db = settings.database
     if target.get_backend_name() == "sqlite":
@@ -39,8 +42,23 @@ def build_engine(settings: Settings, url: str | None = None) -> Engine:
         max_overflow=0,
         pool_timeout=db.pool_timeout,
         pool_recycle=1800,
-        connect_args={"connect_timeout": db.connect_timeout, "application_name": "forge-appliance"},
+        connect_args=connect_args(settings, bounded=bounded),
     )
+
+
+def connect_args(settings: Settings, *, bounded: bool = True) -> dict[str, Any]:
+    """libpq connection parameters for PostgreSQL: the connect timeout, the name the server shows, and
+    (``bounded``) the server-side timeouts, set once per connection so that no request pays for them."""
+    db = settings.database
+    args: dict[str, Any] = {"connect_timeout": db.connect_timeout, "application_name": "forge-appliance"}
+    if bounded:
+        limits = {
+            "statement_timeout": db.statement_timeout,
+            "lock_timeout": db.lock_timeout,
+            "idle_in_transaction_session_timeout": db.idle_in_transaction_timeout,
+        }
+        args["options"] = " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in limits.items())
+    return args
 
 
 def _sqlite_begin(connection: Any) -> None:

@@ -61,7 +61,7 @@ def schema_problem(revision: str | None) -> str | None:
 
 @contextmanager
 def _owner_connection(settings: Settings) -> Iterator[Connection]:
-    engine = build_engine(settings, settings.migrations_url)
+    engine = build_engine(settings, settings.migrations_url, bounded=False)
     try:
         with engine.connect() as conn:
             yield conn

@@ -19,8 +19,8 @@ from appliance.errors import ApplianceError, Conflict, Unavailable
 class Database:
     """One engine and its session factory, built once per process from Settings."""
 
-    def __init__(self, settings: Settings, url: str | None = None):
-        self.engine: Engine = build_engine(settings, url)
+    def __init__(self, settings: Settings, url: str | None = None, *, bounded: bool = True):
+        self.engine: Engine = build_engine(settings, url, bounded=bounded)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite: a transaction that reads and then writes must hold the write lock from its start
         # (BEGIN IMMEDIATE), or it fails at once with "database is locked" when another writer committed
@@ -33,20 +33,35 @@ class Database:
     def backend(self) -> str:
         return self.engine.dialect.name
 
+    def new_session(self, *, write: bool = True) -> Session:
+        """A session that has not touched the database yet (no connection, no transaction): cheap enough to
+        make on the event loop. Run it inside :meth:`transaction`, which commits or rolls back and closes it.
+
+        ``write=False`` marks a session that only reads (GET requests): on SQLite it then takes no write lock
+        up front."""
+        return (self._writers if write else self.sessions)()
+
     @contextmanager
     def session_scope(self, *, write: bool = True) -> Iterator[Session]:
-        """A session that commits when the block succeeds and rolls back when it raises.
+        """A session committed when the block succeeds, rolled back when it raises (`transaction`)."""
+        session = self.new_session(write=write)
+        with self.transaction(session):
+            yield session
 
-        ``write=False`` marks a scope that only reads (GET requests): on SQLite it then takes no write lock
-        up front. An ApplianceError raised with ``keep_changes`` (a refusal that must leave a trace, such
-        as a failed login's audit record) is committed before it propagates."""
-        session = (self._writers if write else self.sessions)()
+    @contextmanager
+    def transaction(self, session: Session) -> Iterator[Session]:
+        """Commit ``session`` when the block succeeds, roll it back when it raises, and close it either way.
+
+        Database errors become the appliance's: a lost connection or a timeout is Unavailable (its driver
+        message goes to the log, never to a client), a broken uniqueness rule a Conflict. An ApplianceError
+        raised with ``keep_changes`` (a refusal that must leave a trace, such as a failed login's audit
+        record) is committed before it propagates."""
         try:
             yield session
             session.commit()
         except (OperationalError, PoolTimeout) as exc:
             session.rollback()
-            raise Unavailable(f"the database is unavailable: {driver_reason(exc)}") from exc
+            raise unavailable(exc) from exc
         except IntegrityError as exc:
             # A uniqueness or reference rule the services' own checks could not see: a concurrent request
             # made the same change first. The driver's message (table and values) is not shown.
@@ -76,10 +91,18 @@ class Database:
                 revision: str | None = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
                 return revision
         except (DBAPIError, PoolTimeout) as exc:
-            raise Unavailable(f"the database is unavailable: {driver_reason(exc)}") from exc
+            raise unavailable(exc) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def unavailable(exc: Exception) -> Unavailable:
+    """The error for a database that did not answer: a message fit for any client, and the driver's reason
+    (which names the host, the port and the role) for the log and the admin's commands only."""
+    if isinstance(exc, PoolTimeout):
+        return Unavailable("the database is busy: no connection was free in time", reason=driver_reason(exc))
+    return Unavailable("the database is unavailable", reason=driver_reason(exc))
 
 
 def driver_reason(exc: Exception) -> str:

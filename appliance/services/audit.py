@@ -8,9 +8,13 @@ recomputed: for that, keep the heads (:attr:`ChainReport.head_hash`) somewhere t
 write.
 
 Records are written in the caller's transaction (the session scope commits them with the change they
-describe, or rolls both back); writers of one chain are serialized until that transaction ends. A record
-whose action is an event (appliance.services.events.AUDIT_EVENTS) is also published to the tenant's webhook
-endpoints in that transaction.
+describe, or rolls both back), but linked into their chain only as that transaction commits: `record` keeps
+the record on the session, and the session's commit takes the chain's lock, reads its head, and appends the
+records it holds (`_append_pending`). The lock is held from there to the end of the commit, a few
+milliseconds, never for the whole transaction, so a tenant's writes (or everyone's sign-ins, on the
+platform chain) do not queue behind the slowest transaction that holds a chain. A record whose action is an
+event (appliance.services.events.AUDIT_EVENTS) is also published to the tenant's webhook endpoints in that
+transaction.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, insert, select, text, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, event, insert, select, text, tuple_
+from sqlalchemy.orm import Session, SessionTransaction
 
 from appliance.db import tenancy
 from appliance.db.base import utcnow
@@ -116,43 +120,105 @@ def record(
     request: RequestInfo | None = None,
     now: dt.datetime | None = None,
 ) -> AuditLog:
-    """Append a record to the chain of ``tenant_id`` (None: the platform chain) in the session's transaction.
+    """Add a record to the chain of ``tenant_id`` (None: the platform chain) with the session's transaction.
 
     A tenant's record needs the session scoped to that tenant (or platform scope); a platform record may be
     written from any session. ``summary`` is redacted (:func:`redact`) and made JSON (UUIDs and times as
-    strings); a value JSON cannot hold exactly is refused (TypeError, ValueError)."""
+    strings); a value JSON cannot hold exactly is refused (TypeError, ValueError).
+
+    The record returned gets its place in the chain (``seq``, ``prev_hash``, ``hash``) and, unless ``now``
+    is given, its time when the transaction commits; until then it is not in the table."""
     _check_scope(session, tenant_id, writing=True)
     info = request or (actor.request if actor is not None else RequestInfo())
-    values: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "tenant_id": tenant_id,
-        "actor_user_id": actor.user_id if actor is not None else None,
-        "actor_api_key_id": actor.api_key_id if actor is not None else None,
-        "action": _bounded("action", action, _ACTION_MAX),
-        "resource_type": _optional("resource_type", resource_type, _RESOURCE_TYPE_MAX),
-        "resource_id": _optional("resource_id", resource_id, _RESOURCE_ID_MAX),
-        "summary": to_json(redact(summary or {})),
-        "ip": _clip(info.ip, _IP_MAX),
-        "user_agent": _clip(info.user_agent, _USER_AGENT_MAX),
-        "request_id": _clip(info.request_id, _REQUEST_ID_MAX),
-    }
+    entry = AuditLog(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        actor_user_id=actor.user_id if actor is not None else None,
+        actor_api_key_id=actor.api_key_id if actor is not None else None,
+        action=_bounded("action", action, _ACTION_MAX),
+        resource_type=_optional("resource_type", resource_type, _RESOURCE_TYPE_MAX),
+        resource_id=_optional("resource_id", resource_id, _RESOURCE_ID_MAX),
+        summary=to_json(redact(summary or {})),
+        ip=_clip(info.ip, _IP_MAX),
+        user_agent=_clip(info.user_agent, _USER_AGENT_MAX),
+        request_id=_clip(info.request_id, _REQUEST_ID_MAX),
+        created_at=utcnow() if now is None else utc(now, "now"),
+    )
+    session.info.setdefault(_PENDING, []).append(_Pending(entry, fixed_time=now is not None))
+    _hook_sessions()
+    # The one hook from changes to webhooks: a record whose action is an event (events.AUDIT_EVENTS) is
+    # published to its tenant's endpoints in this same transaction.
+    if entry.action in events.AUDIT_EVENTS:
+        events.from_audit(session, entry)
+    return entry
+
+
+_PENDING = "audit_pending"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    entry: AuditLog
+    fixed_time: bool
+    """The caller gave the record's time: keep it (else the time is read when the chain is ours)."""
+
+
+def _hook_sessions() -> None:
+    if not event.contains(Session, "before_commit", _append_pending):
+        event.listen(Session, "before_commit", _append_pending)
+        event.listen(Session, "after_soft_rollback", _forget_pending)
+
+
+def _append_pending(session: Session) -> None:
+    """Append the session's records to their chains, as its transaction commits: each chain's lock is taken
+    here (in one order, so two commits never wait on each other's chains) and held to the commit's end."""
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    session.flush()  # the rows the records name (a new tenant) go first
+    by_chain: dict[str, list[_Pending]] = {}
+    for item in pending:
+        by_chain.setdefault(str(item.entry.tenant_id or "platform"), []).append(item)
+    for chain in sorted(by_chain):
+        items = by_chain[chain]
+        tenant_id = items[0].entry.tenant_id
+        if tenant_id is None or tenancy.current_tenant(session) == tenant_id:
+            _append(session, tenant_id, items)
+        else:  # a record made inside another tenant's scope (tenancy.inside): append it in that scope
+            with tenancy.inside(session, tenant_id):
+                _append(session, tenant_id, items)
+
+
+def _append(session: Session, tenant_id: uuid.UUID | None, items: list[_Pending]) -> None:
+    """Append ``items`` to one chain, holding its lock to the end of the transaction."""
     _lock_chain(session, tenant_id)
     head = session.execute(
         _in_chain(select(AuditLog.seq, AuditLog.hash), tenant_id).order_by(AuditLog.seq.desc()).limit(1)
     ).one_or_none()
-    values["seq"], values["prev_hash"] = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
-    # Read the clock once the chain is ours, so that times follow seq within one host.
-    values["created_at"] = utcnow() if now is None else utc(now, "now")
-    values["hash"] = compute_hash(values)
-    # An ORM insert rather than session.add: the flush check refuses a platform row (tenant_id None) from a
-    # session scoped to a tenant, which is where sign-ins and operator actions are often recorded.
-    # _check_scope above is this write's ORM guard; row-level security is still the floor.
-    written: AuditLog = session.scalars(insert(AuditLog).values(**values).returning(AuditLog)).one()
-    # The one hook from changes to webhooks: a record whose action is an event (events.AUDIT_EVENTS) is
-    # published to its tenant's endpoints in this same transaction.
-    if written.action in events.AUDIT_EVENTS:
-        events.from_audit(session, written)
-    return written
+    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    rows = []
+    for item in items:
+        entry = item.entry
+        seq += 1
+        entry.seq, entry.prev_hash = seq, prev_hash
+        if not item.fixed_time:
+            # Read the clock once the chain is ours, so that times follow seq within one host.
+            entry.created_at = utcnow()
+        values = {column: getattr(entry, column) for column in _COLUMNS if column != "hash"}
+        entry.hash = prev_hash = compute_hash(values)
+        rows.append(values | {"hash": entry.hash})
+    # A Core insert rather than session.add: the flush check refuses a platform row (tenant_id None)
+    # from a session scoped to a tenant, which is where sign-ins and operator actions are often
+    # recorded. record()'s _check_scope is this write's ORM guard; row-level security is still the floor.
+    session.execute(insert(AuditLog), rows)
+
+
+def _forget_pending(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None:  # the whole transaction, not a savepoint
+        session.info.pop(_PENDING, None)
+
+
+_COLUMNS: tuple[str, ...] = tuple(column.key for column in AuditLog.__table__.columns)
 
 
 def _lock_chain(session: Session, tenant_id: uuid.UUID | None) -> None:

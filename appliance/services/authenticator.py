@@ -21,6 +21,7 @@ from appliance.errors import Forbidden, Unauthenticated
 from appliance.models import ApiKey, TenantStatus
 from appliance.services import platform_permissions, sessions, tokens
 from appliance.services.actors import Actor, RequestInfo
+from appliance.services.refresher import Refresher
 from appliance.services.revocation_cache import RevocationCache
 from appliance.services.tenant_directory import TenantDirectory, TenantInfo
 
@@ -47,6 +48,7 @@ class Authenticator:
         clock: Clock = utc_now,
         sync_interval: timedelta = timedelta(seconds=5),
         tenants: TenantDirectory | None = None,
+        refresher: Refresher | None = None,
     ) -> None:
         self._database = database
         self._key = signing_key
@@ -55,7 +57,8 @@ class Authenticator:
         self.access_ttl = access_ttl
         self.clock = clock
         self.revocations = RevocationCache(sync_interval=sync_interval, clock=clock)
-        self.tenants = tenants or TenantDirectory(database)
+        self._refresher = refresher
+        self.tenants = tenants or TenantDirectory(database, refresher=refresher)
         self._sync_lock = threading.Lock()
         self._verified: dict[str, tokens.AccessClaims] = {}
         self._synced_until: datetime | None = None
@@ -100,6 +103,8 @@ class Authenticator:
         """The actor of ``token`` from memory alone, or None when answering needs the database (a
         revocation sync is due, the revocation cache is unsure, the tenant's entry is stale): then call
         `bearer`. Raises like `bearer` for a token that is known to be bad."""
+        if self._refresher is not None and self.revocations.sync_due(ahead=0.5):
+            self._refresher.submit("revocations", self._sync_revocations)
         if self.revocations.sync_due():
             return None
         claims = self._claims(token)

@@ -1,11 +1,17 @@
 """Idempotency keys: a POST sent again with the same ``Idempotency-Key`` (within 24 hours, by the same
-caller) gets the first response back and does not act twice; the same key with another request is a
-conflict.
+caller in the same tenant) gets the first response back and does not act twice; the same key with another
+request is a conflict.
 
-The first request claims the key (a row committed before it acts, so a concurrent duplicate sees it and is
-refused as in progress); its response is stored when it completes. A request that fails with a server
-error, or whose process dies, leaves the key free again: after ``PENDING_TIMEOUT`` a pending claim may be
-taken over, so a client's retry is never stuck.
+A key is claimed in the transaction of the change it guards, and its response is written in that same
+transaction (`claim`, then `Claim.complete` before the commit): the change and its answer are committed
+together or not at all, so a retry always gets the first answer, even when the connection to the database
+drops right after the commit. A concurrent duplicate waits for the first one's transaction (on the key's
+unique index on PostgreSQL, on the write lock on SQLite) and then gets its answer. A request the route
+refused (a 4xx after it began) keeps that refusal as the key's answer (`keep`); a request that failed
+validation before the route began, or failed with a server error, leaves the key unused.
+
+Keys are scoped by the caller (`scope`: the tenant and the principal), and the request hash covers the
+method and the path, so nothing is ever replayed to another tenant or another caller.
 """
 
 from __future__ import annotations
@@ -15,15 +21,18 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from appliance.db.session import Database
 from appliance.errors import Conflict, InvalidInput
 from appliance.models import IdempotencyKey
 
 RETENTION = dt.timedelta(hours=24)
+#: A pending key left by an earlier release (which committed its claim before acting) is free after this.
 PENDING_TIMEOUT = dt.timedelta(seconds=60)
 MAX_KEY_LENGTH = 255
 #: Response headers replayed with the stored body.
@@ -38,26 +47,34 @@ class Replay:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A key this request holds: `complete` stores the response, `release` frees the key."""
+class Request:
+    """What identifies one idempotent request: who sent it, the key, and the hash of what was sent."""
 
-    database: Database
+    scope: str
+    key: str
+    method: str
+    path: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A key claimed in ``session``'s transaction: `complete` writes the answer in that transaction."""
+
+    session: Session
     id: uuid.UUID
 
     def complete(self, status: int, headers: list[tuple[str, str]], body: bytes, now: dt.datetime) -> None:
-        kept = [(k, v) for k, v in headers if k.lower() in REPLAYED_HEADERS]
-        with self.database.session_scope() as session:
-            session.execute(
-                update(IdempotencyKey)
-                .where(IdempotencyKey.id == self.id)
-                .values(
-                    status=status, response_body=body, response_headers=json.dumps(kept), completed_at=now
-                )
-            )
+        self.session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.id == self.id)
+            .values(status=status, response_body=body, response_headers=_kept(headers), completed_at=now)
+        )
 
-    def release(self) -> None:
-        with self.database.session_scope() as session:
-            session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == self.id))
+
+def scope(tenant_id: uuid.UUID | None, principal: str) -> str:
+    """The caller a key belongs to: ``<tenant id>/<principal>``, or ``platform/<principal>`` for operators."""
+    return f"{tenant_id or 'platform'}/{principal}"
 
 
 def request_hash(method: str, path: str, body: bytes) -> str:
@@ -77,61 +94,98 @@ def check_key(key: str) -> str:
     return key
 
 
-def begin(
-    database: Database, *, principal: str, key: str, method: str, path: str, body: bytes, now: dt.datetime
-) -> Claim | Replay:
-    """Claim ``key`` for this request, or return the stored response of the first one."""
-    check_key(key)
-    digest = request_hash(method, path, body)
-    for _ in range(3):
-        with database.session_scope() as session:
-            row = session.scalars(
-                select(IdempotencyKey).where(IdempotencyKey.principal == principal, IdempotencyKey.key == key)
-            ).first()
-            if row is None:
-                claim = IdempotencyKey(
-                    principal=principal,
-                    key=key,
-                    method=method,
-                    path=path[:500],
-                    request_hash=digest,
-                    created_at=now,
-                )
-                session.add(claim)
-                try:
-                    session.flush()
-                except IntegrityError:
-                    session.rollback()
-                    continue  # a concurrent request claimed it first: look again
-                return Claim(database, claim.id)
-            expired = now - row.created_at >= RETENTION
-            stale = row.status is None and now - row.created_at >= PENDING_TIMEOUT
-            if expired or stale:
-                session.delete(row)
-                session.flush()
-                continue
-            if row.request_hash != digest:
-                raise Conflict(
-                    "this Idempotency-Key was used with a different request: use a new key",
-                    code="IDEMPOTENCY_KEY_REUSED",
-                    details={"idempotency_key": key},
-                )
-            if row.status is None:
-                raise Conflict(
-                    "a request with this Idempotency-Key is still being processed: retry in a moment",
-                    code="IDEMPOTENCY_IN_PROGRESS",
-                    details={"idempotency_key": key},
-                )
-            headers = [(str(k), str(v)) for k, v in json.loads(row.response_headers or "[]")]
-            return Replay(status=row.status, headers=headers, body=row.response_body or b"")
-    raise Conflict(
-        "a request with this Idempotency-Key is still being processed: retry in a moment",
-        code="IDEMPOTENCY_IN_PROGRESS",
-        details={"idempotency_key": key},
-    )
+def claim(session: Session, request: Request, now: dt.datetime) -> Claim | Replay:
+    """Claim ``request``'s key in the session's transaction, or return the stored answer of the first
+    request with this key; Conflict when the key was used for another request."""
+    found = _answer(session, request, now)
+    if found is not None:
+        return found
+    inserted = session.execute(
+        _insert_ignoring_duplicate(session, _values(request, now)).returning(IdempotencyKey.id)
+    ).scalar_one_or_none()
+    if inserted is not None:
+        return Claim(session, inserted)
+    # Another request with this key committed while this one waited for it: its answer is this one's.
+    found = _answer(session, request, now)
+    if found is None:
+        raise _in_progress(request.key)
+    return found
+
+
+def keep(database: Database, request: Request, answer: Replay, now: dt.datetime) -> None:
+    """Store ``answer`` for a request that changed nothing (a refusal), in a transaction of its own."""
+    values = _values(request, now) | {
+        "status": answer.status,
+        "response_body": answer.body,
+        "response_headers": _kept(answer.headers),
+        "completed_at": now,
+    }
+    with database.session_scope() as session:
+        session.execute(_insert_ignoring_duplicate(session, values))
 
 
 def purge_expired(database: Database, now: dt.datetime) -> int:
     with database.session_scope() as session:
         result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < now - RETENTION))
         return int(getattr(result, "rowcount", 0))
+
+
+def _answer(session: Session, request: Request, now: dt.datetime) -> Replay | None:
+    """The stored answer for the key, None when the key is free (never used, or expired and removed)."""
+    row = session.scalars(
+        select(IdempotencyKey).where(
+            IdempotencyKey.principal == request.scope, IdempotencyKey.key == request.key
+        )
+    ).first()
+    if row is None:
+        return None
+    expired = now - row.created_at >= RETENTION
+    stale = row.status is None and now - row.created_at >= PENDING_TIMEOUT
+    if expired or stale:
+        session.delete(row)
+        session.flush()
+        return None
+    if row.request_hash != request.digest:
+        raise Conflict(
+            "this Idempotency-Key was used with a different request: use a new key",
+            code="IDEMPOTENCY_KEY_REUSED",
+            details={"idempotency_key": request.key},
+        )
+    if row.status is None:
+        raise _in_progress(request.key)
+    headers = [(str(k), str(v)) for k, v in json.loads(row.response_headers or "[]")]
+    return Replay(status=row.status, headers=headers, body=row.response_body or b"")
+
+
+def _values(request: Request, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "principal": request.scope,
+        "key": request.key,
+        "method": request.method,
+        "path": request.path[:500],
+        "request_hash": request.digest,
+        "created_at": now,
+    }
+
+
+def _insert_ignoring_duplicate(session: Session, values: dict[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT (principal, key) DO NOTHING, in the session's dialect."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return (
+        dialect.insert(IdempotencyKey)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[IdempotencyKey.principal, IdempotencyKey.key])
+    )
+
+
+def _kept(headers: list[tuple[str, str]]) -> str:
+    return json.dumps([(k, v) for k, v in headers if k.lower() in REPLAYED_HEADERS])
+
+
+def _in_progress(key: str) -> Conflict:
+    return Conflict(
+        "a request with this Idempotency-Key is still being processed: retry in a moment",
+        code="IDEMPOTENCY_IN_PROGRESS",
+        details={"idempotency_key": key},
+    )

@@ -128,7 +128,7 @@ def _decisions(flat: Sequence[int], buckets: Sequence[tuple[str, int]]) -> list[
 
 def _unavailable(exc: redis.RedisError) -> Unavailable:
     return Unavailable(
-        f"the rate limiter's Redis is unavailable: {exc}", details={"dependency": "rate_limiter"}
+        "the rate limiter's Redis is unavailable", reason=str(exc), details={"dependency": "rate_limiter"}
     )
 
 

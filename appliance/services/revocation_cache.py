@@ -11,6 +11,7 @@ asks the database. The cache never lets a revoked token through on its own.
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -45,10 +46,13 @@ class RevocationCache:
         # Until this moment some evicted revocation may still name a live token: answer "unknown".
         self._uncertain_until: datetime | None = None
         self._synced_at: datetime | None = None
+        # Revocations arrive from request threads (logout) and the background sync; lookups only read.
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        self._purge(self._clock())
-        return len(self._until)
+        with self._lock:
+            self._purge(self._clock())
+            return len(self._until)
 
     def revoke(self, key: str, expires_at: datetime) -> None:
         """Record that the token (or session) ``key`` is revoked; ``expires_at`` is when it would expire."""
@@ -56,14 +60,15 @@ class RevocationCache:
         until = expires_at + self._grace
         if until <= now:
             return  # already dead: nothing to remember
-        self._purge(now)
-        previous = self._until.get(key)
-        if previous is not None and previous >= until:
-            return
-        if previous is None and len(self._until) >= self._max:
-            self._evict_one()
-        self._until[key] = until
-        heapq.heappush(self._heap, (until, key))
+        with self._lock:
+            self._purge(now)
+            previous = self._until.get(key)
+            if previous is not None and previous >= until:
+                return
+            if previous is None and len(self._until) >= self._max:
+                self._evict_one()
+            self._until[key] = until
+            heapq.heappush(self._heap, (until, key))
 
     def is_revoked(self, *keys: str) -> bool | None:
         """True if any key is revoked; False if none is (as of the last sync); None when it cannot tell."""
@@ -76,9 +81,11 @@ class RevocationCache:
             return None
         return False
 
-    def sync_due(self) -> bool:
-        """Whether revocations made by other processes should be loaded from the database now."""
-        return self._synced_at is None or self._clock() >= self._synced_at + self._sync_interval
+    def sync_due(self, ahead: float = 0.0) -> bool:
+        """Whether revocations made by other processes should be loaded from the database now; with
+        ``ahead`` (a fraction of the interval), whether that moment is that close."""
+        due = self._sync_interval * (1 - ahead)
+        return self._synced_at is None or self._clock() >= self._synced_at + due
 
     def synced(self, at: datetime | None = None) -> None:
         """Note that revocations up to ``at`` (default: now) have been loaded."""

@@ -2,7 +2,8 @@
 does not read the tenants table every time.
 
 An entry is trusted for ``ttl`` (5 s by default): a suspension made in this process takes effect at once
-(`invalidate`), one made by another process or host within ``ttl``.
+(`invalidate`), one made by another process or host within ``ttl``. With a `Refresher`, an entry used after
+half its ttl is re-read in the background, so that a busy tenant's requests never wait for the read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import select
 
 from appliance.db.session import Database
 from appliance.models import Tenant
+from appliance.services.refresher import Refresher
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,10 @@ class TenantDirectory:
         ttl: float = 5.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        refresher: Refresher | None = None,
     ) -> None:
         self._database = database
+        self._refresher = refresher
         self._ttl = ttl
         self._max = max_entries
         self._clock = clock
@@ -48,7 +52,12 @@ class TenantDirectory:
         """Without any I/O: (True, the tenant or None if it does not exist) when the entry is current,
         (False, None) when it must be loaded with `get`."""
         entry = self._entries.get(tenant_id)
-        if entry is not None and self._clock() - entry[0] < self._ttl:
+        if entry is None:
+            return False, None
+        age = self._clock() - entry[0]
+        if age >= self._ttl / 2 and self._refresher is not None:
+            self._refresher.submit(("tenant", tenant_id), lambda: self._store(tenant_id))
+        if age < self._ttl:
             return True, entry[1]
         return False, None
 
@@ -63,13 +72,16 @@ class TenantDirectory:
             known, info = self.fresh(tenant_id)
             if known:
                 return info
-            now = self._clock()
-            info = self._load(tenant_id)
-            with self._lock:
-                if len(self._entries) >= self._max:
-                    self._entries.clear()  # rare: a full reload costs one query per active tenant
-                self._entries[tenant_id] = (now, info)
-            return info
+            return self._store(tenant_id)
+
+    def _store(self, tenant_id: uuid.UUID) -> TenantInfo | None:
+        now = self._clock()
+        info = self._load(tenant_id)
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()  # rare: a full reload costs one query per active tenant
+            self._entries[tenant_id] = (now, info)
+        return info
 
     def _loading(self, tenant_id: uuid.UUID) -> threading.Lock:
         with self._lock:

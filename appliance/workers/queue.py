@@ -82,7 +82,7 @@ def ping(instance: Huey) -> None:
         else:
             storage.sql("SELECT 1", results=True)
     except Exception as exc:
-        raise Unavailable(f"the queue is unavailable: {_first_line(exc)}") from exc
+        raise Unavailable("the queue is unavailable", reason=_first_line(exc)) from exc
 
 
 def depth(instance: Huey) -> int:

@@ -47,7 +47,7 @@ def purge_tenants_periodic() -> list[str]:
     a purge removes a tenant's records. The owner's engine is built for this run and disposed after it, so
     no owner connection stays open between runs."""
     settings = runtime.current().settings
-    owner = Database(settings, settings.migrations_url)
+    owner = Database(settings, settings.migrations_url, bounded=False)
     try:
         with owner.session_scope() as session:
             purged = tenants.purge_due(session, dt.datetime.now(dt.UTC))

@@ -4,15 +4,12 @@ another body is 409; keys belong to their caller."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import uuid
 
+import httpx
 from sqlalchemy import func, select
-from starlette.types import Message, Receive, Scope, Send
 
-from appliance.api.middleware import RequestContextMiddleware
-from appliance.models import IdempotencyKey, Tenant
-from appliance.services import idempotency
+from appliance.models import Tenant
 from tests.identity import Identity
 
 
@@ -90,45 +87,37 @@ def test_a_malformed_key_is_refused(identity: Identity) -> None:
     assert _tenants(identity) == 0
 
 
-def test_the_response_is_stored_before_its_last_part_reaches_the_client(identity: Identity) -> None:
-    """A client may repeat the request the moment it has the answer: by then the key must be settled."""
+def test_concurrent_repeats_wait_for_the_first_and_get_its_answer(identity: Identity) -> None:
+    """The key is claimed in the transaction of the change: a repeat sent while the first is being served
+    waits for its commit and gets its answer, never "in progress", and the change is made once."""
+    tenant = identity.tenant("acme")
+    created = identity.client.post(
+        "/api/v1/organizations", json={"slug": "eng", "name": "Eng"}, headers=tenant.owner.headers
+    )
+    body = {"organization_id": created.json()["id"], "name": "Rocket"}
+    headers = {**tenant.owner.headers, "Idempotency-Key": "burst-1"}
 
-    def begin() -> idempotency.Claim | idempotency.Replay:
-        return idempotency.begin(
-            identity.database,
-            principal="user:test",
-            key="k-stream",
-            method="POST",
-            path="/api/v1/things",
-            body=b"{}",
-            now=dt.datetime.now(dt.UTC),
-        )
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=str(identity.client.base_url), timeout=60) as client:
+            return list(
+                await asyncio.gather(
+                    *(client.post("/api/v1/projects", json=body, headers=headers) for _ in range(12))
+                )
+            )
 
-    claim = begin()
-    assert isinstance(claim, idempotency.Claim)
+    answers = asyncio.run(send_all())
+    assert [a.status_code for a in answers] == [201] * 12, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 11
+    listed = identity.client.get("/api/v1/projects", headers=tenant.owner.headers).json()["items"]
+    assert [p["name"] for p in listed] == ["Rocket"]
 
-    async def route(scope: Scope, receive: Receive, send: Send) -> None:
-        scope.setdefault("state", {})["idempotency"] = claim
-        await send({"type": "http.response.start", "status": 201, "headers": []})
-        await send({"type": "http.response.body", "body": b'{"id":', "more_body": True})
-        await send({"type": "http.response.body", "body": b"1}"})
 
-    def stored_status() -> int | None:
-        with identity.database.session_scope() as session:
-            return session.scalar(select(IdempotencyKey.status).where(IdempotencyKey.id == claim.id))
-
-    seen: list[tuple[bool, int | None]] = []
-
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.body":
-            seen.append((bool(message.get("more_body")), stored_status()))
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"{}"}
-
-    scope: Scope = {"type": "http", "method": "POST", "path": "/api/v1/things", "headers": [], "state": {}}
-    asyncio.run(RequestContextMiddleware(route, max_body_bytes=1024)(scope, receive, send))
-    assert seen == [(True, None), (False, 201)]
-    replay = begin()
-    assert isinstance(replay, idempotency.Replay)
-    assert (replay.status, replay.body) == (201, b'{"id":1}')
+def test_a_request_that_fails_validation_does_not_use_up_its_key(identity: Identity) -> None:
+    headers = {**identity.operator.headers, "Idempotency-Key": "fix-and-retry"}
+    bad = identity.client.post("/api/v1/tenants", json={"slug": "Not A Slug!", "name": ""}, headers=headers)
+    assert bad.status_code == 422
+    good = identity.client.post("/api/v1/tenants", json={"slug": "acme", "name": "Acme"}, headers=headers)
+    assert good.status_code == 201, good.text
+    assert "idempotent-replayed" not in good.headers
+    assert _tenants(identity) == 1

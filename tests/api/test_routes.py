@@ -3,6 +3,7 @@ or public), and the OpenAPI document describes its security and errors."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from appliance.api.app import create_app
 from appliance.api.auth import REQUIREMENT
+from appliance.api.routing import ONE_HOP
 from tests.support import make_settings
 
 
@@ -114,3 +116,44 @@ def test_the_openapi_document_describes_security_and_errors(tmp_path: Path) -> N
             assert operation.get("security"), f"{method.upper()} {path} documents no security scheme"
             assert "401" in operation["responses"], f"{method.upper()} {path} does not document 401"
     assert checked > 40
+
+
+def _session_dependencies(dependant: Dependant) -> Iterator[str]:
+    for sub in dependant.dependencies:
+        name = getattr(sub.call, "__name__", "")
+        if name.endswith("_session"):
+            yield name
+        yield from _session_dependencies(sub)
+
+
+def test_every_route_with_a_session_is_served_in_one_hop(tmp_path: Path) -> None:
+    """A route that takes a database session must run, commit and answer in one call on one thread
+    (appliance.api.routing): served in several thread-pool calls, a request held its connection and its
+    locks while it queued for the next thread, and a burst froze the process."""
+    routes = _api_routes(tmp_path)
+    with_session = [r for r in routes if any(_session_dependencies(r.dependant))]
+    assert len(with_session) > 40
+    not_one_hop = [
+        f"{sorted(r.methods)} {r.path}" for r in with_session if not getattr(r.endpoint, ONE_HOP, False)
+    ]
+    assert not_one_hop == []
+    # And no route runs blocking work on FastAPI's own thread pool: a plain `def` endpoint is one-hop.
+    plain = [f"{sorted(r.methods)} {r.path}" for r in routes if not inspect.iscoroutinefunction(r.endpoint)]
+    assert plain == []
+
+
+def _blocking_dependencies(dependant: Dependant) -> Iterator[str]:
+    for sub in dependant.dependencies:
+        call = sub.call
+        if inspect.isfunction(call) and not (
+            inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+        ):
+            yield call.__qualname__
+        yield from _blocking_dependencies(sub)
+
+
+def test_no_dependency_runs_on_fastapis_thread_pool(tmp_path: Path) -> None:
+    """FastAPI runs a plain ``def`` dependency in its own thread pool, outside the API's bounded one: every
+    dependency is ``async`` (blocking work belongs in the one-hop route)."""
+    blocking = {name for r in _api_routes(tmp_path) for name in _blocking_dependencies(r.dependant)}
+    assert blocking == set()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
+from appliance.api import routing
 from appliance.api.auth import TenantSession, require
 from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
@@ -15,7 +16,7 @@ from appliance.api.schemas.errors import error_responses
 from appliance.services import api_keys
 from appliance.services.actors import Actor
 
-router = APIRouter(prefix="/api-keys", tags=["api-keys"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(prefix="/api-keys", tags=["api-keys"], responses=error_responses(401, 403, 422, 429))
 
 Read = Annotated[Actor, Depends(require("api_keys:read"))]
 Write = Annotated[Actor, Depends(require("api_keys:write"))]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
+from appliance.api import routing
 from appliance.api.auth import TenantSession, require
 from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
@@ -16,7 +17,7 @@ from appliance.db.base import utcnow
 from appliance.services import app_checks, app_status, apps
 from appliance.services.actors import Actor
 
-router = APIRouter(prefix="/apps", tags=["apps"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(prefix="/apps", tags=["apps"], responses=error_responses(401, 403, 422, 429))
 
 Read = Annotated[Actor, Depends(require("apps:read"))]
 Write = Annotated[Actor, Depends(require("apps:write"))]

@@ -6,10 +6,11 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from appliance.api import routing
 from appliance.api.auth import PlatformSession, TenantSession, require, require_operator
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
@@ -17,7 +18,9 @@ from appliance.models import AuditLog
 from appliance.services import audit, pagination, platform_permissions
 from appliance.services.actors import Actor
 
-router = APIRouter(prefix="/audit-logs", tags=["audit-logs"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(
+    prefix="/audit-logs", tags=["audit-logs"], responses=error_responses(401, 403, 422, 429)
+)
 
 Read = Annotated[Actor, Depends(require("audit:read"))]
 PlatformRead = Annotated[Actor, Depends(require_operator(platform_permissions.PLATFORM_AUDIT))]
@@ -70,7 +73,7 @@ class Filters(BaseModel):
     sort: Literal["-created_at", "created_at"] = "-created_at"
 
 
-def filters(
+async def filters(
     *,
     actor: Annotated[uuid.UUID | None, Query(description="Records of this user")] = None,
     api_key: Annotated[uuid.UUID | None, Query(description="Records of this API key")] = None,

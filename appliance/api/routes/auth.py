@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from sqlalchemy.orm import Session
 
+from appliance.api import routing
 from appliance.api.auth import CallerSession, Public, SignedIn
 from appliance.api.deps import ContextDep, SessionDep
 from appliance.api.schemas.auth import (
@@ -26,7 +27,7 @@ from appliance.models import Tenant, User
 from appliance.services import accounts, auth, mfa
 from appliance.services.actors import Actor
 
-router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(401, 422, 429))
+router = routing.router(prefix="/auth", tags=["auth"], responses=error_responses(401, 422, 429))
 
 
 def _tenant_ref(tenant: Tenant | None) -> TenantRef | None:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from appliance import __version__
-from appliance.api import metrics
+from appliance.api import metrics, routing
 from appliance.api.auth import operator_credential
 from appliance.api.client_address import client_address, in_networks, parse_networks
+from appliance.api.context import AppContext
 from appliance.api.deps import ContextDep
 from appliance.api.errors import error_response
 from appliance.api.schemas.errors import error_responses
@@ -26,7 +29,7 @@ from appliance.errors import Unavailable
 from appliance.services import heartbeats, job_queries
 from appliance.workers import queue
 
-router = APIRouter(tags=["health"], responses=error_responses(500))
+router = routing.router(tags=["health"], responses=error_responses(500))
 
 #: A check slower than this counts as down: a hung dependency must not hang the probe.
 CHECK_TIMEOUT_S = 3.0
@@ -58,8 +61,28 @@ async def _dependency_checks(ctx: ContextDep) -> dict[str, CheckResult]:
         queue.ping(ctx.queue)
         return {"backend": "redis" if queue.is_redis(ctx.queue) else "sqlite"}
 
-    db_result, queue_result = await asyncio.gather(_run_check(database), _run_check(queue_check))
-    return {"database": db_result, "queue": queue_result}
+    def disk() -> dict[str, object]:
+        return disk_headroom(ctx.settings.data_dir, ctx.settings.api.min_free_disk_mb)
+
+    db_result, queue_result, disk_result = await asyncio.gather(
+        _run_check(database), _run_check(queue_check), _run_check(disk)
+    )
+    return {"database": db_result, "queue": queue_result, "disk": disk_result}
+
+
+def disk_headroom(path: Path, min_free_mb: int) -> dict[str, object]:
+    """The free space where the appliance writes (the data directory: the SQLite files, the logs, the
+    queue); Unavailable below ``min_free_mb``, when writes would start failing."""
+    while not path.exists() and path != path.parent:
+        path = path.parent  # not made yet: the file system it will be made on
+    usage = shutil.disk_usage(path)
+    free_mb = usage.free // (1024 * 1024)
+    if free_mb < min_free_mb:
+        raise Unavailable(
+            f"only {free_mb} MB free in the data directory (api.min_free_disk_mb = {min_free_mb})",
+            details={"free_mb": free_mb},
+        )
+    return {"free_mb": free_mb}
 
 
 def _json(status: int, payload: dict[str, object], retry: bool = False) -> Response:
@@ -67,10 +90,25 @@ def _json(status: int, payload: dict[str, object], retry: bool = False) -> Respo
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
 
-@router.get("/health/live", response_model=Liveness, summary="The process answers")
-async def live() -> Response:
-    """200 whenever the process can answer; checks no dependency."""
-    return Response(b'{"status":"ok"}', media_type="application/json")
+@router.get(
+    "/health/live",
+    response_model=Liveness,
+    responses={503: {"model": Liveness, "description": "The process is wedged: restart it."}},
+    summary="The process answers and makes progress",
+)
+async def live(request: Request) -> Response:
+    """200 whenever the process answers and its threads make progress; checks no dependency. 503 when
+    requests have been waiting for ``api.stall_seconds`` with none finishing (a wedged process, which the
+    supervisor's health check then restarts). An event loop that is stuck does not answer at all."""
+    ctx: AppContext = request.app.state.ctx
+    stalled = ctx.offload.stalled(ctx.settings.api.stall_seconds)
+    if stalled is None:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+    error = (
+        f"no request has finished for {stalled:.0f} s while {ctx.offload.waiting} wait and "
+        f"{ctx.offload.running} run"
+    )
+    return _json(503, {"status": "stalled", "error": error})
 
 
 @router.get(

@@ -6,13 +6,14 @@ access token), so the route declares ``public`` and the OpenAPI document names n
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
+from appliance.api import routing
 from appliance.api.auth import PlatformSession, Public
 from appliance.api.schemas.errors import error_responses
 from appliance.services import apps
 
-router = APIRouter(prefix="/heartbeats", tags=["apps"], responses=error_responses(404, 429))
+router = routing.router(prefix="/heartbeats", tags=["apps"], responses=error_responses(404, 429))
 
 Token = Path(max_length=200, description="The token of the app's heartbeat_url.")
 

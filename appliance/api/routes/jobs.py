@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
+from appliance.api import routing
 from appliance.api.auth import PlatformSession, TenantSession, require, require_operator
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
@@ -15,8 +16,10 @@ from appliance.services import job_queries, jobs, platform_permissions
 from appliance.services.actors import Actor
 from appliance.services.organizations import tenant_of
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401, 403, 422, 429))
-platform = APIRouter(prefix="/platform/jobs", tags=["jobs"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(prefix="/jobs", tags=["jobs"], responses=error_responses(401, 403, 422, 429))
+platform = routing.router(
+    prefix="/platform/jobs", tags=["jobs"], responses=error_responses(401, 403, 422, 429)
+)
 
 Read = Annotated[Actor, Depends(require("jobs:read"))]
 Write = Annotated[Actor, Depends(require("jobs:write"))]

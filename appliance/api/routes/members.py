@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
+from appliance.api import routing
 from appliance.api.auth import TenantSession, require
 from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
@@ -15,7 +16,7 @@ from appliance.api.schemas.members import MemberCreated, MemberIn, MemberOut, Me
 from appliance.services import memberships
 from appliance.services.actors import Actor
 
-router = APIRouter(prefix="/members", tags=["members"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(prefix="/members", tags=["members"], responses=error_responses(401, 403, 422, 429))
 
 Read = Annotated[Actor, Depends(require("users:read"))]
 Write = Annotated[Actor, Depends(require("users:write"))]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
+from appliance.api import routing
 from appliance.api.auth import TenantSession, require
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
@@ -19,7 +20,7 @@ from appliance.api.schemas.organizations import (
 from appliance.services import organizations
 from appliance.services.actors import Actor
 
-router = APIRouter(
+router = routing.router(
     prefix="/organizations", tags=["organizations"], responses=error_responses(401, 403, 422, 429)
 )
 

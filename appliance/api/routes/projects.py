@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
-from appliance.api import query
+from appliance.api import query, routing
 from appliance.api.auth import (
     SECURITY,
     TenantSession,
@@ -29,7 +28,7 @@ from appliance.services import projects
 from appliance.services.actors import Actor
 from appliance.services.organizations import tenant_of
 
-router = APIRouter(prefix="/projects", tags=["projects"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(prefix="/projects", tags=["projects"], responses=error_responses(401, 403, 422, 429))
 
 Read = Annotated[Actor, Depends(require("projects:read"))]
 Write = Annotated[Actor, Depends(require("projects:write"))]
@@ -95,11 +94,13 @@ async def list_projects(request: Request) -> Response:
     }
     ctx: AppContext = request.app.state.ctx
     if ctx.async_database is None:  # SQLite: the session path, in one worker thread
-        body = await run_in_threadpool(_page_body, request, actor, **options)
+        body = await ctx.offload.run(_page_body, request, actor, **options)
     else:  # PostgreSQL: on the event loop, no thread at all unless the limiter needs Redis
         await enforce_limits_async(request, actor)
-        async with ctx.async_database.connection() as connection:
-            page = await projects.list_page_postgresql(connection, tenant_of(actor), **options)
+        tenant = tenant_of(actor)
+        page = await ctx.async_database.read(
+            lambda connection: projects.list_page_postgresql(connection, tenant, **options)
+        )
         body = render_page(page.items, page.next_cursor)
     return Response(body, media_type="application/json")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.api import routing
 from appliance.api.auth import PlatformSession, require_operator
 from appliance.api.deps import ContextDep
 from appliance.api.schemas.errors import error_responses
@@ -14,7 +15,9 @@ from appliance.services import platform_permissions, rate_limit_settings
 from appliance.services.actors import Actor
 from appliance.services.ratelimit import RateLimits
 
-router = APIRouter(prefix="/rate-limits", tags=["rate-limits"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(
+    prefix="/rate-limits", tags=["rate-limits"], responses=error_responses(401, 403, 422, 429)
+)
 
 Read = Annotated[Actor, Depends(require_operator(platform_permissions.RATE_LIMITS_READ))]
 Manage = Annotated[Actor, Depends(require_operator(platform_permissions.RATE_LIMITS_MANAGE))]

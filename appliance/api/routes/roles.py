@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
+from appliance.api import routing
 from appliance.api.auth import TenantSession, require
 from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
@@ -15,7 +16,7 @@ from appliance.api.schemas.roles import RoleIn, RoleOut, RolePatch
 from appliance.services import roles
 from appliance.services.actors import Actor
 
-router = APIRouter(prefix="/roles", tags=["roles"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(prefix="/roles", tags=["roles"], responses=error_responses(401, 403, 422, 429))
 
 Read = Annotated[Actor, Depends(require("roles:read"))]
 Write = Annotated[Actor, Depends(require("roles:write"))]

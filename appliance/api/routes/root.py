@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 
 from appliance import __version__
+from appliance.api import routing
 from appliance.api.auth import Public
 
-router = APIRouter(tags=["meta"])
+router = routing.router(tags=["meta"])
 
 
 class ApiInfo(BaseModel):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
+from appliance.api import routing
 from appliance.api.auth import PlatformSession, require_operator
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.api_keys import ApiKeyOut
@@ -17,7 +18,7 @@ from appliance.api.schemas.organizations import OrganizationOut
 from appliance.services import platform_permissions, tenant_contents
 from appliance.services.actors import Actor
 
-router = APIRouter(
+router = routing.router(
     prefix="/tenants/{tenant_id}", tags=["tenants"], responses=error_responses(401, 403, 404, 422, 429)
 )
 

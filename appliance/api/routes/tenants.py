@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
+from appliance.api import routing
 from appliance.api.auth import PlatformSession, require_operator
 from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
@@ -23,7 +24,7 @@ from appliance.models import Tenant
 from appliance.services import platform_permissions, tenants
 from appliance.services.actors import Actor
 
-router = APIRouter(prefix="/tenants", tags=["tenants"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(prefix="/tenants", tags=["tenants"], responses=error_responses(401, 403, 422, 429))
 
 Read = Annotated[Actor, Depends(require_operator(platform_permissions.TENANTS_READ))]
 Manage = Annotated[Actor, Depends(require_operator(platform_permissions.TENANTS_MANAGE))]

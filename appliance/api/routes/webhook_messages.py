@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import Body, Depends, Query
 
+from appliance.api import routing
 from appliance.api.auth import TenantSession, require
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
@@ -23,7 +24,7 @@ from appliance.api.schemas.webhooks import (
 from appliance.services import events, webhook_log, webhook_replay
 from appliance.services.actors import Actor
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=error_responses(401, 403, 422, 429))
+router = routing.router(prefix="/webhooks", tags=["webhooks"], responses=error_responses(401, 403, 422, 429))
 
 Read = Annotated[Actor, Depends(require("webhooks:read"))]
 Write = Annotated[Actor, Depends(require("webhooks:write"))]

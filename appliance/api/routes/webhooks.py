@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
+from appliance.api import routing
 from appliance.api.auth import TenantSession, require
 from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
@@ -24,7 +25,7 @@ from appliance.api.schemas.webhooks import (
 from appliance.services import outbound, webhook_endpoints, webhook_log, webhook_replay
 from appliance.services.actors import Actor
 
-router = APIRouter(
+router = routing.router(
     prefix="/webhooks/endpoints", tags=["webhooks"], responses=error_responses(401, 403, 422, 429)
 )
 
@@ -32,7 +33,7 @@ Read = Annotated[Actor, Depends(require("webhooks:read"))]
 Write = Annotated[Actor, Depends(require("webhooks:write"))]
 
 
-def _policy(ctx: ContextDep) -> outbound.AddressPolicy:
+async def _policy(ctx: ContextDep) -> outbound.AddressPolicy:
     return outbound.AddressPolicy.of(ctx.settings.outbound.allow_networks)
 
 

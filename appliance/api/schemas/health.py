@@ -15,7 +15,9 @@ class CheckResult(BaseModel):
 
 
 class Liveness(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "stalled"]
+    error: str | None = None
+    """Why the process is stalled: requests wait and none has finished for a while."""
 
 
 class Readiness(BaseModel):
