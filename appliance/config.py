@@ -69,6 +69,12 @@ class ApiSettings(Section):
     queue_timeout: float = Field(default=5.0, gt=0)
     """Seconds a request may wait for a thread before it is answered 503 with Retry-After."""
 
+    queue_target: float = Field(default=0.2, gt=0)
+    """Seconds a request may wait for a thread while the queue is congested (it has not emptied for half
+    a second): the newest requests are then served first and those that waited longer are answered 503
+    with Retry-After, so that under a burst the requests served are served fast and latency is back to
+    normal as soon as the burst ends."""
+
     stall_seconds: float = Field(default=60.0, gt=0)
     """/health/live answers 503 when requests have waited this long with none finishing (a wedged
     process), so that the supervisor's health check restarts it. Keep it above database.statement_timeout."""

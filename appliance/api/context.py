@@ -106,6 +106,7 @@ def build_context(settings: Settings, database: Database, queue: Huey, signing_k
             api_threads(settings),
             queue_limit=settings.api.queue_limit,
             queue_timeout=settings.api.queue_timeout,
+            queue_target=settings.api.queue_target,
         ),
         limiter=limiter,
         base_limits=base,

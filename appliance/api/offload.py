@@ -8,10 +8,17 @@ request held its connection (and, through it, a tenant's locks) while it queued 
 thread could end up waiting on a connection held by a request that waits for a thread, as in a deadlock.
 
 The threads are as many as the database pool can serve at once (`api.threads`), so a call never waits for
-a pooled connection that no running call will give back. Requests beyond them wait in a bounded queue:
-when ``queue_limit`` are already waiting, or after ``queue_timeout`` seconds of waiting, the request is
-answered 503 with Retry-After at once, rather than queued without limit (load beyond capacity is shed, and
-the requests the process accepted are answered within their bounds).
+a pooled connection that no running call will give back. Calls beyond them wait in a bounded queue, and
+load beyond capacity is shed with 503 + Retry-After rather than queued without limit:
+
+* a call that finds ``queue_limit`` calls already waiting is refused at once;
+* a call never waits longer than ``queue_timeout``;
+* while the queue is congested (it has not been empty for ``congestion_interval``), the queue is served
+  newest first, and a call that has already waited ``queue_target`` is refused as soon as a thread frees
+  up rather than served late (adaptive LIFO with CoDel, as large RPC servers shed load): under a burst the
+  requests that are served are served quickly, the rest learn at once to come back, and when the burst
+  ends the newest requests, not a backlog of stale ones, are served first, so latency is back to normal
+  within about ``queue_target``.
 
 `stalled` tells a wedged process from a busy one (calls waiting and none finishing for a while), which
 `/health/live` reports so that the supervisor restarts what cannot recover.
@@ -19,8 +26,11 @@ the requests the process accepted are answered within their bounds).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 import anyio
@@ -39,9 +49,14 @@ class Overloaded(Unavailable):
     code = "OVERLOADED"
 
 
+@dataclass(eq=False)
+class _Waiter:
+    since: float
+    admitted: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
 class Offloader:
-    """Runs blocking calls on at most ``threads`` threads, with at most ``queue_limit`` calls waiting for
-    one, each for at most ``queue_timeout`` seconds."""
+    """Runs blocking calls on at most ``threads`` threads; see the module's docstring for the queue."""
 
     def __init__(
         self,
@@ -49,6 +64,8 @@ class Offloader:
         *,
         queue_limit: int,
         queue_timeout: float,
+        queue_target: float = 0.2,
+        congestion_interval: float = 0.5,
         retry_after: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -57,43 +74,27 @@ class Offloader:
         self.threads = threads
         self.queue_limit = queue_limit
         self.queue_timeout = queue_timeout
+        self.queue_target = queue_target
+        self.congestion_interval = congestion_interval
         self.retry_after = retry_after
         self._clock = clock
-        self._admission = anyio.CapacityLimiter(threads)
+        self._free = threads
+        self._waiters: deque[_Waiter] = deque()
+        self._empty_since = clock()
         # The thread hand-off's own limiter: never the bottleneck (admission holds the count), but not
         # anyio's default one, which other code shares.
         self._threads = anyio.CapacityLimiter(threads)
-        self.waiting = 0
         self.running = 0
         self.completed = 0
         self._progress_at = clock()
 
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
     async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``call(*args, **kwargs)`` in a thread, once a thread is free; Overloaded when none is in time."""
-        if self._admission.available_tokens < 1 and self.waiting >= self.queue_limit:
-            metrics.API_SHED.labels("queue_full").inc()
-            raise Overloaded(
-                f"the appliance is busy ({self.waiting} requests waiting); retry in {self.retry_after} s",
-                retry_after=self.retry_after,
-                details={"waiting": self.waiting},
-            )
-        if not (self.waiting or self.running):
-            self._progress_at = self._clock()  # idle until now: the stall clock starts with this call
-        self.waiting += 1
-        metrics.API_WAITING.inc()
-        try:
-            with anyio.fail_after(self.queue_timeout):
-                await self._admission.acquire()
-        except TimeoutError:
-            metrics.API_SHED.labels("queue_timeout").inc()
-            raise Overloaded(
-                f"the appliance is busy: no thread was free within {self.queue_timeout:g} s; "
-                f"retry in {self.retry_after} s",
-                retry_after=self.retry_after,
-            ) from None
-        finally:
-            self.waiting -= 1
-            metrics.API_WAITING.dec()
+        """``call(*args, **kwargs)`` in a thread, once one is free; Overloaded when none is free in time."""
+        await self._admit()
         self.running += 1
         try:
             # Not abandoned on cancellation (a client that went away): the call finishes its transaction.
@@ -102,12 +103,84 @@ class Offloader:
             self.running -= 1
             self.completed += 1
             self._progress_at = self._clock()
-            self._admission.release()
+            self._free += 1
+            self._dispatch()
+
+    async def _admit(self) -> None:
+        now = self._clock()
+        if not (self._waiters or self.running):
+            self._progress_at = now  # idle until now: the stall clock starts with this call
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            self._empty_since = now
+            return
+        if len(self._waiters) >= self.queue_limit:
+            raise self._shed("queue_full", f"{len(self._waiters)} requests are waiting")
+        waiter = _Waiter(now)
+        self._waiters.append(waiter)
+        metrics.API_WAITING.inc()
+        try:
+            with anyio.fail_after(self.queue_timeout):
+                await asyncio.shield(waiter.admitted)
+        except TimeoutError:
+            if waiter.admitted.done() and waiter.admitted.exception() is None:
+                return  # a thread came free just as the time ran out: take it
+            self._forget(waiter)
+            raise self._shed("queue_timeout", f"no thread was free within {self.queue_timeout:g} s") from None
+        except BaseException:  # cancelled (the client went away): give back a thread it was given
+            self._forget(waiter)
+            if waiter.admitted.done() and waiter.admitted.exception() is None:
+                self._free += 1
+                self._dispatch()
+            raise
+
+    def _dispatch(self) -> None:
+        """Hand free threads to waiters: oldest first normally; newest first while congested, refusing
+        those that have already waited longer than the target."""
+        now = self._clock()
+        while self._free > 0 and self._waiters:
+            if now - self._empty_since > self.congestion_interval:
+                self._refuse_late(now)
+                if not self._waiters:
+                    break
+                waiter = self._waiters.pop()
+            else:
+                waiter = self._waiters.popleft()
+            metrics.API_WAITING.dec()
+            if waiter.admitted.done():
+                continue  # timed out or cancelled meanwhile
+            self._free -= 1
+            waiter.admitted.set_result(None)
+        if not self._waiters:
+            self._empty_since = now
+
+    def _refuse_late(self, now: float) -> None:
+        while self._waiters and now - self._waiters[0].since > self.queue_target:
+            late = self._waiters.popleft()
+            metrics.API_WAITING.dec()
+            if not late.admitted.done():
+                why = f"the queue is congested; waited {now - late.since:.1f} s"
+                late.admitted.set_exception(self._shed("queue_target", why))
+
+    def _forget(self, waiter: _Waiter) -> None:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            return  # already taken off by _dispatch
+        metrics.API_WAITING.dec()
+
+    def _shed(self, reason: str, why: str) -> Overloaded:
+        metrics.API_SHED.labels(reason).inc()
+        return Overloaded(
+            f"the appliance is busy ({why}); retry in {self.retry_after} s",
+            retry_after=self.retry_after,
+            details={"waiting": len(self._waiters)},
+        )
 
     def stalled(self, after: float) -> float | None:
         """Seconds since a call last finished, when calls are waiting or running and none has finished for
         more than ``after`` seconds (every thread is stuck); None while the offloader moves or is idle."""
-        if not (self.waiting or self.running):
+        if not (self._waiters or self.running):
             return None
         quiet = self._clock() - self._progress_at
         return quiet if quiet > after else None

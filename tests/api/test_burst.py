@@ -56,8 +56,14 @@ def test_a_write_burst_in_one_tenant_is_answered_without_a_pool_timeout(
     the API until the pool timeouts broke it apart, answering most requests 503.)"""
     role = pg_database.create_role(password="app-secret")
     app_url = pg_database.url_as(role, "app-secret")
+    # The queue may hold every request as long as it takes (no shedding): what is tested is that they all
+    # get through three threads and four connections.
     with identity_api(
-        tmp_path, pg_database.url, app_url, database={"pool_size": 4, "pool_timeout": 2}
+        tmp_path,
+        pg_database.url,
+        app_url,
+        database={"pool_size": 4, "pool_timeout": 2},
+        api={"queue_target": 120, "queue_timeout": 120},
     ) as identity:
         tenant = identity.tenant("acme")
         organization = _organization(identity, tenant)
