@@ -52,7 +52,7 @@ def offloader(clock: Clock, **kw: Any) -> Offloader:
 
 def test_the_queue_is_served_oldest_first_while_it_keeps_emptying() -> None:
     async def test() -> list[str]:
-        clock, started = Clock(), []
+        clock, started = Clock(), list[str]()
         pool = offloader(clock)
         gate = Gate(started)
         tasks = [asyncio.create_task(pool.run(gate.call, name)) for name in ("a", "b", "c")]
@@ -66,7 +66,7 @@ def test_the_queue_is_served_oldest_first_while_it_keeps_emptying() -> None:
 
 def test_a_congested_queue_serves_the_newest_and_refuses_the_late() -> None:
     async def test() -> None:
-        clock, started = Clock(), []
+        clock, started = Clock(), list[str]()
         pool = offloader(clock)
         gate = Gate(started)
         first = asyncio.create_task(pool.run(gate.call, "first"))
@@ -89,7 +89,7 @@ def test_a_congested_queue_serves_the_newest_and_refuses_the_late() -> None:
 
 def test_a_full_queue_refuses_at_once_and_a_long_wait_times_out() -> None:
     async def test() -> None:
-        clock, started = Clock(), []
+        clock, started = Clock(), list[str]()
         pool = offloader(clock, queue_limit=1, queue_timeout=1.0)
         gate = Gate(started)
         first = asyncio.create_task(pool.run(gate.call, "first"))
@@ -110,7 +110,7 @@ def test_a_full_queue_refuses_at_once_and_a_long_wait_times_out() -> None:
 
 def test_a_waiter_that_goes_away_leaves_its_thread_to_the_next() -> None:
     async def test() -> None:
-        clock, started = Clock(), []
+        clock, started = Clock(), list[str]()
         pool = offloader(clock)
         gate = Gate(started)
         first = asyncio.create_task(pool.run(gate.call, "first"))
@@ -129,7 +129,7 @@ def test_a_waiter_that_goes_away_leaves_its_thread_to_the_next() -> None:
 
 def test_a_stall_is_told_from_a_busy_process() -> None:
     async def test() -> None:
-        clock, started = Clock(), []
+        clock, started = Clock(), list[str]()
         pool = offloader(clock)
         gate = Gate(started)
         assert pool.stalled(60) is None  # idle
