@@ -263,7 +263,9 @@ def install_orm_filter(target: Any = Session) -> None:
             event.listen(target, name, hook)
 
 
-def _after_begin(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+def _after_begin(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    if transaction.nested:
+        return  # a savepoint: the transaction's settings (set_config is_local) still hold inside it
     for info_key, setting in _SETTINGS_BY_INFO_KEY.items():
         value = session.info.get(info_key)
         if value is not None:
