@@ -1,9 +1,11 @@
 """Sending one delivery: read what to send, make one attempt, record it and decide what comes next.
 
 Run by the ``webhooks.deliver`` job (appliance.services.events.DELIVER) on the worker's event loop: the
-database steps go to a thread each, in a short transaction of their own under the tenant's scope, and the
-HTTP attempt waits on the loop (appliance.services.webhook_sender), so a receiver that hangs holds one slot
-of the concurrency limit until its timeout, never a worker.
+database steps run off the loop, through a :class:`Store` (under the tenant's scope: a short transaction
+per step on SQLite; on PostgreSQL, reads and successful attempts are batched across deliveries by
+appliance.services.webhook_batches), and the HTTP attempt waits on the loop
+(appliance.services.webhook_sender), so a receiver that hangs holds one slot of the concurrency limit until
+its timeout, never a worker.
 
 What an attempt's outcome does (appliance.models.webhook.DELIVERY_TRANSITIONS):
 - 2xx: PENDING -> SUCCEEDED; the endpoint's run of failures ends.
@@ -25,7 +27,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -108,6 +110,52 @@ class Decision:
     """Why the delivery failed for good (the job goes dead)."""
 
 
+@dataclass(frozen=True)
+class Found:
+    """What an attempt reads of its delivery, message and endpoint (appliance.services.webhook_store reads
+    it in batches on PostgreSQL)."""
+
+    state: str
+    job_id: uuid.UUID | None
+    attempts: int
+    message_id: uuid.UUID
+    body: str
+    tenant_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    url: str
+    secrets: list[str]
+    """The endpoint's secrets that sign an attempt made now."""
+    enabled: bool
+    disabled_reason: str | None
+    failing: bool
+
+
+def judge(found: Found | None, delivery_id: uuid.UUID, job_id: uuid.UUID) -> Prepared | Skip:
+    """What to send; or why there is nothing to send. A permanent Skip (the endpoint is off) is to be
+    written as PENDING -> FAILED by the caller."""
+    if found is None:
+        return Skip("the delivery is gone (its endpoint was deleted)")
+    if found.job_id != job_id:
+        return Skip("a replay superseded this job")
+    if found.state != DeliveryState.PENDING.value:
+        return Skip(f"the delivery is {found.state} already")
+    if not found.enabled:
+        return Skip(
+            f"the endpoint is disabled ({found.disabled_reason or 'no reason given'})", permanent=True
+        )
+    return Prepared(
+        tenant_id=found.tenant_id,
+        delivery_id=delivery_id,
+        endpoint_id=found.endpoint_id,
+        url=found.url,
+        msg_id=webhook_signing.webhook_id(found.message_id),
+        body=found.body.encode(),
+        secrets=found.secrets,
+        number=found.attempts + 1,
+        failing=found.failing,
+    )
+
+
 def prepare(session: Session, delivery_id: uuid.UUID, job_id: uuid.UUID, now: dt.datetime) -> Prepared | Skip:
     """What to send, in one query; or why there is nothing to send."""
     row = session.execute(
@@ -115,7 +163,6 @@ def prepare(session: Session, delivery_id: uuid.UUID, job_id: uuid.UUID, now: dt
             WebhookDelivery.state,
             WebhookDelivery.job_id,
             WebhookDelivery.attempts,
-            WebhookDelivery.endpoint_id,
             WebhookMessage.id.label("message_id"),
             WebhookMessage.body,
             WebhookEndpoint,
@@ -124,30 +171,28 @@ def prepare(session: Session, delivery_id: uuid.UUID, job_id: uuid.UUID, now: dt
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
         .where(WebhookDelivery.id == delivery_id)
     ).one_or_none()
-    if row is None:
-        return Skip("the delivery is gone (its endpoint was deleted)")
-    if row.job_id != job_id:
-        return Skip("a replay superseded this job")
-    if row.state != DeliveryState.PENDING.value:
-        return Skip(f"the delivery is {row.state} already")
-    endpoint: WebhookEndpoint = row.WebhookEndpoint
-    if not endpoint.enabled:
+    found = None
+    if row is not None:
+        endpoint: WebhookEndpoint = row.WebhookEndpoint
+        found = Found(
+            state=row.state,
+            job_id=row.job_id,
+            attempts=row.attempts,
+            message_id=row.message_id,
+            body=row.body,
+            tenant_id=endpoint.tenant_id,
+            endpoint_id=endpoint.id,
+            url=endpoint.url,
+            secrets=webhook_endpoints.live_secrets(endpoint, now),
+            enabled=endpoint.enabled,
+            disabled_reason=endpoint.disabled_reason,
+            failing=endpoint.failing_since is not None,
+        )
+    verdict = judge(found, delivery_id, job_id)
+    if isinstance(verdict, Skip) and verdict.permanent:
         # PENDING -> FAILED: the endpoint is off.
         _finish(session, delivery_id, job_id, state=DeliveryState.FAILED)
-        return Skip(
-            f"the endpoint is disabled ({endpoint.disabled_reason or 'no reason given'})", permanent=True
-        )
-    return Prepared(
-        tenant_id=endpoint.tenant_id,
-        delivery_id=delivery_id,
-        endpoint_id=endpoint.id,
-        url=endpoint.url,
-        msg_id=webhook_signing.webhook_id(row.message_id),
-        body=row.body.encode(),
-        secrets=webhook_endpoints.live_secrets(endpoint, now),
-        number=row.attempts + 1,
-        failing=endpoint.failing_since is not None,
-    )
+    return verdict
 
 
 def record(
@@ -256,6 +301,64 @@ def _finish(
     )
 
 
+class Store(Protocol):
+    """Where attempts read what to send and write what happened (appliance.services.webhook_store)."""
+
+    async def prepare(
+        self, tenant_id: uuid.UUID, delivery_id: uuid.UUID, job_id: uuid.UUID, now: dt.datetime
+    ) -> Prepared | Skip: ...
+
+    async def record(
+        self,
+        prepared: Prepared,
+        *,
+        answer: webhook_sender.Answer,
+        attempt: JobAttempt,
+        config: DeliveryConfig,
+        now: dt.datetime,
+    ) -> Decision: ...
+
+
+class SessionStore:
+    """Each step in a session of its own, on a thread of the loop's default executor: SQLite's way, and
+    PostgreSQL's for what is not batched."""
+
+    def __init__(self, database: Database):
+        self.database = database
+
+    def close(self) -> None:
+        """Nothing to release (see BatchedStore)."""
+
+    def _scoped(self, tenant_id: uuid.UUID, step: Callable[[Session], T]) -> Callable[[], T]:
+        def run() -> T:
+            with self.database.session_scope() as session:
+                tenancy.set_tenant(session, tenant_id)
+                return step(session)
+
+        return run
+
+    async def prepare(
+        self, tenant_id: uuid.UUID, delivery_id: uuid.UUID, job_id: uuid.UUID, now: dt.datetime
+    ) -> Prepared | Skip:
+        return await asyncio.to_thread(
+            self._scoped(tenant_id, lambda s: prepare(s, delivery_id, job_id, now))
+        )
+
+    async def record(
+        self,
+        prepared: Prepared,
+        *,
+        answer: webhook_sender.Answer,
+        attempt: JobAttempt,
+        config: DeliveryConfig,
+        now: dt.datetime,
+    ) -> Decision:
+        def step(session: Session) -> Decision:
+            return record(session, prepared, answer=answer, attempt=attempt, config=config, now=now)
+
+        return await asyncio.to_thread(self._scoped(prepared.tenant_id, step))
+
+
 async def deliver(
     database: Database,
     tenant_id: uuid.UUID,
@@ -265,27 +368,20 @@ async def deliver(
     config: DeliveryConfig,
     clients: http_clients.Clients,
     now: Callable[[], dt.datetime] = utcnow,
+    store: Store | None = None,
 ) -> dict[str, Any]:
-    """One attempt of a delivery; raises jobs.RetryLater or jobs.PermanentFailure for the job runner."""
+    """One attempt of a delivery; raises jobs.RetryLater or jobs.PermanentFailure for the job runner.
 
-    def scoped(step: Callable[[Session], T]) -> Callable[[], T]:
-        def run() -> T:
-            with database.session_scope() as session:
-                tenancy.set_tenant(session, tenant_id)
-                return step(session)
-
-        return run
-
-    prepared = await asyncio.to_thread(scoped(lambda s: prepare(s, delivery_id, attempt.job_id, now())))
+    ``store``: where it reads and writes (default: a session per step on ``database``)."""
+    steps = store or SessionStore(database)
+    prepared = await steps.prepare(tenant_id, delivery_id, attempt.job_id, now())
     if isinstance(prepared, Skip):
         if prepared.permanent:
             raise jobs.PermanentFailure(prepared.reason)
         return {"skipped": prepared.reason}
     headers = webhook_signing.headers(prepared.secrets, prepared.msg_id, prepared.body, now())
     answer = await webhook_sender.send(clients, prepared.url, headers, prepared.body, config.limits, now=now)
-    decision = await asyncio.to_thread(
-        scoped(lambda s: record(s, prepared, answer=answer, attempt=attempt, config=config, now=now()))
-    )
+    decision = await steps.record(prepared, answer=answer, attempt=attempt, config=config, now=now())
     if decision.retry_in is not None:
         raise jobs.RetryLater(answer.error or "failed", delay=decision.retry_in)
     if decision.failed is not None:

@@ -67,10 +67,18 @@ def check_event_types(names: Sequence[str]) -> list[str]:
 def live_secrets(endpoint: WebhookEndpoint, now: dt.datetime) -> list[str]:
     """The secrets that sign a request sent at ``now``: the current one, and the previous one during the
     overlap after a rotation."""
-    expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret and expires is not None and now < expires:
-        return [endpoint.secret, endpoint.previous_secret]
-    return [endpoint.secret]
+    return signing_secrets(
+        endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, now
+    )
+
+
+def signing_secrets(
+    secret: str, previous: str | None, previous_expires_at: dt.datetime | None, now: dt.datetime
+) -> list[str]:
+    """:func:`live_secrets` from an endpoint's columns."""
+    if previous and previous_expires_at is not None and now < previous_expires_at:
+        return [secret, previous]
+    return [secret]
 
 
 def create(

@@ -85,7 +85,8 @@ async def send(
             error = f"the receiver answered {status}"
             if status in (429, 503):
                 retry = retry_after(got.get("retry-after"), now())
-    excerpt = data.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    # Text columns refuse NUL (PostgreSQL): a receiver's NUL must not make its attempt unrecordable.
+    excerpt = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")[:EXCERPT_CHARS]
     return Answer(status, round((clock() - started) * 1000, 3), error, excerpt, retry)
 
 

@@ -10,7 +10,8 @@ import uuid
 from typing import Any
 
 from appliance.config import Settings
-from appliance.services import events, http_clients, webhook_delivery
+from appliance.db.session import Database
+from appliance.services import events, http_clients, webhook_batches, webhook_delivery
 from appliance.workers.jobs import JobContext, async_handler
 
 #: The runner's own cap per process; the configured ``webhooks.concurrency`` (at most this) applies below.
@@ -18,12 +19,15 @@ RUNNER_CONCURRENCY = 1000
 
 
 class _LoopState:
-    """What deliveries on one event loop share."""
+    """What deliveries on one event loop share: its HTTP clients (their connections kept alive), the limit
+    of deliveries in flight, and the store that batches their reads and writes (it lives as long as the
+    process)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, database: Database):
         self.clients = http_clients.Clients()
         self.slots = asyncio.Semaphore(settings.webhooks.concurrency)
         self.config = webhook_delivery.DeliveryConfig.of(settings)
+        self.store = webhook_batches.for_database(database)
 
 
 _states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
@@ -33,7 +37,7 @@ def _state(ctx: JobContext) -> _LoopState:
     loop = asyncio.get_running_loop()
     state = _states.get(loop)
     if state is None:
-        state = _states[loop] = _LoopState(ctx.settings)
+        state = _states[loop] = _LoopState(ctx.settings, ctx.database)
     return state
 
 
@@ -52,4 +56,5 @@ async def deliver(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
             attempt=attempt,
             config=state.config,
             clients=state.clients,
+            store=state.store,
         )

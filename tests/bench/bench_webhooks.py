@@ -1,18 +1,24 @@
-"""Benchmark of webhook deliveries: deliveries per second through a real worker, and the event-to-delivery
-delay, against the same receiver hit directly by httpx at the same concurrency in the same run.
+"""Benchmark of webhook deliveries: deliveries per second through a real worker against the same receiver hit
+directly by httpx at the same concurrency in the same round, and the event-to-delivery delay.
 
-Run: .venv/bin/python tests/bench/bench_webhooks.py [--messages 2000] [--concurrency 50] [--batch 100]
-                                                    [--threads 2]
+Run: .venv/bin/python tests/bench/bench_webhooks.py [--messages 2000] [--concurrency 50] [--rounds 3]
+                                                    [--threads 2] [--rate 100] [--seconds 20]
 
 1. A throwaway PostgreSQL cluster (the worker as an app role without BYPASSRLS) and a throwaway Redis (the
-   queue), both from tests/servers.py; migrated with the real migrations.
-2. One receiver (tests/receivers.py: a threaded HTTP server on loopback answering 204), one tenant, one
-   endpoint taking every event.
-3. Baseline: --messages signed POSTs to the receiver from one httpx.AsyncClient, --concurrency at once.
-4. The appliance: one `appliance worker` process (webhooks.concurrency = --concurrency); --messages events
-   published in transactions of --batch (each a message, a delivery and a durable job, pushed to Redis
-   after the commit). Deliveries per second from the first commit to the last receipt; the delay of each
-   message is its receipt time minus its event timestamp (the body's ``timestamp``, the publish time).
+   queue), both from tests/servers.py; migrated with the real migrations. One receiver (tests/receivers.py:
+   a threaded HTTP server on loopback answering 204) in this process, one tenant, one endpoint taking every
+   event.
+2. Throughput, --rounds rounds of two runs each, both counted at the receiver from its first request to its
+   last (start-up excluded), each client in a process of its own:
+   - direct: --messages signed POSTs from one httpx.AsyncClient, --concurrency at once (this script with
+     --direct, in a child process);
+   - worker: --messages events published (100 per transaction: a message, a delivery and a durable job
+     each, pushed to Redis after the commit) while no worker runs; then one `appliance worker` process
+     (webhooks.concurrency = --concurrency) drains them.
+3. Delay: with the worker running and idle, events published one per transaction at --rate a second for
+   --seconds; the delay of each is its receipt time minus its event's timestamp (the body's ``timestamp``,
+   taken when it is published, before its commit). The publisher runs in this process, beside the
+   receiver, so the delays include any wait for this process's GIL (they are not flattered).
 Prints a table; exit status 0 unless something fails (then status 2).
 """
 
@@ -22,12 +28,13 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +51,9 @@ from appliance.services import events, jobs, outbound, webhook_endpoints, webhoo
 from appliance.services.actors import Actor  # noqa: E402
 from appliance.workers import jobs as job_runner  # noqa: E402
 from appliance.workers import queue  # noqa: E402
-from tests.receivers import Received, Receiver  # noqa: E402
+from tests.receivers import Receiver  # noqa: E402
 from tests.servers import PostgresServer, RedisServer  # noqa: E402
-from tests.support import make_settings, settings_env  # noqa: E402
+from tests.support import make_settings, settings_env, stop_gracefully  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -54,7 +61,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def baseline(url: str, total: int, concurrency: int) -> float:
+async def direct(url: str, total: int, concurrency: int) -> None:
+    """The baseline's client: ``total`` signed POSTs, ``concurrency`` at once, over kept-alive connections."""
     secret = webhook_signing.new_secret()
     body = events.render("project.created", dt.datetime.now(dt.UTC), {"id": "x"})
     slots = asyncio.Semaphore(concurrency)
@@ -66,100 +74,152 @@ async def baseline(url: str, total: int, concurrency: int) -> float:
                 response = await client.post(url, content=body, headers=headers)
                 response.raise_for_status()
 
-        started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(total)))
-        return total / (time.perf_counter() - started)
+
+
+def receipt_rate(receiver: Receiver, since: int, total: int, alive: Callable[[], bool], what: str) -> float:
+    """Requests per second at the receiver, from the first to the last of the ``total`` after ``since``."""
+    deadline = time.monotonic() + 600
+    while receiver.count() < since + total:
+        if time.monotonic() > deadline or not alive():
+            raise RuntimeError(f"{what}: only {receiver.count() - since} of {total} arrived")
+        time.sleep(0.05)
+    times = sorted(r.at for r in receiver.received[since : since + total])
+    return (total - 1) / max(times[-1] - times[0], 1e-6)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path, pg: PostgresServer, redis: RedisServer):
+        self.args = args
+        database = pg.app_database("forge")
+        overrides: dict[str, Any] = {
+            "outbound": {"allow_networks": ["127.0.0.0/8"]},
+            "webhooks": {"concurrency": args.concurrency},
+            "logging": {"level": "WARNING"},
+        }
+        self.settings = make_settings(work, None, redis.url, database=database, **overrides)
+        queue.configure(self.settings)
+        jobs.install_pusher(job_runner.push)
+        self.db = Database(self.settings)
+        self.env = settings_env(self.settings) | {
+            "APPLIANCE_DATABASE__MIGRATIONS_URL": database["migrations_url"],
+            "APPLIANCE_LOGGING__LEVEL": "WARNING",
+        }
+        self.log = work / "worker.log"
+        self.tenant_id = uuid.uuid4()
+
+    def endpoint(self, url: str) -> None:
+        with self.db.session_scope() as session:
+            tenancy.set_platform(session)
+            tenant = Tenant(id=self.tenant_id, slug="bench", name="Bench")
+            session.add(tenant)
+            session.flush()
+            tenancy.set_tenant(session, tenant.id)
+            policy = outbound.AddressPolicy.of(self.settings.outbound.allow_networks)
+            actor = Actor(user_id=None, tenant_id=tenant.id)
+            webhook_endpoints.create(session, actor, url=url, policy=policy)
+
+    def publish(self, count: int, per_transaction: int) -> None:
+        for start in range(0, count, per_transaction):
+            with self.db.session_scope() as session:
+                tenancy.set_tenant(session, self.tenant_id)
+                for n in range(start, min(start + per_transaction, count)):
+                    events.publish(
+                        session, tenant_id=self.tenant_id, event_type="project.created", data={"n": n}
+                    )
+
+    def worker(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "appliance", "worker", "--workers", str(self.args.threads)],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def direct_round(self, receiver: Receiver) -> float:
+        args = self.args
+        since = receiver.count()
+        client = subprocess.Popen(
+            [sys.executable, __file__, "--direct", receiver.url, "--messages", str(args.messages),
+             "--concurrency", str(args.concurrency)],
+        )  # fmt: skip
+        try:
+            return receipt_rate(receiver, since, args.messages, lambda: client.poll() in (None, 0), "direct")
+        finally:
+            client.wait(timeout=60)
+
+    def worker_round(self, receiver: Receiver) -> float:
+        since = receiver.count()
+        self.publish(self.args.messages, 100)
+        worker = self.worker()
+        try:
+            alive = lambda: worker.poll() is None  # noqa: E731
+            return receipt_rate(receiver, since, self.args.messages, alive, f"worker (log: {self.log})")
+        finally:
+            stop_gracefully(worker)
+
+    def delays(self, receiver: Receiver) -> list[float]:
+        args = self.args
+        total = int(args.rate * args.seconds)
+        worker = self.worker()
+        try:
+            time.sleep(3)  # the consumer is up
+            since = receiver.count()
+            started = time.monotonic()
+            for n in range(total):
+                pause = started + n / args.rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                self.publish(1, 1)
+            receipt_rate(receiver, since, total, lambda: worker.poll() is None, f"delays (log: {self.log})")
+        finally:
+            stop_gracefully(worker)
+        delays = []
+        for got in receiver.received[since : since + total]:
+            stamp = json.loads(got.body)["timestamp"]
+            delays.append((got.at - dt.datetime.fromisoformat(stamp).timestamp()) * 1000)
+        return delays
 
 
 def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     pg, redis = PostgresServer().start(), RedisServer().start()
-    worker: subprocess.Popen[bytes] | None = None
     try:
-        database = pg.app_database("forge")
-        owner_url = database["migrations_url"]
-        overrides: dict[str, Any] = {
-            "outbound": {"allow_networks": ["127.0.0.0/8"]},
-            "webhooks": {"concurrency": args.concurrency},
-        }
-        settings = make_settings(work, None, redis.url, database=database, **overrides)
-        queue.configure(settings)
-        jobs.install_pusher(job_runner.push)
-        db = Database(settings)
+        bench = Bench(args, work, pg, redis)
         with Receiver() as receiver:
-            direct = asyncio.run(baseline(receiver.url, args.messages, args.concurrency))
-            receiver.received.clear()
-            with db.session_scope() as session:
-                tenancy.set_platform(session)
-                tenant = Tenant(slug="bench", name="Bench")
-                session.add(tenant)
-                session.flush()
-                tenancy.set_tenant(session, tenant.id)
-                policy = outbound.AddressPolicy.of(settings.outbound.allow_networks)
-                webhook_endpoints.create(
-                    session, Actor(user_id=None, tenant_id=tenant.id), url=receiver.url, policy=policy
-                )
-            env = settings_env(settings) | {
-                "APPLIANCE_DATABASE__MIGRATIONS_URL": owner_url,
-                "APPLIANCE_OUTBOUND__ALLOW_NETWORKS": '["127.0.0.0/8"]',
-                "APPLIANCE_WEBHOOKS__CONCURRENCY": str(args.concurrency),
-            }
-            log = work / "worker.log"
-            with log.open("wb") as out:
-                worker = subprocess.Popen(
-                    [sys.executable, "-m", "appliance", "worker", "--workers", str(args.threads)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            time.sleep(2)  # the consumer is up
-            started = time.time()
-            for start in range(0, args.messages, args.batch):
-                with db.session_scope() as session:
-                    tenancy.set_tenant(session, tenant.id)
-                    for i in range(start, min(start + args.batch, args.messages)):
-                        events.publish(
-                            session, tenant_id=tenant.id, event_type="project.created", data={"n": i}
-                        )
-            published = time.time() - started
-            deadline = time.time() + 600
-            while receiver.count() < args.messages:
-                if time.time() > deadline or worker.poll() is not None:
-                    raise RuntimeError(f"not every delivery arrived ({receiver.count()}); see {log}")
-                time.sleep(0.05)
-            received: list[Received] = list(receiver.received)
-        elapsed = max(r.at for r in received) - started
-        delays = []
-        for r in received:
-            stamp = json.loads(r.body)["timestamp"]
-            delays.append((r.at - dt.datetime.fromisoformat(stamp).timestamp()) * 1000)
-        through = args.messages / elapsed
-        print(f"{args.messages} messages, concurrency {args.concurrency}, worker threads {args.threads}")
-        print(f"{'':38} {'deliveries/s':>12}")
-        print(f"{'httpx directly (baseline)':38} {direct:12.0f}")
-        print(f"{'appliance worker (PostgreSQL, Redis)':38} {through:12.0f}   ratio {through / direct:.2f}")
-        print(f"publishing took {published:.2f} s ({args.messages / published:.0f} events/s)")
-        print(
-            f"event-to-delivery delay: p50 {statistics.median(delays):.0f} ms, "
-            f"p99 {pct(delays, 0.99):.0f} ms, max {max(delays):.0f} ms"
-        )
-        db.dispose()
+            bench.endpoint(receiver.url)
+            rows = []
+            for round_ in range(args.rounds):
+                base = bench.direct_round(receiver)
+                through = bench.worker_round(receiver)
+                rows.append((round_ + 1, base, through, through / base))
+            delays = bench.delays(receiver)
+        bench.db.dispose()
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGINT)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
         redis.close()
         pg.close()
+    print(f"\n{args.messages} deliveries a round, concurrency {args.concurrency}, threads {args.threads}")
+    print(f"{'round':>5}  {'httpx directly/s':>16}  {'through the worker/s':>20}  {'ratio':>6}")
+    for row in rows:
+        print(f"{row[0]:>5}  {row[1]:>16.0f}  {row[2]:>20.0f}  {row[3]:>6.2f}")
+    print(
+        f"\nevent-to-delivery delay, {len(delays)} events at {args.rate:g}/s, one per transaction: "
+        f"p50 {statistics.median(delays):.1f} ms, p99 {pct(delays, 0.99):.1f} ms, max {max(delays):.1f} ms"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=100.0, help="events a second in the delay run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the delay run")
+    parser.add_argument("--direct", metavar="URL", help=argparse.SUPPRESS)  # the baseline's child process
     args = parser.parse_args()
+    if args.direct:
+        asyncio.run(direct(args.direct, args.messages, args.concurrency))
+        return 0
     try:
         run(args)
     except Exception as exc:

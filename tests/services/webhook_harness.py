@@ -20,6 +20,7 @@ from appliance.services import (
     http_clients,
     jobs,
     outbound,
+    webhook_batches,
     webhook_delivery,
     webhook_endpoints,
     webhook_sender,
@@ -88,6 +89,7 @@ class Harness:
     ) -> Any:
         assert delivery.job_id is not None
         clients = http_clients.Clients()
+        store = webhook_batches.for_database(self.db)  # as the worker's: batched on PostgreSQL
         try:
             return await webhook_delivery.deliver(
                 self.db,
@@ -96,12 +98,14 @@ class Harness:
                 attempt=webhook_delivery.JobAttempt(delivery.job_id, number, events.DELIVER.max_attempts),
                 config=cfg or config(),
                 clients=clients,
+                store=store,
                 **({"now": now} if now else {}),
             )
         except (jobs.RetryLater, jobs.PermanentFailure) as exc:
             return exc
         finally:
             await clients.aclose()
+            store.close()
 
     def delivery(self, delivery_id: uuid.UUID) -> WebhookDelivery:
         with self.session() as session:
