@@ -67,6 +67,10 @@ def test_up_status_down(env: dict[str, str]) -> None:
     pids = [p["pid"] for p in status["programs"]] + [status["supervisor"]["pid"]]
     assert all(pid_alive(pid) for pid in pids)
 
+    reread = appliance("supervise", "--reload-config", env=env)  # the run dir comes from the settings
+    assert reread.returncode == 0, reread.stderr
+    assert json.loads(reread.stdout)["unchanged"] == ["api", "worker"]
+
     again = appliance("up", env=env)  # idempotent: a second `up` finds it running
     assert again.returncode == 0
     assert "already running" in again.stdout
