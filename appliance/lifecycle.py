@@ -91,6 +91,12 @@ def _wait_ready(
                         f"program {program['name']} cannot run: {program.get('reason') or 'unknown reason'}"
                         f" (see {log}): {_tail(log)}"
                     )
+                if program["crash_looping"]:  # 5 quick failures in a row: waiting longer tells nothing new
+                    said = " | ".join(program.get("stderr_tail") or []) or "(nothing on stderr)"
+                    raise OperationFailed(
+                        f"program {program['name']} is crash-looping ({program.get('reason')}): {said} "
+                        f"(see {settings.log_dir / (program['name'] + '.log')})"
+                    )
         except SupervisorUnavailable:
             pass  # the supervisor is still opening its socket
         ok, last_reason = ready(settings)

@@ -109,6 +109,24 @@ def test_up_reports_a_program_that_cannot_start(env: dict[str, str], tmp_path: P
     assert appliance("status", env=env).returncode == 3  # what was started was stopped again
 
 
+def test_up_gives_up_on_a_crash_looping_program_and_says_why(env: dict[str, str], tmp_path: Path) -> None:
+    appliance("init", env=env)
+    appliance("migrate", env=env)
+    services = tmp_path / "services.toml"
+    crash = "import sys; sys.exit('api: cannot start: the answer is 41')"
+    services.write_text(
+        f'[programs.api]\ncommand = [{json.dumps(sys.executable)}, "-c", {json.dumps(crash)}]\n'
+    )
+    config = tmp_path / "appliance.toml"
+    config.write_text(f'[supervisor]\nservices_file = "{services}"\nready_timeout = 600\n')
+    run = appliance("--config", str(config), "up", env=env)
+    assert run.returncode == 1
+    assert (
+        "program api is crash-looping (exited with code 1): api: cannot start: the answer is 41" in run.stderr
+    )
+    assert appliance("status", env=env).returncode == 3  # what was started was stopped again
+
+
 # -- failure is loud where the admin looks ------------------------------------------------------------------
 
 
