@@ -36,7 +36,7 @@ from appliance.db.session import Database
 from appliance.services import jobs
 from appliance.services.job_claims import Claims
 from appliance.workers import job_metrics
-from appliance.workers.queue import task
+from appliance.workers.queue import UnrevokedTask, task
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,10 @@ def _register(entry: Handler) -> None:
 # --------------------------------------------------------------------------- the Huey task
 
 
-@task(name="jobs.run", retries=0)
+@task(name="jobs.run", retries=0, task_base=UnrevokedTask)
 def run_job(job_id: str) -> None:
-    """Run the durable job ``job_id`` (a no-op unless it is queued and due)."""
+    """Run the durable job ``job_id`` (a no-op unless it is queued and due). Cancelling a job is a change
+    of its row (appliance.services.jobs.cancel), never a Huey revocation."""
     current().run(uuid.UUID(job_id))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from huey import Huey
+from huey.api import Task
 from huey.storage import BaseStorage, RedisStorage, SqliteStorage
 
 from appliance.config import Settings
@@ -27,7 +28,35 @@ class UnconfiguredStorage(BaseStorage):  # type: ignore[misc]
         raise RuntimeError("the task queue is not configured: call appliance.workers.queue.configure()")
 
 
-huey = Huey("appliance", storage_class=UnconfiguredStorage, utc=True)
+class UnrevokedTask(Task):  # type: ignore[misc]
+    """The base of a task that is never revoked through Huey (a durable job is cancelled in its row, which
+    its claim reads): Huey then looks up no revocation key before running it, and deletes none after it
+    ran, two of the three round trips to Redis each run of a task costs (tests/bench/RESULTS.md, issue 15).
+    """
+
+    revocable = False
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.revoke_id = None
+
+
+class ApplianceHuey(Huey):  # type: ignore[misc]
+    """Huey, for UnrevokedTask's sake."""
+
+    def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
+        if isinstance(task, Task) and not getattr(task, "revocable", True):
+            return False
+        revoked: bool = super().is_revoked(task, timestamp, peek)
+        return revoked
+
+    def delete(self, key: str | None) -> Any:
+        if key is None:  # an UnrevokedTask ran: it has no revocation key to clear
+            return False
+        return super().delete(key)
+
+
+huey = ApplianceHuey("appliance", storage_class=UnconfiguredStorage, utc=True)
 
 TaskDecorator = Callable[[Callable[..., Any]], Any]
 
