@@ -6,7 +6,7 @@ attempt to the log and settle the delivery), several round trips each through th
 in flight on a worker's event loop share them: a batch reads or writes every waiting delivery, each tenant's
 after ``set_config`` of that tenant in the same transaction (row-level security applies, as everywhere), in
 one pipeline of statements over a driver connection the batch's thread keeps (appliance.services.
-driver_connection). The outcome is what appliance.services.webhook_delivery's session steps write; those
+driver_connection). The outcome is what the session steps write (appliance.services.webhook_store); those
 steps still serve what is not batched: a failed attempt (its decision depends on the endpoint's run of
 failures, and may disable it), and a delivery whose endpoint was disabled.
 
@@ -44,10 +44,10 @@ from appliance.services.webhook_delivery import (
     Found,
     JobAttempt,
     Prepared,
-    SessionStore,
     Skip,
     judge,
 )
+from appliance.services.webhook_store import SessionStore
 
 #: These connections (two per worker process: reads, writes) in pg_stat_activity.
 APPLICATION_NAME = "forge-appliance webhooks"

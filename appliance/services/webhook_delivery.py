@@ -22,18 +22,18 @@ again, with the same ``webhook-id``.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from appliance.config import Settings
-from appliance.db import tenancy
 from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -45,12 +45,11 @@ from appliance.services import (
     webhook_endpoints,
     webhook_sender,
     webhook_signing,
+    webhook_store,
 )
 
 #: The wait a Retry-After may ask for, in seconds: at least a second, at most the schedule's longest wait.
 RETRY_AFTER_RANGE = (1.0, 36_000.0)
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -301,64 +300,6 @@ def _finish(
     )
 
 
-class Store(Protocol):
-    """Where attempts read what to send and write what happened (appliance.services.webhook_store)."""
-
-    async def prepare(
-        self, tenant_id: uuid.UUID, delivery_id: uuid.UUID, job_id: uuid.UUID, now: dt.datetime
-    ) -> Prepared | Skip: ...
-
-    async def record(
-        self,
-        prepared: Prepared,
-        *,
-        answer: webhook_sender.Answer,
-        attempt: JobAttempt,
-        config: DeliveryConfig,
-        now: dt.datetime,
-    ) -> Decision: ...
-
-
-class SessionStore:
-    """Each step in a session of its own, on a thread of the loop's default executor: SQLite's way, and
-    PostgreSQL's for what is not batched."""
-
-    def __init__(self, database: Database):
-        self.database = database
-
-    def close(self) -> None:
-        """Nothing to release (see BatchedStore)."""
-
-    def _scoped(self, tenant_id: uuid.UUID, step: Callable[[Session], T]) -> Callable[[], T]:
-        def run() -> T:
-            with self.database.session_scope() as session:
-                tenancy.set_tenant(session, tenant_id)
-                return step(session)
-
-        return run
-
-    async def prepare(
-        self, tenant_id: uuid.UUID, delivery_id: uuid.UUID, job_id: uuid.UUID, now: dt.datetime
-    ) -> Prepared | Skip:
-        return await asyncio.to_thread(
-            self._scoped(tenant_id, lambda s: prepare(s, delivery_id, job_id, now))
-        )
-
-    async def record(
-        self,
-        prepared: Prepared,
-        *,
-        answer: webhook_sender.Answer,
-        attempt: JobAttempt,
-        config: DeliveryConfig,
-        now: dt.datetime,
-    ) -> Decision:
-        def step(session: Session) -> Decision:
-            return record(session, prepared, answer=answer, attempt=attempt, config=config, now=now)
-
-        return await asyncio.to_thread(self._scoped(prepared.tenant_id, step))
-
-
 async def deliver(
     database: Database,
     tenant_id: uuid.UUID,
@@ -368,19 +309,25 @@ async def deliver(
     config: DeliveryConfig,
     clients: http_clients.Clients,
     now: Callable[[], dt.datetime] = utcnow,
-    store: Store | None = None,
+    store: webhook_store.Store | None = None,
+    sending: AbstractAsyncContextManager[Any] | None = None,
 ) -> dict[str, Any]:
     """One attempt of a delivery; raises jobs.RetryLater or jobs.PermanentFailure for the job runner.
 
-    ``store``: where it reads and writes (default: a session per step on ``database``)."""
-    steps = store or SessionStore(database)
+    ``store``: where it reads and writes (default: a session per step on ``database``). ``sending``: held
+    while the request is signed and sent, and only then (the limit of requests in flight): a delivery that
+    reads or records holds no slot, so the connections to receivers are not left idle meanwhile."""
+    steps = store or webhook_store.SessionStore(database)
     prepared = await steps.prepare(tenant_id, delivery_id, attempt.job_id, now())
     if isinstance(prepared, Skip):
         if prepared.permanent:
             raise jobs.PermanentFailure(prepared.reason)
         return {"skipped": prepared.reason}
-    headers = webhook_signing.headers(prepared.secrets, prepared.msg_id, prepared.body, now())
-    answer = await webhook_sender.send(clients, prepared.url, headers, prepared.body, config.limits, now=now)
+    async with sending or contextlib.nullcontext():
+        headers = webhook_signing.headers(prepared.secrets, prepared.msg_id, prepared.body, now())
+        answer = await webhook_sender.send(
+            clients, prepared.url, headers, prepared.body, config.limits, now=now
+        )
     decision = await steps.record(prepared, answer=answer, attempt=attempt, config=config, now=now())
     if decision.retry_in is not None:
         raise jobs.RetryLater(answer.error or "failed", delay=decision.retry_in)

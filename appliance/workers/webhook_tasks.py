@@ -20,8 +20,8 @@ RUNNER_CONCURRENCY = 1000
 
 class _LoopState:
     """What deliveries on one event loop share: its HTTP clients (their connections kept alive), the limit
-    of deliveries in flight, and the store that batches their reads and writes (it lives as long as the
-    process)."""
+    of requests in flight (``webhooks.concurrency``), and the store that batches their reads and writes (it
+    lives as long as the process)."""
 
     def __init__(self, settings: Settings, database: Database):
         self.clients = http_clients.Clients()
@@ -48,13 +48,13 @@ async def deliver(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("a webhook delivery job belongs to a tenant")
     state = _state(ctx)
     attempt = webhook_delivery.JobAttempt(ctx.job_id, ctx.attempt, ctx.max_attempts)
-    async with state.slots:
-        return await webhook_delivery.deliver(
-            ctx.database,
-            ctx.tenant_id,
-            uuid.UUID(payload["delivery_id"]),
-            attempt=attempt,
-            config=state.config,
-            clients=state.clients,
-            store=state.store,
-        )
+    return await webhook_delivery.deliver(
+        ctx.database,
+        ctx.tenant_id,
+        uuid.UUID(payload["delivery_id"]),
+        attempt=attempt,
+        config=state.config,
+        clients=state.clients,
+        store=state.store,
+        sending=state.slots,
+    )

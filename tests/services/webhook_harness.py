@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appliance.db import tenancy
+from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from appliance.services import (
@@ -99,7 +100,7 @@ class Harness:
                 config=cfg or config(),
                 clients=clients,
                 store=store,
-                **({"now": now} if now else {}),
+                now=now or utcnow,
             )
         except (jobs.RetryLater, jobs.PermanentFailure) as exc:
             return exc
