@@ -23,7 +23,7 @@ from console.state import HISTORY, ConsoleState, Link
 from console.widgets.check_card import STATUS_COLOURS, CheckCard, CheckView
 
 #: The checks of GET /health, in the order shown (a check the API adds later comes after them).
-REPORTED = ("database", "queue", "worker")
+REPORTED = ("database", "queue", "disk", "worker")
 SAMPLE_S = 0.25  # how often the links are looked at, to note each poll's result once
 REDRAW_S = 1.0  # "retry in 4s" counts down between polls
 
@@ -61,6 +61,8 @@ def detail_text(detail: Any) -> str:
     for key, value in detail.items():
         if key == "last_seen_seconds_ago" and isinstance(value, int | float):
             parts.append(f"last seen {fmt.duration(value)} ago")
+        elif key == "free_mb" and isinstance(value, int):
+            parts.append(f"{value:,} MB free")
         else:
             parts.append(f"{key.replace('_', ' ')} {value}")
     return " · ".join(parts)

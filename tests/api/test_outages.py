@@ -161,7 +161,7 @@ def test_liveness_reports_a_process_whose_threads_are_all_stuck(
     with _api(
         tmp_path,
         server,
-        api={"threads": 1, "stall_seconds": 1, "queue_timeout": 60},
+        api={"threads": 1, "stall_seconds": 1, "queue_timeout": 60, "queue_target": 60},
         database={"lock_timeout": 0, "statement_timeout": 0},
     ) as identity:
         tenant = identity.tenant("acme")

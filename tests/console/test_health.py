@@ -39,7 +39,7 @@ def test_checks_show_the_reported_statuses_and_their_history(
         async with app.run_test(size=(100, 30)) as pilot:
             await until(pilot, matches_report, "the statuses of GET /health")
             shown = cards(app)
-            assert list(shown) == ["api", "database", "queue", "worker", "supervisor"]
+            assert list(shown) == ["api", "database", "queue", "disk", "worker", "supervisor"]
             assert shown["database"].view.status == "ok"
             assert shown["database"].line.startswith("database")
             assert " ms  ok · backend sqlite" in shown["database"].line
@@ -84,7 +84,7 @@ def test_a_dead_api_shows_on_every_row_and_the_console_goes_on(
             await until(pilot, lambda: cards(app)["api"].view.status == "down", "the API row down")
             shown = cards(app)
             assert "cannot reach the API at" in shown["api"].line
-            for name in ("database", "queue", "worker"):
+            for name in ("database", "queue", "disk", "worker"):
                 assert f"unknown: API down (cannot reach the API at {dead.api_url}" in shown[name].line
             assert shown["supervisor"].view.status == "ok"  # the supervisor still answers
             await pilot.press("r")  # asks again: down again, nothing hangs

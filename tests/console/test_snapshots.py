@@ -76,6 +76,7 @@ HEALTH: dict[str, Any] = {
     "checks": {
         "database": {"status": "ok", "latency_ms": 1.2},
         "queue": {"status": "ok", "latency_ms": 0.4},
+        "disk": {"status": "ok", "latency_ms": 0.1, "detail": {"free_mb": 51234}},
         "worker": {"status": "down", "error": "no worker heartbeat for 400 s"},
     },
 }
