@@ -92,12 +92,12 @@ def test_a_worker_killed_inside_a_batch_of_successes_loses_nothing_and_logs_noth
                 return bool(waiting) and receiver.count() >= 10
 
             wait_for(batch_waits, timeout=60, interval=0.05, what=f"a batch waiting (worker log: {log})")
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=30)
-            sent_before = receiver.count()
         finally:
+            worker.send_signal(signal.SIGKILL)  # (also when the wait failed: no worker outlives the test)
+            worker.wait(timeout=30)
             holder.rollback()
             holder.close()
+        sent_before = receiver.count()
         try:
             assert _count(owner, WebhookAttempt) == 0  # the killed batch left nothing
             assert _count(owner, WebhookDelivery, WebhookDelivery.state == "succeeded") == 0
