@@ -62,6 +62,10 @@ class ApiSettings(Section):
     Unset: database.pool_size - 1 (one connection stays free for health checks). More threads than pooled
     connections would only wait for a connection."""
 
+    max_in_flight: int = Field(default=256, ge=0)
+    """Requests an API process works on at once (health checks aside); beyond, a request is answered 503
+    with Retry-After at once, before it costs the process anything more. 0: no bound."""
+
     queue_limit: int = Field(default=200, ge=0)
     """Requests an API process lets wait for a thread; beyond that it answers 503 with Retry-After at once
     (load beyond capacity is shed, not queued without limit)."""

@@ -38,6 +38,7 @@ def serve_api(
 
     signing_key(settings)  # refuse a missing or default key before accepting any request
     setup_logging(settings.logging.level, settings.logging.json_format, "api")
+    raise_open_files_limit()
     bind_host, bind_port = host or settings.api.host, port or settings.api.port
     listener = socket_from_fd(fd) if fd is not None else inherited_socket()
     if listener is None:
@@ -76,6 +77,20 @@ def serve_worker(settings: Settings, workers: int | None = None, periodic: bool 
     signing_key(settings)  # the same refusal as the API: production never runs on a default key
     setup_logging(settings.logging.level, settings.logging.json_format, "worker")
     run(settings, workers=workers, periodic=periodic)
+
+
+def raise_open_files_limit() -> None:
+    """Lift this process's soft limit on open files to its hard limit: each client connection is a file,
+    and the usual soft limit (1024) would make a burst of connections fail in accept() rather than be
+    answered (503 at worst)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open files limit from %d to %d: %s", soft, hard, exc)
 
 
 def check_port_free(host: str, port: int) -> None:

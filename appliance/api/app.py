@@ -93,6 +93,8 @@ def create_app(
         max_body_bytes=settings.api.max_body_bytes,
         access_log=access,
         fixed_paths=docs,
+        max_in_flight=settings.api.max_in_flight,
+        overloaded=ctx.offload.overloaded,
     )
     # The probes are hit by every load balancer and orchestrator: they sit on the app's own route list,
     # because this FastAPI resolves an included router lazily on each request (about 8 us more).

@@ -92,6 +92,19 @@ class Offloader:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def overloaded(self) -> bool:
+        """Whether a new call would most likely be refused: the queue is full, or it is congested and
+        holds more than a round of work for the threads. The request middleware then refuses the request
+        at the door, before the event loop spends on it what a request costs before it reaches here: under
+        a burst the loop would otherwise be saturated by requests that are refused in the end, and
+        connections would wait in the kernel's queues, where no bound of ours applies."""
+        if self._free > 0:
+            return False
+        waiting = len(self._waiters)
+        if waiting >= self.queue_limit:
+            return True
+        return waiting >= self.threads and self._clock() - self._empty_since > self.congestion_interval
+
     async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args, **kwargs)`` in a thread, once one is free; Overloaded when none is free in time."""
         await self._admit()

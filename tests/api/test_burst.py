@@ -103,3 +103,24 @@ def test_load_beyond_the_queue_is_shed_at_once_with_retry_after(tmp_path: Path, 
             assert answer.json()["error"]["code"] == "OVERLOADED"
             assert int(answer.headers["retry-after"]) >= 1
         assert _projects(identity, tenant) == len(created)
+
+
+def test_requests_beyond_the_in_flight_bound_are_refused_before_any_work(tmp_path: Path) -> None:
+    """Past api.max_in_flight a request is refused at the door (503 OVERLOADED, Retry-After), while the
+    health checks are always answered."""
+    with identity_api(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", api={"max_in_flight": 2}) as identity:
+        tenant = identity.tenant("acme")
+        organization = _organization(identity, tenant)
+        bodies: list[dict[str, object]] = [
+            {"organization_id": organization, "name": f"p-{i}"} for i in range(40)
+        ]
+        answers = _burst(str(identity.client.base_url), tenant.owner.headers, bodies)
+        refused = [a for a in answers if a.status_code == 503]
+        assert refused
+        assert {a.status_code for a in answers} == {201, 503}
+        for answer in refused:
+            assert answer.json()["error"]["code"] == "OVERLOADED"
+            assert "The appliance is busy" in answer.json()["error"]["message"]
+            assert answer.headers["retry-after"] == "1"
+        assert _projects(identity, tenant) == len(answers) - len(refused)
+        assert identity.client.get("/health/live").status_code == 200

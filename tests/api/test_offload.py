@@ -144,3 +144,28 @@ def test_a_stall_is_told_from_a_busy_process() -> None:
         assert pool.stalled(60) is None
 
     run(test)
+
+
+def test_overloaded_says_when_a_new_call_would_most_likely_be_refused() -> None:
+    async def test() -> None:
+        clock, started = Clock(), list[str]()
+        pool = offloader(clock, queue_limit=3)
+        gate = Gate(started)
+        assert not pool.overloaded()  # a thread is free
+        tasks = [asyncio.create_task(pool.run(gate.call, "running"))]
+        await settle()
+        assert not pool.overloaded()  # busy, nothing waits
+        tasks.append(asyncio.create_task(pool.run(gate.call, "waiting")))
+        await settle()
+        assert not pool.overloaded()  # one waits, the queue is young: it will drain
+        clock.now += 3.0
+        assert pool.overloaded()  # a standing queue holding a round of work for the one thread
+        clock.now -= 3.0
+        tasks += [asyncio.create_task(pool.run(gate.call, f"w{i}")) for i in range(2)]
+        await settle()
+        assert pool.overloaded()  # the queue is full
+        gate.event.set()
+        await asyncio.gather(*tasks)
+        assert not pool.overloaded()
+
+    run(test)
