@@ -91,11 +91,15 @@ class Writer:
 class Burst:
     scenario: str
     rate: float
+    duration: float
+    """Seconds of sending."""
     sent: int
     skipped: int
     outcomes: list[Outcome]
     recovery: float | None
     seconds: float
+    cores: dict[str, float]
+    """CPU used during the burst, in cores, by: the API processes, PostgreSQL, the worker, this load."""
 
     def count(self, *statuses: int) -> int:
         return sum(o.status in statuses for o in self.outcomes)
@@ -225,24 +229,75 @@ def burst(
                 streak.clear()
             await asyncio.sleep(0.1)
 
+    cores: dict[str, float] = {}
+
     async def both() -> None:
         started = time.perf_counter()
-        await asyncio.gather(load.run(rate, seconds), probe(started))
+        before = cpu_by_group()
+
+        async def measured() -> None:
+            await load.run(rate, seconds)
+            cores.update(cores_between(before, cpu_by_group(), time.perf_counter() - started))
+
+        await asyncio.gather(measured(), probe(started))
 
     began = time.perf_counter()
     asyncio.run(both())
-    return Burst(scenario, rate, len(load.outcomes), load.skipped, load.outcomes, recovered[0],
-                 time.perf_counter() - began)  # fmt: skip
+    return Burst(scenario, rate, seconds, len(load.outcomes), load.skipped, load.outcomes, recovered[0],
+                 time.perf_counter() - began, cores)  # fmt: skip
+
+
+def cpu_by_group() -> dict[str, tuple[str, float]]:
+    """CPU seconds so far per process of the API, PostgreSQL, the worker and this one (the load), by pid,
+    and the whole machine's busy seconds under "machine"."""
+    import psutil
+
+    found: dict[str, tuple[str, float]] = {}
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "name", "cmdline", "cpu_times"]):
+        times, cmdline = proc.info["cpu_times"], " ".join(proc.info["cmdline"] or ())
+        if times is None:
+            continue
+        if proc.info["pid"] == me:
+            group = "load"
+        elif proc.info["name"] == "postgres":
+            group = "postgres"
+        elif "appliance" in cmdline and cmdline.endswith(" api"):
+            group = "api"
+        elif "appliance" in cmdline and " worker" in cmdline:
+            group = "worker"
+        else:
+            continue
+        found[str(proc.info["pid"])] = (group, times.user + times.system)
+    machine = psutil.cpu_times()
+    found["machine"] = (
+        "machine",
+        machine.user + machine.system + machine.nice + machine.softirq + machine.irq,
+    )
+    return found
+
+
+def cores_between(
+    before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]], wall: float
+) -> dict[str, float]:
+    """Cores used per group between two readings (processes present in both)."""
+    cores = {"api": 0.0, "postgres": 0.0, "worker": 0.0, "load": 0.0, "machine": 0.0}
+    for pid, (group, used) in after.items():
+        if pid in before:
+            cores[group] += (used - before[pid][1]) / wall
+    return cores
 
 
 def row(b: Burst, round_no: int) -> str:
-    created, shed = b.count(201), b.count(503)
+    created, shed, cores = b.count(201), b.count(503), b.cores
     other = len(b.outcomes) - created - shed - b.count(-1, 0)
     recovery = f"{b.recovery:.2f}" if b.recovery is not None else "not within 60"
     return (
         f"| {round_no} | {b.scenario} | {b.rate:,.0f} | {b.sent:,} | {created:,} | {shed:,} | {other} "
-        f"| {b.count(0)} | {b.late} | {b.latency(0.5) * 1000:,.0f} | {b.latency(0.99) * 1000:,.0f} "
-        f"| {created / 15:,.0f} | {recovery} |"
+        f"| {b.count(0)} + {b.skipped} | {b.late} "
+        f"| {b.latency(0.5) * 1000:,.0f} | {b.latency(0.99) * 1000:,.0f} "
+        f"| {created / b.duration:,.0f} | {recovery} | {cores['api']:.2f} / {cores['postgres']:.2f} "
+        f"/ {cores['load']:.2f} / {cores['machine']:.2f} |"
     )
 
 
@@ -289,9 +344,11 @@ def main() -> int:
             f"\n{args.instances} API processes, burst {args.factor:g}x the larger capacity for "
             f"{args.burst_seconds:g} s, open loop; latencies of every answer\n"
         )
-        print("| round | burst in | offered/s | sent | 201 | 503 | other | no answer | over 30 s "
-              "| p50 ms | p99 ms | 201/s | recovery s |")  # fmt: skip
-        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print(
+            "| round | burst in | offered/s | sent | 201 | 503 | other | failed + not sent | over 30 s "
+            "| p50 ms | p99 ms | 201/s | recovery s | cores: api / postgres / load / machine |"
+        )
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         print("\n".join(rows))
     except BenchError as exc:
         print(f"bench_burst: {exc}", file=sys.stderr)
