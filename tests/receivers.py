@@ -20,6 +20,8 @@ class Received:
     body: bytes
     at: float
     """time.time() when it arrived (the benchmark's delay)."""
+    peer: tuple[str, int] = ("", 0)
+    """The sender's address and port: requests over one kept-alive connection share it."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Receiver:
                 if len(body) < length:  # the sender died mid-request: nothing arrived
                     self.close_connection = True
                     return
-                got = Received(dict(self.headers.items()), body, time.time())
+                got = Received(dict(self.headers.items()), body, time.time(), self.client_address[:2])
                 with receiver.lock:
                     receiver.received.append(got)
                     number = len(receiver.received)

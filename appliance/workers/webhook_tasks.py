@@ -24,7 +24,9 @@ class _LoopState:
     lives as long as the process)."""
 
     def __init__(self, settings: Settings, database: Database):
-        self.clients = http_clients.Clients()
+        # About four requests in flight per lane, so that each lane holds a few connections
+        # (appliance.services.http_clients).
+        self.clients = http_clients.Clients(lanes=max(1, settings.webhooks.concurrency // 4))
         self.slots = asyncio.Semaphore(settings.webhooks.concurrency)
         self.config = webhook_delivery.DeliveryConfig.of(settings)
         self.store = webhook_batches.for_database(database)
