@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -51,6 +52,10 @@ def run(settings: Settings, workers: int | None = None, periodic: bool | None = 
     log.info(
         "worker started", extra={"queue": settings.queue.name, "backend": type(instance.storage).__name__}
     )
+    # What start-up made (modules, mappers, settings, the engine) lives as long as the process: frozen out
+    # of the collector's sight, so that a full collection walks only what came since (walking it all held
+    # every thread for 80-100 ms, the slowest webhook deliveries: tests/bench/RESULTS.md, issue 15).
+    gc.freeze()
     try:
         consumer.run()
     finally:
