@@ -8,10 +8,12 @@ Run: .venv/bin/python tests/bench/bench_webhooks.py [--messages 2000] [--concurr
    queue), both from tests/servers.py; migrated with the real migrations. One receiver (tests/receivers.py:
    a threaded HTTP server on loopback answering 204) in this process, one tenant, one endpoint taking every
    event.
-2. Throughput, --rounds rounds of two runs each, both counted at the receiver from its first request to its
-   last (start-up excluded), each client in a process of its own:
+2. Throughput, --rounds rounds of three runs each, all counted at the receiver from its first request to
+   its last (start-up excluded), each client in a process of its own:
    - direct: --messages signed POSTs from one httpx.AsyncClient, --concurrency at once (this script with
-     --direct, in a child process);
+     --direct, in a child process); the goal's baseline;
+   - direct in lanes: the same from --concurrency/4 clients taken in turn, as the worker sends
+     (appliance.services.http_clients): what the worker costs over a client tuned as it is;
    - worker: --messages events published (100 per transaction: a message, a delivery and a durable job
      each, pushed to Redis after the commit) while no worker runs; then one `appliance worker` process
      (webhooks.concurrency = --concurrency) drains them.
@@ -61,20 +63,25 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def direct(url: str, total: int, concurrency: int) -> None:
-    """The baseline's client: ``total`` signed POSTs, ``concurrency`` at once, over kept-alive connections."""
+async def direct(url: str, total: int, concurrency: int, lanes: int) -> None:
+    """The baseline's client: ``total`` signed POSTs, ``concurrency`` at once, over kept-alive connections,
+    from one httpx.AsyncClient, or from ``lanes`` of them taken in turn (as the worker sends)."""
     secret = webhook_signing.new_secret()
     body = events.render("project.created", dt.datetime.now(dt.UTC), {"id": "x"})
     slots = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as client:
+    clients = [httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) for _ in range(lanes)]
 
-        async def one(i: int) -> None:
-            async with slots:
-                headers = webhook_signing.headers([secret], f"msg_{i}", body, dt.datetime.now(dt.UTC))
-                response = await client.post(url, content=body, headers=headers)
-                response.raise_for_status()
+    async def one(i: int) -> None:
+        async with slots:
+            headers = webhook_signing.headers([secret], f"msg_{i}", body, dt.datetime.now(dt.UTC))
+            response = await clients[i % lanes].post(url, content=body, headers=headers)
+            response.raise_for_status()
 
+    try:
         await asyncio.gather(*(one(i) for i in range(total)))
+    finally:
+        for client in clients:
+            await client.aclose()
 
 
 def receipt_rate(receiver: Receiver, since: int, total: int, alive: Callable[[], bool], what: str) -> float:
@@ -117,7 +124,8 @@ class Bench:
             tenancy.set_tenant(session, tenant.id)
             policy = outbound.AddressPolicy.of(self.settings.outbound.allow_networks)
             actor = Actor(user_id=None, tenant_id=tenant.id)
-            webhook_endpoints.create(session, actor, url=url, policy=policy)
+            # (project.created only: its own creation is an event too, which would be one delivery more)
+            webhook_endpoints.create(session, actor, url=url, policy=policy, event_types=["project.created"])
 
     def publish(self, count: int, per_transaction: int) -> None:
         for start in range(0, count, per_transaction):
@@ -135,12 +143,12 @@ class Bench:
                 env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
-    def direct_round(self, receiver: Receiver) -> float:
+    def direct_round(self, receiver: Receiver, lanes: int = 1) -> float:
         args = self.args
         since = receiver.count()
         client = subprocess.Popen(
             [sys.executable, __file__, "--direct", receiver.url, "--messages", str(args.messages),
-             "--concurrency", str(args.concurrency)],
+             "--concurrency", str(args.concurrency), "--lanes", str(lanes)],
         )  # fmt: skip
         try:
             return receipt_rate(receiver, since, args.messages, lambda: client.poll() in (None, 0), "direct")
@@ -188,19 +196,23 @@ def run(args: argparse.Namespace) -> None:
         with Receiver() as receiver:
             bench.endpoint(receiver.url)
             rows = []
+            lanes = max(1, args.concurrency // 4)  # as the worker's (appliance.workers.webhook_tasks)
             for round_ in range(args.rounds):
                 base = bench.direct_round(receiver)
+                tuned = bench.direct_round(receiver, lanes)
                 through = bench.worker_round(receiver)
-                rows.append((round_ + 1, base, through, through / base))
+                rows.append((round_ + 1, base, through, through / base, tuned, through / tuned))
             delays = bench.delays(receiver)
         bench.db.dispose()
     finally:
         redis.close()
         pg.close()
     print(f"\n{args.messages} deliveries a round, concurrency {args.concurrency}, threads {args.threads}")
-    print(f"{'round':>5}  {'httpx directly/s':>16}  {'through the worker/s':>20}  {'ratio':>6}")
-    for row in rows:
-        print(f"{row[0]:>5}  {row[1]:>16.0f}  {row[2]:>20.0f}  {row[3]:>6.2f}")
+    print(f"{'round':>5}  {'httpx directly/s':>16}  {'through the worker/s':>20}  {'ratio':>6}    "
+          f"{'httpx in lanes/s':>16}  {'ratio':>6}")  # fmt: skip
+    for n, base, through, ratio, tuned, versus_tuned in rows:
+        print(f"{n:>5}  {base:>16.0f}  {through:>20.0f}  {ratio:>6.2f}    "
+              f"{tuned:>16.0f}  {versus_tuned:>6.2f}")  # fmt: skip
     print(
         f"\nevent-to-delivery delay, {len(delays)} events at {args.rate:g}/s, one per transaction: "
         f"p50 {statistics.median(delays):.1f} ms, p99 {pct(delays, 0.99):.1f} ms, max {max(delays):.1f} ms"
@@ -216,9 +228,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="events a second in the delay run")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the delay run")
     parser.add_argument("--direct", metavar="URL", help=argparse.SUPPRESS)  # the baseline's child process
+    parser.add_argument("--lanes", type=int, default=1, help=argparse.SUPPRESS)  # (its clients)
     args = parser.parse_args()
     if args.direct:
-        asyncio.run(direct(args.direct, args.messages, args.concurrency))
+        asyncio.run(direct(args.direct, args.messages, args.concurrency, args.lanes))
         return 0
     try:
         run(args)
