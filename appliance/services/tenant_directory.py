@@ -47,6 +47,7 @@ class TenantDirectory:
         self._lock = threading.Lock()
         self._entries: dict[uuid.UUID, tuple[float, TenantInfo | None]] = {}
         self._loaders: dict[uuid.UUID, threading.Lock] = {}
+        self._due: set[uuid.UUID] = set()
 
     def fresh(self, tenant_id: uuid.UUID) -> tuple[bool, TenantInfo | None]:
         """Without any I/O: (True, the tenant or None if it does not exist) when the entry is current,
@@ -56,7 +57,8 @@ class TenantDirectory:
             return False, None
         age = self._clock() - entry[0]
         if age >= self._ttl / 2 and self._refresher is not None:
-            self._refresher.submit(("tenant", tenant_id), lambda: self._store(tenant_id))
+            self._due.add(tenant_id)
+            self._refresher.submit("tenants", self._refresh_due)
         if age < self._ttl:
             return True, entry[1]
         return False, None
@@ -76,12 +78,26 @@ class TenantDirectory:
 
     def _store(self, tenant_id: uuid.UUID) -> TenantInfo | None:
         now = self._clock()
-        info = self._load(tenant_id)
-        with self._lock:
-            if len(self._entries) >= self._max:
-                self._entries.clear()  # rare: a full reload costs one query per active tenant
-            self._entries[tenant_id] = (now, info)
+        info = self._load([tenant_id]).get(tenant_id)
+        self._put(now, {tenant_id: info})
         return info
+
+    def _refresh_due(self) -> None:
+        """Re-read every tenant whose entry is past half its ttl, a thousand to a query."""
+        with self._lock:
+            due, self._due = list(self._due), set()
+        for start in range(0, len(due), 1000):
+            chunk = due[start : start + 1000]
+            now = self._clock()
+            found = self._load(chunk)
+            self._put(now, {tenant_id: found.get(tenant_id) for tenant_id in chunk})
+
+    def _put(self, now: float, infos: dict[uuid.UUID, TenantInfo | None]) -> None:
+        with self._lock:
+            if len(self._entries) + len(infos) > self._max:
+                self._entries.clear()  # rare: a full reload costs one query per active tenant
+            for tenant_id, info in infos.items():
+                self._entries[tenant_id] = (now, info)
 
     def _loading(self, tenant_id: uuid.UUID) -> threading.Lock:
         with self._lock:
@@ -96,11 +112,13 @@ class TenantDirectory:
         with self._lock:
             self._entries.pop(tenant_id, None)
 
-    def _load(self, tenant_id: uuid.UUID) -> TenantInfo | None:
+    def _load(self, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, TenantInfo]:
+        """The tenants that exist among ``tenant_ids``."""
         with self._database.session_scope(write=False) as session:
-            row = session.execute(
-                select(Tenant.id, Tenant.slug, Tenant.plan, Tenant.status).where(Tenant.id == tenant_id)
-            ).first()
-        if row is None:
-            return None
-        return TenantInfo(id=row.id, slug=row.slug, plan=str(row.plan), status=str(row.status))
+            rows = session.execute(
+                select(Tenant.id, Tenant.slug, Tenant.plan, Tenant.status).where(Tenant.id.in_(tenant_ids))
+            ).all()
+        return {
+            row.id: TenantInfo(id=row.id, slug=row.slug, plan=str(row.plan), status=str(row.status))
+            for row in rows
+        }
