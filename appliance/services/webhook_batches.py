@@ -53,16 +53,23 @@ from appliance.services.webhook_store import SessionStore
 APPLICATION_NAME = "forge-appliance webhooks"
 
 _SET_TENANT = f"SELECT set_config('{tenancy.TENANT_SETTING}', %(tenant)s, true)"
-# The delivery's own key (d.id = ANY) is spelled out beside the tenant's, so that the plan is by key whatever
-# the statistics say of the tenant's share of the rows (appliance.services.jobs.by_key).
+# Each delivery is looked up by its own key (one lookup a key, whose plan is a single-row one): joined
+# plainly, the read started from the tenant's endpoint and walked every delivery of it to keep the few
+# asked for; and with the keys as one list, row-level security's tenant condition still let the planner
+# walk the tenant's rows whenever its statistics said they were few (a tenant new since the last ANALYZE).
 _READ = """
 SELECT d.id, d.state, d.job_id, d.attempts, d.message_id, m.body, e.id, e.url, e.secret, e.previous_secret,
     e.previous_secret_expires_at, e.enabled, e.disabled_reason, e.failing_since IS NOT NULL
-FROM webhook_deliveries AS d
+FROM unnest(%(ids)s::uuid[]) AS k(id)
+CROSS JOIN LATERAL (
+    SELECT id, state, job_id, attempts, message_id, endpoint_id, tenant_id FROM webhook_deliveries
+    WHERE id = k.id AND (tenant_id = %(tenant)s) IS TRUE LIMIT 1
+) AS d
 JOIN webhook_messages AS m ON m.tenant_id = d.tenant_id AND m.id = d.message_id
 JOIN webhook_endpoints AS e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
-WHERE d.tenant_id = %(tenant)s AND d.id = ANY(%(ids)s::uuid[])
 """
+# The writes find the deliveries by key too (d.id = ANY beside the tenant: uq_webhook_deliveries_tenant_id_id
+# serves both), and log only the attempts of deliveries that are still there.
 _LOG = """
 INSERT INTO webhook_attempts
     (id, tenant_id, delivery_id, attempt, status_code, latency_ms, error, response_excerpt, created_at)

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.models import Tenant, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from appliance.services import events, http_clients, jobs, webhook_delivery, webhook_sender
+from appliance.services import events, http_clients, jobs, webhook_batches, webhook_delivery, webhook_sender
 from appliance.services.webhook_batches import BatchedStore, Read, Success
 from tests.conftest import PgDatabase
 from tests.receivers import Receiver, Reply
@@ -241,3 +241,28 @@ def test_what_is_not_batched_takes_the_session_steps(
     (attempt,) = _attempts(owner)
     assert (attempt.delivery_id, attempt.status_code, attempt.response_excerpt) == (first.id, 500, "down")
     assert acme.get_endpoint(failing.id).failing_since is not None
+
+
+def test_a_batch_reads_its_deliveries_by_key_however_many_the_endpoint_has(
+    owner: Database, app_db: Database, store: BatchedStore
+) -> None:
+    """Joined from the tenant's endpoint, the read walked every delivery of it (thousands) to keep the few
+    asked for; its plan must find them by their keys."""
+    acme = _tenant(owner, "acme", app_db)
+    acme.endpoint("http://127.0.0.1:9/hook")
+    with acme.session() as session:
+        for n in range(1500):
+            events.publish(session, tenant_id=acme.tenant_id, event_type="project.created", data={"n": n})
+    with owner.session_scope(write=False) as session:
+        tenancy.set_platform(session)
+        ids = list(session.scalars(select(WebhookDelivery.id).limit(8)))
+    raw = app_db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT set_config('app.tenant_id', %s, false)", (str(acme.tenant_id),))
+        cursor.execute("EXPLAIN " + webhook_batches._READ, {"tenant": acme.tenant_id, "ids": ids})
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    finally:
+        raw.close()
+    assert "pk_webhook_deliveries" in plan, plan
+    assert "ix_webhook_deliveries_tenant_id_endpoint_id_created_at" not in plan, plan
