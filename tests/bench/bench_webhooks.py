@@ -17,6 +17,8 @@ Run: .venv/bin/python tests/bench/bench_webhooks.py [--messages 2000] [--concurr
    - worker: --messages events published (100 per transaction: a message, a delivery and a durable job
      each, pushed to Redis after the commit) while no worker runs; then one `appliance worker` process
      (webhooks.concurrency = --concurrency) drains them.
+   Each row also gives the CPU a request cost (user and system, over the same window): the direct clients'
+   own, the worker process's and the PostgreSQL cluster's (psutil).
 3. Delay: with the worker running and idle, events published one per transaction at --rate a second for
    --seconds; the delay of each is its receipt time minus its event's timestamp (the body's ``timestamp``,
    taken when it is published, before its commit). The publisher runs in this process, beside the
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import statistics
@@ -45,6 +48,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
+import psutil  # noqa: E402
 
 from appliance.db import tenancy  # noqa: E402
 from appliance.db.session import Database  # noqa: E402
@@ -71,28 +75,56 @@ async def direct(url: str, total: int, concurrency: int, lanes: int) -> None:
     slots = asyncio.Semaphore(concurrency)
     clients = [httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) for _ in range(lanes)]
 
+    first_answer: list[float] = []
+
     async def one(i: int) -> None:
         async with slots:
             headers = webhook_signing.headers([secret], f"msg_{i}", body, dt.datetime.now(dt.UTC))
             response = await clients[i % lanes].post(url, content=body, headers=headers)
             response.raise_for_status()
+            if not first_answer:
+                first_answer.append(time.process_time())
 
     try:
         await asyncio.gather(*(one(i) for i in range(total)))
+        print(f"cpu {(time.process_time() - first_answer[0]) / (total - 1) * 1000:.3f}")  # ms a request
     finally:
         for client in clients:
             await client.aclose()
 
 
-def receipt_rate(receiver: Receiver, since: int, total: int, alive: Callable[[], bool], what: str) -> float:
-    """Requests per second at the receiver, from the first to the last of the ``total`` after ``since``."""
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its children so far, in seconds."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a backend that just ended
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def receipt_rate(
+    receiver: Receiver,
+    since: int,
+    total: int,
+    alive: Callable[[], bool],
+    what: str,
+    watched: dict[str, int] | None = None,
+) -> tuple[float, dict[str, float]]:
+    """Requests per second at the receiver, from the first to the last of the ``total`` after ``since``;
+    and the CPU each ``watched`` process (and its children) used meanwhile, in ms a request."""
     deadline = time.monotonic() + 600
+    started: dict[str, float] = {}
     while receiver.count() < since + total:
         if time.monotonic() > deadline or not alive():
             raise RuntimeError(f"{what}: only {receiver.count() - since} of {total} arrived")
+        if watched and not started and receiver.count() > since:
+            started = {name: cpu_seconds(pid) for name, pid in watched.items()}
         time.sleep(0.05)
+    cpu = {name: (cpu_seconds(pid) - started[name]) / total * 1000 for name, pid in (watched or {}).items()}
     times = sorted(r.at for r in receiver.received[since : since + total])
-    return (total - 1) / max(times[-1] - times[0], 1e-6)
+    return (total - 1) / max(times[-1] - times[0], 1e-6), cpu
 
 
 class Bench:
@@ -114,6 +146,8 @@ class Bench:
         }
         self.log = work / "worker.log"
         self.tenant_id = uuid.uuid4()
+        assert pg.pid is not None
+        self.pg_pid = pg.pid
 
     def endpoint(self, url: str) -> None:
         with self.db.session_scope() as session:
@@ -143,25 +177,32 @@ class Bench:
                 env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
-    def direct_round(self, receiver: Receiver, lanes: int = 1) -> float:
+    def direct_round(self, receiver: Receiver, lanes: int = 1) -> tuple[float, float]:
+        """The direct client's rate, and its CPU in ms a request (from its first answer to its last)."""
         args = self.args
         since = receiver.count()
         client = subprocess.Popen(
             [sys.executable, __file__, "--direct", receiver.url, "--messages", str(args.messages),
              "--concurrency", str(args.concurrency), "--lanes", str(lanes)],
+            stdout=subprocess.PIPE,
         )  # fmt: skip
         try:
-            return receipt_rate(receiver, since, args.messages, lambda: client.poll() in (None, 0), "direct")
+            alive = lambda: client.poll() in (None, 0)  # noqa: E731
+            rate, _ = receipt_rate(receiver, since, args.messages, alive, "direct")
         finally:
-            client.wait(timeout=60)
+            out, _ = client.communicate(timeout=60)
+        return rate, float(out.decode().split()[-1])
 
-    def worker_round(self, receiver: Receiver) -> float:
+    def worker_round(self, receiver: Receiver) -> tuple[float, dict[str, float]]:
+        """The worker's rate, and the CPU in ms a delivery of the worker and of PostgreSQL."""
         since = receiver.count()
         self.publish(self.args.messages, 100)
         worker = self.worker()
         try:
             alive = lambda: worker.poll() is None  # noqa: E731
-            return receipt_rate(receiver, since, self.args.messages, alive, f"worker (log: {self.log})")
+            watched = {"worker": worker.pid, "postgres": self.pg_pid}
+            what = f"worker (log: {self.log})"
+            return receipt_rate(receiver, since, self.args.messages, alive, what, watched)
         finally:
             stop_gracefully(worker)
 
@@ -178,7 +219,8 @@ class Bench:
                 if pause > 0:
                     time.sleep(pause)
                 self.publish(1, 1)
-            receipt_rate(receiver, since, total, lambda: worker.poll() is None, f"delays (log: {self.log})")
+            alive = lambda: worker.poll() is None  # noqa: E731
+            receipt_rate(receiver, since, total, alive, f"delays (log: {self.log})")
         finally:
             stop_gracefully(worker)
         delays = []
@@ -198,10 +240,10 @@ def run(args: argparse.Namespace) -> None:
             rows = []
             lanes = max(1, args.concurrency // 4)  # as the worker's (appliance.workers.webhook_tasks)
             for round_ in range(args.rounds):
-                base = bench.direct_round(receiver)
-                tuned = bench.direct_round(receiver, lanes)
-                through = bench.worker_round(receiver)
-                rows.append((round_ + 1, base, through, through / base, tuned, through / tuned))
+                base, base_cpu = bench.direct_round(receiver)
+                tuned, tuned_cpu = bench.direct_round(receiver, lanes)
+                through, cpu = bench.worker_round(receiver)
+                rows.append((round_ + 1, base, through, tuned, base_cpu, tuned_cpu, cpu))
             delays = bench.delays(receiver)
         bench.db.dispose()
     finally:
@@ -210,9 +252,14 @@ def run(args: argparse.Namespace) -> None:
     print(f"\n{args.messages} deliveries a round, concurrency {args.concurrency}, threads {args.threads}")
     print(f"{'round':>5}  {'httpx directly/s':>16}  {'through the worker/s':>20}  {'ratio':>6}    "
           f"{'httpx in lanes/s':>16}  {'ratio':>6}")  # fmt: skip
-    for n, base, through, ratio, tuned, versus_tuned in rows:
-        print(f"{n:>5}  {base:>16.0f}  {through:>20.0f}  {ratio:>6.2f}    "
-              f"{tuned:>16.0f}  {versus_tuned:>6.2f}")  # fmt: skip
+    for n, base, through, tuned, *_ in rows:
+        print(f"{n:>5}  {base:>16.0f}  {through:>20.0f}  {through / base:>6.2f}    "
+              f"{tuned:>16.0f}  {through / tuned:>6.2f}")  # fmt: skip
+    print(f"\nCPU in ms a request: {'httpx directly':>14}  {'httpx in lanes':>14}  "
+          f"{'worker':>6}  {'postgres':>8}")  # fmt: skip
+    for n, _, _, _, base_cpu, tuned_cpu, cpu in rows:
+        print(f"{'round ' + str(n):>19}  {base_cpu:>14.2f}  {tuned_cpu:>14.2f}  {cpu['worker']:>6.2f}  "
+              f"{cpu['postgres']:>8.2f}")  # fmt: skip
     print(
         f"\nevent-to-delivery delay, {len(delays)} events at {args.rate:g}/s, one per transaction: "
         f"p50 {statistics.median(delays):.1f} ms, p99 {pct(delays, 0.99):.1f} ms, max {max(delays):.1f} ms"
