@@ -56,7 +56,7 @@ class RequestContextMiddleware:
         fixed_paths: frozenset[str] = frozenset(),
         drain: Drain | None = None,
         max_in_flight: int = 0,
-        overloaded: Callable[[], bool] | None = None,
+        overloaded: Callable[[int], bool] | None = None,
     ):
         self.app = app
         # Requests this process works on at once (0: no bound), and whether its threads can take more: past
@@ -67,7 +67,7 @@ class RequestContextMiddleware:
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         #: Whether the threads behind the routes are too busy to take more (appliance.api.offload).
-        self.overloaded = overloaded or (lambda: False)
+        self.overloaded = overloaded or (lambda _: False)
         self.drain = drain or Drain()
         self.fixed_paths = fixed_paths
         self.max_body_bytes = max_body_bytes
@@ -151,7 +151,7 @@ class RequestContextMiddleware:
         if self.max_in_flight and self.in_flight > self.max_in_flight:
             metrics.API_SHED.labels("in_flight").inc()
             return f"{self.in_flight - 1} requests in progress"
-        if self.overloaded():
+        if self.overloaded(self.in_flight - 1):
             metrics.API_SHED.labels("at_the_door").inc()
             return "every thread is taken and the queue is full or congested"
         return None

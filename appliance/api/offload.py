@@ -92,18 +92,22 @@ class Offloader:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    def overloaded(self) -> bool:
-        """Whether a new call would most likely be refused: the queue is full, or it is congested and
-        holds more than a round of work for the threads. The request middleware then refuses the request
-        at the door, before the event loop spends on it what a request costs before it reaches here: under
-        a burst the loop would otherwise be saturated by requests that are refused in the end, and
-        connections would wait in the kernel's queues, where no bound of ours applies."""
+    def overloaded(self, in_progress: int) -> bool:
+        """Whether a new request would most likely be refused, given the ``in_progress`` requests of the
+        process (those past the door, waiting here, running, or on their way here): every thread is taken
+        and the queue is full, or the queue is congested and the requests in progress are more than the
+        threads can serve within a round or two.
+
+        The request middleware then refuses the request at the door, before the event loop spends on it
+        what a request costs before it reaches the queue: under a burst the loop would otherwise be
+        saturated by requests refused in the end, and connections would wait in the kernel's queues,
+        where no bound of ours applies."""
         if self._free > 0:
             return False
-        waiting = len(self._waiters)
-        if waiting >= self.queue_limit:
+        if len(self._waiters) >= self.queue_limit:
             return True
-        return waiting >= self.threads and self._clock() - self._empty_since > self.congestion_interval
+        congested = self._clock() - self._empty_since > self.congestion_interval
+        return congested and in_progress > 2 * self.threads
 
     async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args, **kwargs)`` in a thread, once one is free; Overloaded when none is free in time."""

@@ -151,21 +151,22 @@ def test_overloaded_says_when_a_new_call_would_most_likely_be_refused() -> None:
         clock, started = Clock(), list[str]()
         pool = offloader(clock, queue_limit=3)
         gate = Gate(started)
-        assert not pool.overloaded()  # a thread is free
+        assert not pool.overloaded(0)  # a thread is free
         tasks = [asyncio.create_task(pool.run(gate.call, "running"))]
         await settle()
-        assert not pool.overloaded()  # busy, nothing waits
+        assert not pool.overloaded(1)  # busy, nothing waits
         tasks.append(asyncio.create_task(pool.run(gate.call, "waiting")))
         await settle()
-        assert not pool.overloaded()  # one waits, the queue is young: it will drain
+        assert not pool.overloaded(5)  # one waits, the queue is young: it will drain
         clock.now += 3.0
-        assert pool.overloaded()  # a standing queue holding a round of work for the one thread
+        assert not pool.overloaded(2)  # congested, but no more in progress than a round or two
+        assert pool.overloaded(3)  # congested, and more on their way than the thread can serve soon
         clock.now -= 3.0
         tasks += [asyncio.create_task(pool.run(gate.call, f"w{i}")) for i in range(2)]
         await settle()
-        assert pool.overloaded()  # the queue is full
+        assert pool.overloaded(4)  # the queue is full
         gate.event.set()
         await asyncio.gather(*tasks)
-        assert not pool.overloaded()
+        assert not pool.overloaded(100)
 
     run(test)

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,6 +340,9 @@ def main() -> int:
                 result = burst(port, group, scenario, rate, args.burst_seconds, normal)
                 rows.append(row(result, round_no))
                 print(rows[-1], flush=True)
+                errors = Counter(o.error for o in result.outcomes if o.error)
+                if errors:
+                    print(f"  failed requests: {dict(errors)}", flush=True)
                 time.sleep(5)
         print(
             f"\n{args.instances} API processes, burst {args.factor:g}x the larger capacity for "

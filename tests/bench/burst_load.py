@@ -10,6 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+#: Idle connections older than this are closed rather than reused: the server closes them after its
+#: keep-alive timeout (uvicorn: 5 s), and a request sent as it does so is lost in flight.
+IDLE_S = 2.0
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -20,6 +24,8 @@ class Outcome:
     within the timeout."""
     latency: float
     retry_after: str | None = None
+    error: str | None = None
+    """Why there was no answer (the exception's name)."""
 
 
 @dataclass
@@ -33,7 +39,8 @@ class Load:
     outcomes: list[Outcome] = field(default_factory=list)
     skipped: int = 0
     """Requests not sent because max_connections were all busy (reported, never silently dropped)."""
-    _idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
+    _idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = field(default_factory=list)
+    """Kept-alive connections and when each became idle (the newest last)."""
     _open: int = 0
 
     async def run(self, rate: float, duration: float) -> None:
@@ -54,7 +61,7 @@ class Load:
             task.add_done_callback(pending.discard)
         if pending:
             await asyncio.wait(pending)
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()
 
@@ -69,28 +76,33 @@ class Load:
                 await self._one(next(counter), started)
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()
 
     async def _one(self, n: int, started: float) -> None:
         sent = time.perf_counter()
+        error = None
         try:
             status, retry_after, keep = await asyncio.wait_for(self._exchange(self.request(n)), self.timeout)
         except TimeoutError:
             status, retry_after, keep = -1, None, None
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            status, retry_after, keep = 0, None, None
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+            status, retry_after, keep, error = 0, None, None, type(exc).__name__
         done = time.perf_counter()
         if keep is not None:
-            self._idle.append(keep)
-        self.outcomes.append(Outcome(sent - started, status, done - sent, retry_after))
+            self._idle.append((*keep, done))
+        self.outcomes.append(Outcome(sent - started, status, done - sent, retry_after, error))
 
     async def _exchange(
         self, payload: bytes
     ) -> tuple[int, str | None, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+        while self._idle and time.perf_counter() - self._idle[0][2] > IDLE_S:
+            _, stale, _ = self._idle.pop(0)  # the server may be closing it (keep-alive timeout): a race
+            stale.close()
+            self._open -= 1
         if self._idle:
-            reader, writer = self._idle.pop()
+            reader, writer, _ = self._idle.pop()
         else:
             self._open += 1
             try:
