@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from appliance.logs import JsonFormatter
+from tests.support import wait_for
 
 
 def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -126,8 +127,15 @@ def test_every_log_line_of_a_request_carries_its_id(
     with caplog.at_level(logging.INFO):
         api.get("/api/v1/_probe/crash", headers={"X-Request-ID": "trace-me-42"})
     lines = [orjson.loads(formatter.format(r)) for r in caplog.records if r.name.startswith("appliance")]
-    # The access line is written straight to stderr (see appliance.logs.AccessLog), in the same format.
-    stderr = capfd.readouterr().err.splitlines()
+    # The access line is written straight to stderr (see appliance.logs.AccessLog), in the same format,
+    # once the response has gone out: the client may read its answer before the server writes it.
+    stderr: list[str] = []
+
+    def access_written() -> bool:
+        stderr.extend(capfd.readouterr().err.splitlines())
+        return any('"appliance.access"' in line for line in stderr)
+
+    wait_for(access_written, timeout=10, what="the access line")
     lines += [orjson.loads(line) for line in stderr if '"appliance.access"' in line]
     assert {line["logger"] for line in lines} >= {"appliance.api", "appliance.access"}
     assert all(line["request_id"] == "trace-me-42" for line in lines)
