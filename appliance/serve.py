@@ -35,6 +35,7 @@ def serve_api(
     from appliance.api.app import create_app
     from appliance.api.server import DrainingServer, inherited_socket, socket_from_fd
     from appliance.program_status import StatusReporter, dependency_check
+    from appliance.supervisor.listeners import backlog
 
     signing_key(settings)  # refuse a missing or default key before accepting any request
     setup_logging(settings.logging.level, settings.logging.json_format, "api")
@@ -54,6 +55,8 @@ def serve_api(
         server_header=False,
         timeout_graceful_shutdown=DRAIN_S - KEEPALIVE_DRAIN_S,
         lifespan="on",
+        # uvicorn listens again on the socket it is given: keep the supervisor's (the kernel's longest).
+        backlog=backlog(),
     )
     server = DrainingServer(config, app.state.drain, drain_timeout=KEEPALIVE_DRAIN_S)
     # Everything built so far lives as long as the process: keep it out of the collector's full passes,
