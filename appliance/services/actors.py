@@ -3,6 +3,9 @@ see it. Built by the API's authentication (appliance.api.auth) or by the CLI; ne
 
 from __future__ import annotations
 
+import os
+import pwd
+import socket
 import uuid
 from dataclasses import dataclass, field
 
@@ -36,6 +39,9 @@ class Actor:
     plan: str | None = None
     """The tenant's plan tier (free, team, business, enterprise): its rate limits."""
     request: RequestInfo = field(default_factory=RequestInfo)
+    name: str | None = None
+    """Who acted, by name, where no user or key id says it: ``cli:<OS user>@<host>`` at the command line
+    (:func:`cli_name`). The audit log records it."""
 
     def __post_init__(self) -> None:
         if self.operator == (self.tenant_id is not None):
@@ -52,13 +58,31 @@ class Actor:
         return permission in self.permissions
 
 
+def cli_name() -> str:
+    """``cli:<OS user>@<host>``: who runs this command, as the audit log names them. The user is the
+    process's effective one, from the password database (not from $USER, which anyone can set); under sudo
+    the invoking user follows: ``cli:root@host (sudo by alice)``."""
+    uid = os.geteuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid with no passwd entry (a bare container)
+        user = f"uid {uid}"
+    name = f"cli:{user}@{socket.gethostname()}"
+    invoker = os.environ.get("SUDO_USER")
+    if invoker and invoker != user:
+        name += f" (sudo by {invoker})"
+    return name
+
+
 def cli_operator(user_id: uuid.UUID | None = None) -> Actor:
-    """The operator at the command line, a full one (the audit log names the local console as the
-    source)."""
+    """The operator at the command line, a full one: the audit log names the OS user and host
+    (:func:`cli_name`) and the command line as the source. Every CLI command that changes something acts
+    as this actor."""
     return Actor(
         user_id=user_id,
         tenant_id=None,
         permissions=platform_permissions.ALL,
         operator=True,
         request=RequestInfo(user_agent="appliance-cli"),
+        name=cli_name(),
     )
