@@ -134,6 +134,7 @@ def _record_json(record: AuditLog, slug: str | None) -> dict[str, Any]:
         "action": record.action,
         "actor_user_id": text(record.actor_user_id),
         "actor_api_key_id": text(record.actor_api_key_id),
+        "actor_name": record.actor_name,
         "resource_type": record.resource_type,
         "resource_id": record.resource_id,
         "summary": record.summary,
@@ -147,8 +148,10 @@ def _record_json(record: AuditLog, slug: str | None) -> dict[str, Any]:
 def _record_line(row: dict[str, Any]) -> str:
     if row["actor_api_key_id"]:
         actor = f"key:{row['actor_api_key_id']}"
+    elif row["actor_user_id"]:
+        actor = f"user:{row['actor_user_id']}"
     else:
-        actor = f"user:{row['actor_user_id']}" if row["actor_user_id"] else "-"
+        actor = row["actor_name"] or "-"
     resource = "/".join(part for part in (row["resource_type"], row["resource_id"]) if part) or "-"
     summary = json.dumps(row["summary"], sort_keys=True, separators=(",", ":"))
     fields = (row["created_at"], f"#{row['seq']}", row["action"], resource, actor, row["ip"] or "-", summary)

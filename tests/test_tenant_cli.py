@@ -8,6 +8,8 @@ import datetime as dt
 import json
 import os
 import pty
+import pwd
+import socket
 import subprocess
 import sys
 import uuid
@@ -159,9 +161,14 @@ def test_a_tenant_goes_through_its_lifecycle_and_each_step_is_audited(cli: Cli) 
 
     with cli.owner.session_scope(write=False) as session:
         records = audit.query(session, tenant_id=None, action="tenant.*", limit=50)
-        trail = [(r.action, r.user_agent, r.resource_id) for r in reversed(records)]
+        trail = [(r.action, r.user_agent, r.resource_id, r.actor_name) for r in reversed(records)]
     actions = ["create", "suspend", "resume", "update", "delete", "restore"]
-    assert trail == [(f"tenant.{a}", "appliance-cli", tenant_id) for a in actions]
+    # The OS user and host who ran each command (the effective user, from the password database).
+    who = f"cli:{pwd.getpwuid(os.geteuid()).pw_name}@{socket.gethostname()}"
+    assert trail == [(f"tenant.{a}", "appliance-cli", tenant_id, who) for a in actions]
+    listed = cli.ok("audit", "list", "--action", "tenant.*", "--limit", "1")
+    assert f"  tenant.restore  tenant/{tenant_id}  {who}  -  " in listed
+    assert cli.ok("audit", "verify").endswith("all ok\n")
 
 
 def test_an_owner_gets_a_one_time_password_only_when_the_account_is_new(cli: Cli) -> None:

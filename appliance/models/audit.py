@@ -45,6 +45,8 @@ class AuditLog(Base):
     # Actors are not foreign keys: the record outlives the user or key it names.
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     actor_api_key_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    actor_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    """Who acted, where no user or key id says it: ``cli:<OS user>@<host>`` for the command line."""
     action: Mapped[str] = mapped_column(String(100))
     """Dotted verb, e.g. ``project.create``, ``auth.login_failed``."""
     resource_type: Mapped[str | None] = mapped_column(String(50), default=None)

@@ -56,7 +56,7 @@ _Row = TypeVarTuple("_Row")
 
 # Free text from the request is clipped to the columns, so that a long header cannot fail the change it
 # comes with.
-_IP_MAX, _USER_AGENT_MAX, _REQUEST_ID_MAX = 45, 400, 64
+_IP_MAX, _USER_AGENT_MAX, _REQUEST_ID_MAX, _ACTOR_NAME_MAX = 45, 400, 64, 200
 _ACTION_MAX, _RESOURCE_TYPE_MAX, _RESOURCE_ID_MAX = 100, 50, 100
 
 
@@ -135,6 +135,7 @@ def record(
         tenant_id=tenant_id,
         actor_user_id=actor.user_id if actor is not None else None,
         actor_api_key_id=actor.api_key_id if actor is not None else None,
+        actor_name=_clip(actor.name, _ACTOR_NAME_MAX) if actor is not None else None,
         action=_bounded("action", action, _ACTION_MAX),
         resource_type=_optional("resource_type", resource_type, _RESOURCE_TYPE_MAX),
         resource_id=_optional("resource_id", resource_id, _RESOURCE_ID_MAX),

@@ -20,6 +20,7 @@ HASHED_FIELDS: tuple[str, ...] = (
     "seq",
     "actor_user_id",
     "actor_api_key_id",
+    "actor_name",
     "action",
     "resource_type",
     "resource_id",
@@ -30,6 +31,10 @@ HASHED_FIELDS: tuple[str, ...] = (
     "created_at",
     "prev_hash",
 )
+
+#: Fields added after chains were first written: left out of the hashed document while None, so that the
+#: records written before them keep their hashes.
+_OPTIONAL_FIELDS = frozenset({"actor_name"})
 
 #: What a secret's value is replaced with in a summary.
 REDACTED = "[redacted]"
@@ -103,13 +108,18 @@ _SCALARS: tuple[tuple[type, Callable[[Any, str], Any]], ...] = (
 
 def compute_hash(fields: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of the :data:`HASHED_FIELDS` of ``fields``: sorted keys, no
-    whitespace, ASCII, UUIDs as strings, ``created_at`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+    whitespace, ASCII, UUIDs as strings, ``created_at`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; a field added
+    later (``actor_name``) only when it is set.
 
     Changing this changes every hash: existing chains would all fail verification."""
-    missing = [name for name in HASHED_FIELDS if name not in fields]
+    missing = [name for name in HASHED_FIELDS if name not in fields and name not in _OPTIONAL_FIELDS]
     if missing:
         raise KeyError(f"fields missing from the record: {', '.join(missing)}")
-    document = {name: _canonical(fields[name]) for name in HASHED_FIELDS}
+    document = {
+        name: _canonical(fields[name])
+        for name in HASHED_FIELDS
+        if name not in _OPTIONAL_FIELDS or fields.get(name) is not None
+    }
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(encoded.encode("ascii")).hexdigest()
 

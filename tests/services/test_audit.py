@@ -364,6 +364,10 @@ def test_the_hash_is_sha256_of_the_canonical_json() -> None:
         '"tenant_id":"00000000-0000-0000-0000-000000000001","user_agent":null}'
     )
     assert audit_format.compute_hash(fields) == hashlib.sha256(canonical.encode()).hexdigest()
+    # A record written before actor_name existed (or without one) keeps its hash; one with it is covered.
+    unnamed = audit_format.compute_hash(fields | {"actor_name": None})
+    assert unnamed == hashlib.sha256(canonical.encode()).hexdigest()
+    assert audit_format.compute_hash(fields | {"actor_name": "cli:root@host"}) != unnamed
     # id and hash are not covered; every other field is.
     assert audit_format.compute_hash(fields | {"id": uuid.uuid4(), "hash": "x"}) == audit_format.compute_hash(
         fields

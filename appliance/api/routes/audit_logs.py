@@ -33,6 +33,8 @@ class AuditLogOut(BaseModel):
     action: str
     actor_user_id: uuid.UUID | None
     actor_api_key_id: uuid.UUID | None
+    actor_name: str | None = None
+    """Who acted, where no user or key id says it: ``cli:<OS user>@<host>`` for the command line."""
     resource_type: str | None
     resource_id: str | None
     summary: dict[str, Any]
@@ -51,6 +53,7 @@ class AuditLogOut(BaseModel):
             action=row.action,
             actor_user_id=row.actor_user_id,
             actor_api_key_id=row.actor_api_key_id,
+            actor_name=row.actor_name,
             resource_type=row.resource_type,
             resource_id=row.resource_id,
             summary=row.summary,
