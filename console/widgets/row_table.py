@@ -3,14 +3,20 @@
 Rows are keyed (a tenant's id, a program's name): `set_rows` updates them in place, so a refresh keeps
 the cursor on the same row and the scroll where it was, and redraws only what is shown. `filter` keeps
 the rows whose text contains every word typed, case-insensitively.
+
+Cells are measured in terminal cells, not characters: a CJK character or an emoji takes two, a combining
+accent none, so a tenant called "株式会社" or "Café ☕" keeps its columns in line; control characters are
+drawn as "�" (a name must not move the cursor or send escape sequences to the terminal).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from rich.cells import cell_len, chop_cells
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -35,6 +41,25 @@ class Column:
 @lru_cache(maxsize=64)
 def _parsed(style: str) -> Style:
     return Style.parse(style)
+
+
+#: C0 and C1 control characters (tab, newline, escape...): drawn as one "�" each.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def fit(text: str, width: int, align: str = "left") -> str:
+    """`text` in exactly `width` terminal cells: padded, or cut with "…" (never inside a wide character or
+    an emoji sequence)."""
+    text = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+    cells = cell_len(text)
+    if cells > width:
+        head = chop_cells(text, width - 1)[0] if width > 1 else ""
+        if cell_len(head) > width - 1:  # one wide character and no room for it
+            head = ""
+        text = head + "…" if width > 0 else ""
+        cells = cell_len(text)
+    padding = " " * (width - cells)
+    return padding + text if align == "right" else text + padding
 
 
 class RowTable(ScrollView, can_focus=True):
@@ -217,12 +242,6 @@ class RowTable(ScrollView, can_focus=True):
         rest = max(8, width - fixed - len(flexible))
         return [c.width or max(8, rest // max(1, len(flexible))) for c in self.columns]
 
-    @staticmethod
-    def _fit(text: str, width: int, align: str) -> str:
-        if len(text) > width:
-            return text[: max(0, width - 1)] + "…" if width > 1 else text[:width]
-        return text.rjust(width) if align == "right" else text.ljust(width)
-
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         if len(self._widths) != len(self.columns) or sum(self._widths) + len(self.columns) < width - 1:
@@ -230,9 +249,7 @@ class RowTable(ScrollView, can_focus=True):
         base = self.rich_style
         if y == 0:
             style = base + self.get_component_rich_style("row-table--header")
-            text = " ".join(
-                self._fit(c.label, w, c.align) for c, w in zip(self.columns, self._widths, strict=True)
-            )
+            text = " ".join(fit(c.label, w, c.align) for c, w in zip(self.columns, self._widths, strict=True))
             return Strip([Segment(text, style)]).adjust_cell_length(width, style)
         index = int(self.scroll_y) + y - 1
         if index >= len(self.shown):
@@ -249,6 +266,6 @@ class RowTable(ScrollView, can_focus=True):
         for column, cell_width, value in zip(self.columns, self._widths, cells, strict=False):
             colour = column.colours.get(value)
             style = row_style + _parsed(colour) if colour else row_style
-            segments.append(Segment(self._fit(value, cell_width, column.align), style))
+            segments.append(Segment(fit(value, cell_width, column.align), style))
             segments.append(Segment(" ", row_style))
         return Strip(segments).adjust_cell_length(width, row_style)
