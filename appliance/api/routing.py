@@ -15,7 +15,8 @@ waits for a thread, and the process freezes until timeouts pick it apart. Here a
 4. commits (appliance.db.session.Database.transaction), and closes the sessions.
 
 No connection is held between two calls, so a call never waits on a thread. A read (GET, HEAD) whose
-connection turned out dead (the database restarted) is run once more on a fresh one.
+connection turned out dead (the database restarted) is run once more on a fresh one; one that writes and
+was refused SQLite's write lock as a reader is run once more as a writer.
 
 Routers are made with `router()`; tests/api/test_routes.py fails for a route that uses a session without
 being served in one hop.
@@ -116,15 +117,29 @@ def serve(call: Call) -> Response:
     try:
         return _transact(ctx, call)
     except Unavailable as exc:
-        if call.request.method not in SAFE_METHODS or not _connection_lost(exc):
+        if call.request.method not in SAFE_METHODS:
             raise
-    # A read on a pooled connection the server had closed (the database restarted): SQLAlchemy has
-    # dropped that pool's connections, so this try gets a fresh one.
+        if _connection_lost(exc):
+            # A read on a pooled connection the server had closed (the database restarted): SQLAlchemy
+            # has dropped that pool's connections, so this try gets a fresh one.
+            pass
+        elif locked_out := [s for s in _sessions(call) if ctx.database.reader_was_locked_out(exc, s)]:
+            # A safe-method route that writes (a heartbeat by GET) began as a reader on SQLite and was
+            # refused the write lock: run it again as a writer, which waits its turn for the lock.
+            for session in locked_out:
+                ctx.database.as_writer(session)
+        else:
+            raise
     return _transact(ctx, call)
 
 
+def _sessions(call: Call) -> list[Session]:
+    """The distinct sessions the route's dependencies made."""
+    return list({id(v): v for v in call.values.values() if isinstance(v, Session)}.values())
+
+
 def _transact(ctx: AppContext, call: Call) -> Response:
-    sessions = list({id(v): v for v in call.values.values() if isinstance(v, Session)}.values())
+    sessions = _sessions(call)
     pending = idempotency.pending(call.request)
     refusal: ApplianceError | None = None
     try:

@@ -15,6 +15,8 @@ from appliance.config import Settings
 from appliance.db.engine import build_engine
 from appliance.errors import ApplianceError, Conflict, Unavailable
 
+_SQLITE_BUSY = 5  # SQLITE_BUSY and its extended codes (SQLITE_BUSY_SNAPSHOT = 517)
+
 
 class Database:
     """One engine and its session factory, built once per process from Settings."""
@@ -40,6 +42,26 @@ class Database:
         ``write=False`` marks a session that only reads (GET requests): on SQLite it then takes no write lock
         up front."""
         return (self._writers if write else self.sessions)()
+
+    def reader_was_locked_out(self, exc: BaseException, session: Session) -> bool:
+        """Whether ``exc`` is SQLite refusing the write lock to ``session``, begun as a reader.
+
+        A deferred transaction that has read and then writes must upgrade its lock; when another connection
+        holds the write lock SQLite refuses at once ("database is locked", no busy wait: waiting could
+        deadlock two upgraders). The work is then to be run again as a writer (:meth:`as_writer`)."""
+        cause = exc.__cause__ if isinstance(exc, Unavailable) else exc
+        orig = getattr(cause, "orig", None)
+        code = getattr(orig, "sqlite_errorcode", None)
+        return (
+            self.backend == "sqlite"
+            and isinstance(code, int)
+            and code & 0xFF == _SQLITE_BUSY
+            and session.bind is not self._writers.kw["bind"]
+        )
+
+    def as_writer(self, session: Session) -> None:
+        """Make the (closed) ``session``'s next transaction a writer's: on SQLite, BEGIN IMMEDIATE."""
+        session.bind = self._writers.kw["bind"]
 
     @contextmanager
     def session_scope(self, *, write: bool = True) -> Iterator[Session]:
