@@ -202,26 +202,32 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of TOML-like text.")] = False,
 ) -> None:
     """Print the effective settings, secrets redacted."""
-    from appliance.configfile import redacted
+    from appliance.configfile import redacted, sources
 
     state = _state(ctx)
     data = redacted(state.settings)
     if as_json:
         _echo(json.dumps(data, indent=2))
         return
-    _echo(f"# from {state.config_path or 'built-in defaults'} and APPLIANCE_* variables")
+    for line in sources(state.config_path):
+        _echo(f"# {line}")
     _echo(_as_toml(data))
 
 
 @config_app.command("check")
 def config_check(ctx: typer.Context) -> None:
-    """Validate the settings file and the signing key; exit 1 with the reason when something is wrong."""
+    """Validate the settings (file and APPLIANCE_* variables) and the signing key; exit 1 with the reason
+    when something is wrong. Says which sources are in force: the file and every variable (secrets masked),
+    which wins over the file."""
+    from appliance.configfile import sources
     from appliance.keys import signing_key
 
     state = _state(ctx)
     settings = state.settings
     signing_key(settings)
-    _echo(f"ok: {state.config_path or 'built-in defaults'} (mode {settings.mode})")
+    _echo(f"ok: mode {settings.mode}")
+    for line in sources(state.config_path):
+        _echo(f"  {line}")
 
 
 @app.command()

@@ -11,10 +11,16 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 #: The placeholder shipped in the example file; refused as a real secret.
 PLACEHOLDER_SECRET = "CHANGE-ME"  # noqa: S105  (the value refused, not a secret)
@@ -188,6 +194,10 @@ class SecuritySettings(Section):
     password_min_length: int = Field(default=12, ge=8, le=256)
     """Fewest characters a new password may have (the longest accepted is 256)."""
 
+    invitation_ttl: int = Field(default=7 * 86_400, ge=3600, le=90 * 86_400)
+    """How long an invitation into a tenant may be accepted, in seconds (7 days). Past it, the tenant's
+    admins revoke it or invite the address again."""
+
     password_hash_memory_kib: int = Field(default=65_536, ge=1024, le=4_194_304)
     """Memory of one argon2id password hash, in KiB (RFC 9106: 64 MiB). Lower it only on a machine that
     cannot spare it: the hash is weaker. A stored hash made otherwise is remade at its next sign-in."""
@@ -326,6 +336,39 @@ class MonitoringSettings(Section):
     """Days the hourly rollups are kept."""
 
 
+def is_list_setting(annotation: Any) -> bool:
+    """Whether a setting holds a list (``tuple[str, ...]``): from the environment, a JSON array or
+    comma-separated values."""
+    return get_origin(annotation) in (list, tuple, set, frozenset)
+
+
+class EnvironmentSource(EnvSettingsSource):
+    """``APPLIANCE_...`` variables, where a list may also be written as comma-separated values
+    (``APPLIANCE_OUTBOUND__ALLOW_NETWORKS=10.0.0.0/8,192.168.0.0/16``) besides a JSON array
+    (``["10.0.0.0/8"]``), as operators write lists in a shell or a systemd unit."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if (
+            isinstance(value, str)
+            and field is not None
+            and is_list_setting(field.annotation)
+            and not value.lstrip().startswith("[")
+        ):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return super().decode_complex_value(field_name, field, value)
+
+    def explode_env_vars(self, field_name: str, field: FieldInfo, env_vars: Any) -> dict[str, Any]:
+        # A section's list set to "" (skipped by the decoding above) is the empty list.
+        exploded = super().explode_env_vars(field_name, field, env_vars)
+        model = field.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            for key, value in exploded.items():
+                inner = model.model_fields.get(key)
+                if value == "" and inner is not None and is_list_setting(inner.annotation):
+                    exploded[key] = []
+        return exploded
+
+
 class Settings(BaseSettings):
     """Everything the appliance can be told. See config/appliance.example.toml for a commented file."""
 
@@ -365,7 +408,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init arguments; the environment overrides them.
-        return env_settings, init_settings
+        return EnvironmentSource(settings_cls), init_settings
 
     @model_validator(mode="after")
     def _expand_paths(self) -> Settings:

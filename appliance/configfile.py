@@ -7,20 +7,25 @@ explicitly must exist; the default locations are optional.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_settings import SettingsError
 
-from appliance.config import Settings
+from appliance.config import Settings, is_list_setting
 from appliance.errors import ConfigError
 
 CONFIG_ENV = "APPLIANCE_CONFIG"
 #: Variables with the prefix that are not settings keys.
 NON_SETTING_VARS = frozenset({CONFIG_ENV, "APPLIANCE_PYTHON", "APPLIANCE_TRACEBACK"})
+#: Settings whose values are never shown (matched anywhere in the variable's name).
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
 
 
 def default_locations() -> list[Path]:
@@ -62,17 +67,29 @@ def load_settings(explicit: Path | None = None) -> Settings:
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise _explain(exc, path, data) from None
+        raise _explain(exc, path) from None
+    except SettingsError as exc:  # a value the checks above did not foresee: still the environment's
+        names = ", ".join(setting_variables(os.environ)) or "none"
+        raise ConfigError(
+            f"an APPLIANCE_* environment variable cannot be read ({exc}; set: {names})",
+            details={"variables": names},
+        ) from exc
     return settings
 
 
+def setting_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The ``APPLIANCE_...`` variables that set settings, sorted."""
+    return sorted(name for name in environ if name.startswith("APPLIANCE_") and name not in NON_SETTING_VARS)
+
+
 def _check_environment(environ: Mapping[str, str]) -> None:
-    """Refuse an ``APPLIANCE_...`` variable that names no setting (a typo would otherwise be ignored)."""
-    for name in environ:
-        if not name.startswith("APPLIANCE_") or name in NON_SETTING_VARS:
-            continue
+    """Refuse an ``APPLIANCE_...`` variable that names no setting (a typo would otherwise be ignored), and
+    one whose value cannot be read as its setting's kind: a section takes a JSON object, a list a JSON
+    array or comma-separated values."""
+    for name in setting_variables(environ):
         parts = name.removeprefix("APPLIANCE_").lower().split("__")
         model: type[BaseModel] | None = Settings
+        annotation: Any = None
         for part in parts:
             field = model.model_fields.get(part) if model is not None else None
             if field is None:
@@ -82,16 +99,79 @@ def _check_environment(environ: Mapping[str, str]) -> None:
                 )
             annotation = field.annotation
             model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        _check_json(name, environ[name], section=model is not None, listed=is_list_setting(annotation))
 
 
-def _explain(exc: ValidationError, path: Path | None, data: Mapping[str, Any]) -> ConfigError:
+def _check_json(name: str, value: str, *, section: bool, listed: bool) -> None:
+    """A section's variable must hold a JSON object; a list's, when it opens with ``[``, a JSON array."""
+    if not (section or (listed and value.lstrip().startswith("["))):
+        return
+    expected = "a JSON object of the section's keys" if section else "a JSON array"
+    try:
+        decoded = json.loads(value)
+    except ValueError as exc:
+        problem = f"not valid JSON ({exc})"
+    else:
+        if isinstance(decoded, dict if section else list):
+            return
+        problem = f"a JSON {type(decoded).__name__}"
+    hint = (
+        f" (or set one key, e.g. {name}__KEY=value)"
+        if section
+        else " (or comma-separated values: 10.0.0.0/8,192.168.0.0/16)"
+    )
+    raise ConfigError(
+        f"environment variable {name}: {shown_value(name, value)!r} is {problem}; expected {expected}{hint}",
+        details={"variable": name},
+    )
+
+
+def shown_value(name: str, value: str) -> str:
+    """An environment variable's value as it may be shown: a secret's masked, a URL's password hidden,
+    a section's JSON with its secrets masked."""
+    if _secret_key(name):
+        return "***" if value else ""
+    if value.lstrip().startswith("{"):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return "***"  # unreadable: it may hold a secret
+        return json.dumps(_scrub_json(decoded), separators=(",", ":"))
+    return redact_url(value) if "://" in value else value
+
+
+def _secret_key(name: str) -> bool:
+    return bool(SECRET_NAME.search(name)) and not name.lower().endswith("_file")
+
+
+def _scrub_json(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: "***" if _secret_key(str(key)) else _scrub_json(item) for key, item in node.items()}
+    if isinstance(node, list):
+        return [_scrub_json(item) for item in node]
+    return redact_url(node) if isinstance(node, str) and "://" in node else node
+
+
+def sources(path: Path | None, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """What the settings come from, for people: the file (or none) and every ``APPLIANCE_...`` variable
+    set, which wins over it, secrets masked."""
+    lines = [f"file: {path.absolute()}" if path else "file: none (built-in defaults)"]
+    names = setting_variables(environ)
+    if not names:
+        lines.append("environment: no APPLIANCE_* variables")
+    for name in names:
+        lines.append(f"environment: {name}={shown_value(name, environ[name])}")
+    return lines
+
+
+def _explain(exc: ValidationError, path: Path | None) -> ConfigError:
     """One error naming where the value came from, the key, and what was expected."""
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc)
-        env_name = "APPLIANCE_" + "__".join(loc).upper()
-        if _in_file(data, loc) or env_name not in os.environ:
+        env_name = _variable_of(loc, os.environ)
+        if env_name is None:
             where = f"{path}: key '{key}'" if path else f"key '{key}'"
         else:
             where = f"environment variable {env_name}"
@@ -100,18 +180,20 @@ def _explain(exc: ValidationError, path: Path | None, data: Mapping[str, Any]) -
             lines.append(f"{where}: unknown key (allowed here: {', '.join(allowed)})")
         else:
             given = err.get("input")
-            shown = "" if isinstance(given, dict) else f" (got {given!r})"
+            shown = "" if isinstance(given, dict) or _secret_key(key) else f" (got {given!r})"
             lines.append(f"{where}: {err['msg']}{shown}")
     return ConfigError("; ".join(lines), details={"file": str(path) if path else None})
 
 
-def _in_file(data: Mapping[str, Any], loc: list[str]) -> bool:
-    node: Any = data
-    for part in loc:
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
+def _variable_of(loc: list[str], environ: Mapping[str, str]) -> str | None:
+    """The environment variable that gave the value at ``loc``, if one did: the environment wins over the
+    file, so the variable of the key itself or of one of its sections (``APPLIANCE_API='{...}'``), or of
+    the list that holds an item (``loc`` ends in the item's index)."""
+    for end in range(len(loc), 0, -1):
+        name = "APPLIANCE_" + "__".join(loc[:end]).upper()
+        if name in environ:
+            return name
+    return None
 
 
 def _allowed_keys(section: list[str]) -> list[str]:

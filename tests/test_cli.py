@@ -137,6 +137,33 @@ def test_config_show_and_check(env: dict[str, str], tmp_path: Path) -> None:
     assert str(config) in check.stdout
 
 
+def test_config_check_names_the_sources_in_force(env: dict[str, str], tmp_path: Path) -> None:
+    appliance("init", env=env)
+    env |= {
+        "APPLIANCE_OUTBOUND__ALLOW_NETWORKS": "127.0.0.0/8",
+        "APPLIANCE_API__TRUSTED_PROXIES": "10.0.0.1, 10.0.0.2",
+        "APPLIANCE_SECURITY__SECRET_KEY": "s" * 40,
+    }
+    check = appliance("config", "check", env=env, cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.splitlines() == [
+        "ok: mode embedded",
+        "  file: none (built-in defaults)",
+        "  environment: APPLIANCE_API__TRUSTED_PROXIES=10.0.0.1, 10.0.0.2",
+        f"  environment: APPLIANCE_DATA_DIR={tmp_path / 'data'}",
+        "  environment: APPLIANCE_OUTBOUND__ALLOW_NETWORKS=127.0.0.0/8",
+        "  environment: APPLIANCE_SECURITY__SECRET_KEY=***",
+    ]
+    shown = json.loads(appliance("config", "show", "--json", env=env, cwd=tmp_path).stdout)
+    assert shown["outbound"]["allow_networks"] == ["127.0.0.0/8"]
+    assert shown["api"]["trusted_proxies"] == ["10.0.0.1", "10.0.0.2"]
+    # A list that is neither JSON nor comma-separated values of its kind: one line naming it and its value.
+    bad = appliance(
+        "config", "check", env=env | {"APPLIANCE_OUTBOUND__ALLOW_NETWORKS": "[127.0.0.0/8"}, cwd=tmp_path
+    )
+    assert_one_line_error(bad, "environment variable APPLIANCE_OUTBOUND__ALLOW_NETWORKS", "'[127.0.0.0/8'")
+
+
 @pytest.mark.parametrize(
     ("body", "fragments"),
     [

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from appliance.config import Settings
-from appliance.configfile import load_settings, locate, redact_url, redacted
+from appliance.configfile import load_settings, locate, redact_url, redacted, sources
 from appliance.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,6 +85,111 @@ def test_bad_file_names_file_key_and_expectation(tmp_path: Path, body: str, expe
 def test_bad_environment_variable_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"environment variable APPLIANCE_API__PORT: .*valid integer"):
         load(None, APPLIANCE_API__PORT="x", APPLIANCE_DATA_DIR=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.0/8", ("127.0.0.0/8",)),
+        ("10.0.0.0/8, 192.168.0.0/16", ("10.0.0.0/8", "192.168.0.0/16")),
+        ('["10.0.0.0/8", "::1/128"]', ("10.0.0.0/8", "::1/128")),
+        ("", ()),
+    ],
+)
+def test_a_list_in_the_environment_is_one_value_comma_separated_or_json(
+    tmp_path: Path, value: str, expected: tuple[str, ...]
+) -> None:
+    settings = load(None, APPLIANCE_OUTBOUND__ALLOW_NETWORKS=value, APPLIANCE_DATA_DIR=str(tmp_path))
+    assert settings.outbound.allow_networks == expected
+    # A top-level section's list the same way, and a whole section as a JSON object.
+    settings = load(None, APPLIANCE_API__TRUSTED_PROXIES=value, APPLIANCE_DATA_DIR=str(tmp_path))
+    assert settings.api.trusted_proxies == expected
+    section = load(
+        None, APPLIANCE_OUTBOUND='{"allow_networks": ["10.0.0.0/8"]}', APPLIANCE_DATA_DIR=str(tmp_path)
+    )
+    assert section.outbound.allow_networks == ("10.0.0.0/8",)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "APPLIANCE_OUTBOUND__ALLOW_NETWORKS",
+            "[10.0.0.0/8",
+            r"environment variable APPLIANCE_OUTBOUND__ALLOW_NETWORKS: '\[10\.0\.0\.0/8' is not valid JSON "
+            r".*expected a JSON array \(or comma-separated values",
+        ),
+        (
+            "APPLIANCE_OUTBOUND__ALLOW_NETWORKS",
+            '{"a": 1}',
+            r"environment variable APPLIANCE_OUTBOUND__ALLOW_NETWORKS: .*'\{\"a\": 1\}' is not a network",
+        ),
+        (
+            "APPLIANCE_OUTBOUND",
+            "allow_networks=10.0.0.0/8",
+            r"environment variable APPLIANCE_OUTBOUND: 'allow_networks=10\.0\.0\.0/8' is not valid JSON "
+            r".*expected a JSON object .*APPLIANCE_OUTBOUND__KEY=value",
+        ),
+        (
+            "APPLIANCE_API",
+            "[1]",
+            r"environment variable APPLIANCE_API: '\[1\]' is a JSON list; expected a JSON object",
+        ),
+        (
+            "APPLIANCE_OUTBOUND__ALLOW_NETWORKS",
+            "10.0.0.0/8,nowhere",
+            r"environment variable APPLIANCE_OUTBOUND__ALLOW_NETWORKS: .*'nowhere' is not a network",
+        ),
+    ],
+)
+def test_a_bad_list_or_section_in_the_environment_is_named_with_its_value(
+    tmp_path: Path, name: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load(None, **{name: value, "APPLIANCE_DATA_DIR": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("body", "env", "blamed"),
+    [
+        # The file's value is fine; the variable's, which wins, is not.
+        (
+            '[outbound]\nallow_networks = ["10.0.0.0/8"]\n',
+            {"APPLIANCE_OUTBOUND__ALLOW_NETWORKS": '["nowhere"]'},
+            "environment variable APPLIANCE_OUTBOUND__ALLOW_NETWORKS",
+        ),
+        ("[api]\nport = 9000\n", {"APPLIANCE_API": '{"port": "x"}'}, "environment variable APPLIANCE_API:"),
+        ("[api]\nport = 9000\n", {"APPLIANCE_API__PORT": "x"}, "environment variable APPLIANCE_API__PORT:"),
+    ],
+)
+def test_an_environment_error_is_blamed_on_the_variable_not_the_file(
+    tmp_path: Path, body: str, env: dict[str, str], blamed: str
+) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load(path, **env, APPLIANCE_DATA_DIR=str(tmp_path))
+    assert str(info.value).startswith(blamed), str(info.value)
+    assert str(path) not in str(info.value)
+
+
+def test_sources_name_the_file_and_every_variable_with_secrets_masked(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    environ = {
+        "APPLIANCE_API__PORT": "9000",
+        "APPLIANCE_SECURITY__SECRET_KEY": "k" * 40,
+        "APPLIANCE_DATABASE__URL": "postgresql+psycopg://app:hunter2@db/app",
+        "APPLIANCE_SECURITY": '{"secret_key": "s3cret", "access_token_ttl": 60}',
+        "APPLIANCE_CONFIG": str(path),
+        "HOME": "/root",
+    }
+    assert sources(path, environ) == [
+        f"file: {path}",
+        "environment: APPLIANCE_API__PORT=9000",
+        "environment: APPLIANCE_DATABASE__URL=postgresql+psycopg://app:***@db/app",
+        'environment: APPLIANCE_SECURITY={"secret_key":"***","access_token_ttl":60}',
+        "environment: APPLIANCE_SECURITY__SECRET_KEY=***",
+    ]
+    assert sources(None, {}) == ["file: none (built-in defaults)", "environment: no APPLIANCE_* variables"]
 
 
 def test_unknown_environment_variable_is_refused(tmp_path: Path) -> None:
