@@ -24,7 +24,13 @@ class User(Base):
     operator_read_only: Mapped[bool] = mapped_column(default=False, server_default=false())
     """An operator who may read the platform but change nothing (appliance.services.platform_permissions)."""
     is_active: Mapped[bool] = mapped_column(default=True)
+    """False: the account is disabled and signs in nowhere (an operator disabled with `appliance admin
+    disable` or by another operator)."""
     must_change_password: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    operator_removed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    """When the account stopped being an operator (appliance.services.operators.remove). The row is kept so
+    that the audit records naming it still say who acted; ``appliance admin create`` with its address makes
+    it an operator again."""
