@@ -55,6 +55,7 @@ VERBS = {
         "Restarting",
         "{name}: restart asked.",
         "Stops and starts every instance of {name} at once.",
+        danger=True,  # every instance at once: what they were doing is cut off
     ),
     "reload": Verb(
         "reload",

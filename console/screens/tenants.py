@@ -258,12 +258,14 @@ class TenantsScreen(ConsoleScreen):
             )
 
     async def _confirmed_action(self, verb: str, message: str, call_name: str, danger: bool = False) -> None:
+        """Ask, naming the tenant by slug and by name (`message` may say `{name}`), then act."""
         tenant = self.selected()
         if tenant is None:
             self.notify("Select a tenant first.", severity="warning")
             return
         title = f"{verb.title()} tenant {tenant['slug']}?"
-        if not await self.app.push_screen_wait(ConfirmDialog(title, message, verb.title(), danger)):
+        question = message.format(name=tenant["name"])
+        if not await self.app.push_screen_wait(ConfirmDialog(title, question, verb.title(), danger)):
             return
         api = self.console.connection.api
         call = getattr(api, call_name)(str(tenant["id"]))
@@ -276,14 +278,14 @@ class TenantsScreen(ConsoleScreen):
     async def action_suspend(self) -> None:
         await self._confirmed_action(
             "suspend",
-            "Its users, tokens and API keys are refused until it is resumed.",
+            "{name}: its users, tokens and API keys are refused until it is resumed.",
             "suspend_tenant",
             True,
         )
 
     @work(group="tenant-action")
     async def action_resume(self) -> None:
-        await self._confirmed_action("resume", "Its users and keys work again.", "resume_tenant")
+        await self._confirmed_action("resume", "{name}: its users and keys work again.", "resume_tenant")
 
     @work(group="tenant-action")
     async def action_plan(self) -> None:
@@ -309,7 +311,7 @@ class TenantsScreen(ConsoleScreen):
             return
         dialog = TypedConfirmDialog(
             f"Delete tenant {tenant['slug']}?",
-            "Access stops at once; its data is purged after 30 days unless it is resumed.",
+            f"{tenant['name']}: access stops at once; its data is purged after 30 days unless it is resumed.",
             expected=tenant["slug"],
         )
         if not await self.app.push_screen_wait(dialog):

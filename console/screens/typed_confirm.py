@@ -1,4 +1,7 @@
-"""A destructive action's confirmation: the user types the target's name (a tenant's slug) to go on."""
+"""A destructive action's confirmation: the user types the target's name (a tenant's slug) to go on.
+
+The whole question is shown, wrapped; a line under the buttons says that Enter confirms only once the name
+is typed (before, it says what is wrong), and that Esc cancels."""
 
 from __future__ import annotations
 
@@ -20,14 +23,19 @@ class TypedConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Label(self.message)
+            yield Label(self.title_text, classes="dialog-title", markup=False)
+            yield Label(self.message, markup=False)  # a name given by a user is shown as typed
             yield Label(f"Type [b]{self.expected}[/b] to confirm:")
             yield Input(placeholder=self.expected, id="typed")
             yield Label("", id="typed-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.confirm, id="yes", variant="error", disabled=True)
                 yield Button("Cancel", id="no")
+            yield Label(
+                f"Enter: {self.confirm} (once {self.expected} is typed) · Esc: Cancel",
+                id="typed-keys",
+                classes="dialog-keys",
+            )
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

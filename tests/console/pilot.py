@@ -29,6 +29,13 @@ async def until(
         await asyncio.sleep(0)
 
 
+def screen_text(app: App[None]) -> str:
+    """The words the screen on top shows, as one line: its rows joined by spaces, borders left out and runs
+    of spaces made one (so that a sentence wrapped over several rows reads whole)."""
+    rows = (strip.text for strip in app.screen._compositor.render_strips())
+    return " ".join(" ".join(rows).translate(str.maketrans("│╭╮╰╯─", "      ")).split())
+
+
 def showing(app: App[None], kind: type[Screen[Any]]) -> bool:
     """The screen on top is a `kind` and has been composed and mounted."""
     return isinstance(app.screen, kind) and app.screen.is_mounted

@@ -178,8 +178,12 @@ def _dialog(screen: Any) -> Any:
 
 
 def test_confirm_dialog(snap_compare: Any, tmp_path: Path) -> None:
-    dialog = ConfirmDialog(
-        "Suspend tenant acme?", "Its users, tokens and API keys are refused.", "Suspend", True
+    dialog = ConfirmDialog(  # a long name wraps; Enter's answer (the highlighted Cancel) is said
+        "Suspend tenant acme?",
+        "Acme Corporation of Northern Europe, Widgets and Sprockets Division: its users, tokens and API "
+        "keys are refused until it is resumed.",
+        "Suspend",
+        True,
     )
     assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_dialog(dialog))
 

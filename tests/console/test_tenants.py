@@ -8,8 +8,10 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import Button, Input, Select
 
+from console.screens.confirm import ConfirmDialog
 from console.screens.message import MessageDialog
 from console.screens.plan_dialog import PlanDialog
 from console.screens.tenant_form import TenantForm
@@ -17,7 +19,7 @@ from console.screens.tenants import TenantsScreen
 from console.screens.typed_confirm import TypedConfirmDialog
 from console.widgets.row_table import RowTable
 from tests.console.conftest import RunningAppliance, console_app, run_appliance
-from tests.console.pilot import confirm, showing, tenant_row, until
+from tests.console.pilot import confirm, screen_text, showing, tenant_row, until
 
 
 def slug(prefix: str) -> str:
@@ -39,6 +41,56 @@ def test_tenants_table_filter_and_suspend(appliance: RunningAppliance, tmp_path:
             await confirm(pilot, "s", f"Suspend tenant {first}?")
             await until(pilot, lambda: table.rows[created["id"]][3] == "suspended", "the suspended status")
         assert appliance.api("GET", f"/api/v1/tenants/{created['id']}").json()["status"] == "suspended"
+
+    asyncio.run(scenario())
+
+
+def test_a_confirmation_shows_its_whole_question_and_says_what_enter_does(
+    appliance: RunningAppliance, tmp_path: Path
+) -> None:
+    """At 80x24 a long tenant name is wrapped, not cut; Enter presses the highlighted button, which is
+    Cancel for a suspension (said under the buttons) and the action for a resumption."""
+    name = (
+        "The [b]ig Northern Amalgamated Widget, Sprocket and Flange Manufacturing Cooperative of Greater "
+        "Kirkcaldy"
+    )
+    response = appliance.api("POST", "/api/v1/tenants", json={"slug": slug("long"), "name": name})
+    assert response.status_code == 201, response.text
+    created = response.json()
+    app = console_app(appliance, tmp_path, first_view="tenants")
+
+    def status() -> str:
+        return str(appliance.api("GET", f"/api/v1/tenants/{created['id']}").json()["status"])
+
+    async def ask(pilot: Pilot[None], key: str) -> str:
+        await pilot.press(key)
+        await until(pilot, lambda: showing(app, ConfirmDialog), "the confirmation")
+        await pilot.pause()
+        return screen_text(app)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            _screen, table = await tenant_row(pilot, created["id"])
+            assert table.move_to(created["id"])
+            shown = await ask(pilot, "s")
+            assert f"Suspend tenant {created['slug']}?" in shown
+            assert f"{name}: its users, tokens and API keys are refused until it is resumed." in shown
+            assert "Enter: Cancel · y: Suspend" in shown
+            await pilot.press("enter")
+            await until(pilot, lambda: not showing(app, ConfirmDialog), "the dialog closed")
+            assert status() == "active"
+
+            await ask(pilot, "s")
+            await pilot.press("tab")
+            assert "Enter: Suspend" in screen_text(app)
+            await pilot.press("enter")
+            await until(pilot, lambda: table.rows[created["id"]][3] == "suspended", "the suspension")
+            assert status() == "suspended"
+
+            assert "Enter: Resume" in await ask(pilot, "u")
+            await pilot.press("enter")
+            await until(pilot, lambda: table.rows[created["id"]][3] == "active", "the resumption")
+            assert status() == "active"
 
     asyncio.run(scenario())
 
