@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from huey import Huey
 
 from appliance import __version__
+from appliance.api import docs as api_docs
 from appliance.api import errors, idempotency, metrics
 from appliance.api.context import build_context
 from appliance.api.middleware import AccessWriter, Drain, RequestContextMiddleware
@@ -76,6 +77,8 @@ def create_app(
         lifespan=lifespan,
         responses=error_responses(500),
         dependencies=[Depends(idempotency.guard)],
+        docs_url=None,  # served from the package by api_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.ctx = ctx
     errors.install(app)
@@ -120,4 +123,5 @@ def create_app(
     ):
         app.include_router(resource.router, prefix="/api/v1")
     app.include_router(job_routes.platform, prefix="/api/v1")
+    api_docs.install(app)
     return app
