@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 
 from appliance.config import Settings
 
@@ -30,7 +33,11 @@ def build_engine(settings: Settings, url: str | None = None, *, bounded: bool = 
             pool_timeout=db.pool_timeout,
         )
         event.listen(engine, "connect", _sqlite_pragmas(db.sqlite_busy_timeout_ms))
-        event.listen(engine, "begin", _sqlite_begin)
+        turns = _WriterTurns(db.sqlite_busy_timeout_ms / 1000)
+        event.listen(engine, "begin", turns.begin)
+        event.listen(engine, "commit", turns.end)
+        event.listen(engine, "rollback", turns.end)
+        event.listen(engine.pool, "checkin", turns.checked_in)
         return engine
     if target.drivername == "postgresql":
         target = target.set(drivername="postgresql+psycopg")
@@ -61,11 +68,51 @@ def connect_args(settings: Settings, *, bounded: bool = True) -> dict[str, Any]:
     return args
 
 
-def _sqlite_begin(connection: Any) -> None:
-    # The driver's own transaction handling is off (isolation_level None, below): SQLAlchemy emits BEGIN,
-    # IMMEDIATE for scopes that will write (Database.session_scope(write=True)).
-    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-    connection.exec_driver_sql(f"BEGIN {mode}")
+class _WriterTurns:
+    """SQLite: one writer of this process at a time asks SQLite for the write lock.
+
+    SQLite's busy handler polls, sleeping up to 100 ms between tries and favouring no one, so the threads
+    of one process that all wait there take turns badly: one could wait out the whole busy timeout while
+    others got the lock again and again ("database is locked" under a dozen concurrent writers). Here
+    they queue on a lock that wakes the next one at once, and SQLite's busy wait is left to the writers
+    of other processes. A turn is taken just before BEGIN IMMEDIATE (so the CPU work of a request before
+    its first statement, such as hashing a password, holds no one up) and given back as the transaction
+    ends. Re-entrant: a request with two writing sessions takes it once for each, on one thread.
+    """
+
+    def __init__(self, wait: float):
+        self.wait = wait
+        self.lock = threading.RLock()
+
+    def begin(self, connection: Any) -> None:
+        # The driver's own transaction handling is off (isolation_level None, below): SQLAlchemy emits
+        # BEGIN, IMMEDIATE for scopes that will write (Database.new_session(write=True)).
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode == "IMMEDIATE":
+            if not self.lock.acquire(timeout=self.wait):
+                raise OperationalError(
+                    "BEGIN IMMEDIATE",
+                    None,
+                    sqlite3.OperationalError("database is locked (no write turn came)"),
+                )
+            connection.info[_TURN] = connection.info.get(_TURN, 0) + 1
+        try:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            self.end(connection)
+            raise
+
+    def end(self, connection: Any) -> None:
+        for _ in range(connection.info.pop(_TURN, 0)):
+            self.lock.release()
+
+    def checked_in(self, dbapi_connection: Any, record: Any) -> None:
+        # A connection given back without its transaction's end being seen (it was invalidated).
+        for _ in range(record.info.pop(_TURN, 0)):
+            self.lock.release()
+
+
+_TURN = "appliance_writer_turn"
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:

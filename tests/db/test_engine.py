@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,56 @@ def test_a_unique_violation_at_commit_is_a_conflict_naming_no_sql(tmp_path: Path
             assert len(session.scalars(select(Tenant)).all()) == 1
     finally:
         database.dispose()
+
+
+def test_sqlite_writers_of_one_process_take_turns_and_give_them_back(tmp_path: Path) -> None:
+    db = Database(make_settings(tmp_path, database={"sqlite_busy_timeout_ms": 300}))
+    try:
+        with db.session_scope() as session:
+            session.add(Tenant(slug="acme", name="Acme"))
+        # A turn ends with its transaction, whether it committed, rolled back or failed.
+        for _ in range(3):
+            with pytest.raises(RuntimeError), db.session_scope() as session:
+                session.execute(text("UPDATE tenants SET name = 'x'"))
+                raise RuntimeError("boom")
+        with pytest.raises(Conflict), db.session_scope() as session:
+            session.add(Tenant(slug="acme", name="Again"))
+
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with db.session_scope() as session:
+                session.execute(text("UPDATE tenants SET name = 'held'"))
+                holding.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(30)
+        # Another writer of the process waits its turn, bounded by the busy timeout, and says why.
+        outcome: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                with db.session_scope() as session:
+                    session.execute(text("UPDATE tenants SET name = 'second'"))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        second = threading.Thread(target=write)
+        second.start()
+        second.join(30)
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], Unavailable)
+        assert "no write turn" in str(outcome[0])
+        # Readers never wait for a turn.
+        with db.session_scope(write=False) as session:
+            assert session.scalars(select(Tenant.name)).one() == "Acme"
+        release.set()
+        holder.join(30)
+        with db.session_scope() as session:
+            session.execute(text("UPDATE tenants SET name = 'third'"))
+        with db.session_scope(write=False) as session:
+            assert session.scalars(select(Tenant.name)).one() == "third"
+    finally:
+        db.dispose()
