@@ -44,14 +44,22 @@ class AddressPolicy:
     def of(cls, networks: Iterable[str]) -> AddressPolicy:
         return cls(tuple(ipaddress.ip_network(n, strict=False) for n in networks))
 
-    def refusal(self, address: IPAddress) -> str | None:
-        """Why ``address`` may not be reached, or None when it may."""
+    def refusal(self, address: IPAddress, host: str | None = None) -> str | None:
+        """Why ``address`` (that ``host`` resolves to, when it is a name) may not be reached, as a sentence
+        that names the setting allowing it, or None when it may."""
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         if any(address in network for network in self.allow_networks):
             return None
         kind = _refused_kind(address)
-        return None if kind is None else f"{address} is a {kind} address"
+        if kind is None:
+            return None
+        what = (
+            f"{address} is a {kind} address"
+            if host is None
+            else f"{host} resolves to {address}, a {kind} address"
+        )
+        return f"{what}, which the appliance calls only when the setting outbound.allow_networks includes it"
 
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
@@ -96,11 +104,9 @@ def check_url(
         except (OSError, UnicodeError):
             addresses = []
     for address in addresses:
-        reason = policy.refusal(address)
+        reason = policy.refusal(address, None if literal is not None else target.host)
         if reason is not None:
-            raise _invalid(
-                field_name, url, f"it points at {reason}, which calls from the appliance may not reach"
-            )
+            raise _invalid(field_name, url, reason)
     return target
 
 
@@ -143,9 +149,9 @@ async def resolve(target: Target, policy: AddressPolicy) -> IPAddress:
         if not addresses:
             raise OutboundRefused(f"{target.host} does not resolve")
     for address in addresses:
-        reason = policy.refusal(address)
+        reason = policy.refusal(address, None if literal is not None else target.host)
         if reason is not None:
-            raise OutboundRefused(f"refused: {target.host} resolves to {reason}")
+            raise OutboundRefused(f"refused: {reason}")
     return addresses[0]
 
 

@@ -133,5 +133,8 @@ def test_a_refused_address_is_not_called(site: str) -> None:
     """Without the operator's allow-list, loopback is refused before any connection is made."""
     result = run(f"{site}/ok", policy=outbound.AddressPolicy())
     assert not result.ok
-    assert result.error == "refused: 127.0.0.1 resolves to 127.0.0.1 is a loopback address"
+    assert result.error == (
+        "refused: 127.0.0.1 is a loopback address, which the appliance calls only when the setting "
+        "outbound.allow_networks includes it"
+    )
     assert result.status_code is None

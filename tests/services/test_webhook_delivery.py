@@ -217,7 +217,10 @@ def test_a_loopback_receiver_is_refused_without_the_allow_list(harness: Harness)
         assert receiver.count() == 0
     assert isinstance(outcome, jobs.RetryLater)
     (attempt,) = harness.attempts(delivery.id)
-    assert attempt.error == "refused: 127.0.0.1 resolves to 127.0.0.1 is a loopback address"
+    assert attempt.error == (
+        "refused: 127.0.0.1 is a loopback address, which the appliance calls only when the setting "
+        "outbound.allow_networks includes it"
+    )
 
 
 def test_a_name_that_does_not_resolve_is_a_failed_attempt(harness: Harness) -> None:
