@@ -136,3 +136,16 @@ def new_codes(session: Session, actor: Actor, user: User, code: str, now: dateti
         raise Unauthenticated("the two-factor code is not correct", code="MFA_INVALID")
     _record(session, actor, "mfa.recovery_codes")
     return regenerate_codes(session, user.id)
+
+
+def reset(session: Session, user_id: uuid.UUID) -> bool:
+    """Remove a user's factor and recovery codes with no code, for someone who lost the device (an
+    operator's reset: appliance.services.operators); the user can enrol again. Whether two-factor was on;
+    the caller audits it."""
+    factor = _factor(session, user_id)
+    if factor is None:
+        return False
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    session.delete(factor)
+    session.flush()
+    return factor.enabled_at is not None

@@ -25,11 +25,19 @@ PLATFORM_JOBS_READ = "platform_jobs:read"
 """List and inspect the jobs of every tenant and the platform's own."""
 PLATFORM_JOBS_MANAGE = "platform_jobs:manage"
 """Retry and cancel any job."""
+OPERATORS_READ = "operators:read"
+"""List and inspect the operator accounts (address, permissions, two-factor, disabled, last sign-in)."""
+OPERATORS_MANAGE = "operators:manage"
+"""Create, disable, enable and remove operators; reset their password or their two-factor authentication."""
 
 #: What a read-only operator holds: reading, nothing that changes the platform or a tenant.
-READ: frozenset[str] = frozenset({TENANTS_READ, PLATFORM_AUDIT, RATE_LIMITS_READ, PLATFORM_JOBS_READ})
+READ: frozenset[str] = frozenset(
+    {TENANTS_READ, PLATFORM_AUDIT, RATE_LIMITS_READ, PLATFORM_JOBS_READ, OPERATORS_READ}
+)
 #: What changes something; held by full operators only.
-WRITE: frozenset[str] = frozenset({TENANTS_MANAGE, RATE_LIMITS_MANAGE, PLATFORM_JOBS_MANAGE})
+WRITE: frozenset[str] = frozenset(
+    {TENANTS_MANAGE, RATE_LIMITS_MANAGE, PLATFORM_JOBS_MANAGE, OPERATORS_MANAGE}
+)
 #: Every platform permission: what a full operator holds.
 ALL: frozenset[str] = READ | WRITE
 
