@@ -155,15 +155,16 @@ def login(
                 code="MFA_REQUIRED",
             )
         if not mfa.check_code(session, factor, mfa_code, now):
+            refused = mfa.refusal(session, factor, mfa_code, now)
             raise _failed(
                 session,
                 guard,
                 email=address,
                 request=request,
-                reason="wrong_mfa_code",
+                reason="used_mfa_code" if refused.code == mfa.CODE_USED else "wrong_mfa_code",
                 user=user,
                 tenant_id=tenant.id if tenant else None,
-                error=Unauthenticated("the two-factor code is not correct", code="MFA_INVALID"),
+                error=refused,
             )
 
     login_throttle.login_succeeded(guard.limiter, email=address)

@@ -114,13 +114,39 @@ def check_code(session: Session, factor: MfaFactor, code: str, now: datetime) ->
     return True
 
 
+#: The code of a refused two-factor code that was right once: a TOTP code of a time step already used, or a
+#: spent recovery code (it was overheard, or sent twice). Anything else refused is MFA_INVALID.
+CODE_USED = "MFA_CODE_USED"
+
+
+def refusal(session: Session, factor: MfaFactor, code: str, now: datetime) -> Unauthenticated:
+    """The error for a code :func:`check_code` refused, saying why: already used (:data:`CODE_USED`), or not
+    correct (MFA_INVALID)."""
+    step = totp.matching_step(factor.totp_secret, code, now)
+    if step is not None and factor.last_used_step is not None and step <= factor.last_used_step:
+        return Unauthenticated(
+            "this two-factor code was already used: wait for the next code of your authenticator app",
+            code=CODE_USED,
+        )
+    spent = session.scalars(
+        select(RecoveryCode.code_hash).where(
+            RecoveryCode.user_id == factor.user_id, RecoveryCode.used_at.is_not(None)
+        )
+    )
+    if totp.find_recovery_code(code, list(spent)) is not None:
+        return Unauthenticated(
+            "this recovery code was already used: each recovery code works once", code=CODE_USED
+        )
+    return Unauthenticated("the two-factor code is not correct", code="MFA_INVALID")
+
+
 def disable(session: Session, actor: Actor, user: User, code: str, now: datetime) -> None:
     """Turn two-factor off; a current code (or a recovery code) proves the device is in hand."""
     factor = _factor(session, user.id)
     if factor is None or factor.enabled_at is None:
         raise NotFound("two-factor authentication is not on", code="MFA_NOT_ENABLED")
     if not check_code(session, factor, code, now):
-        raise Unauthenticated("the two-factor code is not correct", code="MFA_INVALID")
+        raise refusal(session, factor, code, now)
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     session.delete(factor)
     session.flush()
@@ -133,7 +159,7 @@ def new_codes(session: Session, actor: Actor, user: User, code: str, now: dateti
     if factor is None or factor.enabled_at is None:
         raise NotFound("two-factor authentication is not on", code="MFA_NOT_ENABLED")
     if not check_code(session, factor, code, now):
-        raise Unauthenticated("the two-factor code is not correct", code="MFA_INVALID")
+        raise refusal(session, factor, code, now)
     _record(session, actor, "mfa.recovery_codes")
     return regenerate_codes(session, user.id)
 

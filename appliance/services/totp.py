@@ -45,7 +45,17 @@ def time_step(now: datetime) -> int:
 
 
 def verify(secret: str, code: str, now: datetime, last_used_step: int | None = None) -> int | None:
-    """The time step ``code`` belongs to (within ±`WINDOW` of ``now``), or None if it is wrong or replayed.
+    """The time step ``code`` belongs to (within ±`WINDOW` of ``now``), or None if it is wrong or replayed
+    (its step is ``last_used_step`` or earlier)."""
+    matched = matching_step(secret, code, now)
+    if matched is None or (last_used_step is not None and matched <= last_used_step):
+        return None
+    return matched
+
+
+def matching_step(secret: str, code: str, now: datetime) -> int | None:
+    """The time step ``code`` belongs to (within ±`WINDOW` of ``now``), or None if it is wrong; whether it
+    was used already is :func:`verify`'s question.
 
     Every step of the window is compared (in constant time), so the answer's timing says nothing of which
     step, if any, matched.
@@ -59,8 +69,6 @@ def verify(secret: str, code: str, now: datetime, last_used_step: int | None = N
     for step in range(current - WINDOW, current + WINDOW + 1):
         if hmac.compare_digest(totp.generate_otp(step), code) and matched is None:
             matched = step
-    if matched is None or (last_used_step is not None and matched <= last_used_step):
-        return None
     return matched
 
 

@@ -194,7 +194,8 @@ def test_two_factor_enrollment_sign_in_and_recovery(identity: Identity) -> None:
     assert needs.status_code == 401
     assert _code(needs) == "MFA_REQUIRED"
     replay = identity.login(acme.owner.email, acme.owner.password, "acme", mfa_code=code)
-    assert _code(replay) == "MFA_INVALID"  # the activation code's step was used: no replay
+    assert _code(replay) == "MFA_CODE_USED"  # the activation code's step was used: no replay, and it says so
+    assert "already used" in replay.json()["error"]["message"]
     fresh = pyotp.TOTP(secret).now()
     signed = identity.login(acme.owner.email, acme.owner.password, "acme", mfa_code=fresh)
     if signed.status_code != 200:  # the activation used the current step: wait for a fresh one
@@ -208,7 +209,10 @@ def test_two_factor_enrollment_sign_in_and_recovery(identity: Identity) -> None:
     with_recovery = identity.login(acme.owner.email, acme.owner.password, "acme", mfa_code=recovery[0])
     assert with_recovery.status_code == 200
     spent = identity.login(acme.owner.email, acme.owner.password, "acme", mfa_code=recovery[0])
-    assert _code(spent) == "MFA_INVALID"
+    assert _code(spent) == "MFA_CODE_USED"
+    assert "recovery code was already used" in spent.json()["error"]["message"]
+    wrong_code = identity.login(acme.owner.email, acme.owner.password, "acme", mfa_code="000000")
+    assert _code(wrong_code) == "MFA_INVALID"
     status = identity.client.get("/api/v1/auth/mfa", headers=acme.owner.headers).json()
     assert status == {"enabled": True, "recovery_codes_left": 9}
     off = identity.client.post(

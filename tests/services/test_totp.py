@@ -67,6 +67,9 @@ def test_a_used_step_and_older_ones_are_refused() -> None:
     assert totp.verify(SECRET, code_at(STEP - 1), NOW, last_used_step=STEP) is None
     assert totp.verify(SECRET, code_at(STEP + 1), NOW, last_used_step=STEP) == STEP + 1
     assert totp.verify(SECRET, code_at(STEP), NOW, last_used_step=STEP - 1) == STEP
+    # A used code still matches its step, so that the refusal can say it was used rather than wrong.
+    assert totp.matching_step(SECRET, code_at(STEP - 1), NOW) == STEP - 1
+    assert totp.matching_step(SECRET, code_at(STEP - 2), NOW) is None
 
 
 def test_naive_time_is_refused() -> None:
