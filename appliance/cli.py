@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from appliance import __version__, audit_cli, console_cli, jobs_cli, programs_cli, tenant_cli
+from appliance import __version__, admin_cli, audit_cli, console_cli, jobs_cli, programs_cli, tenant_cli
 from appliance.errors import ApplianceError
 
 TRACEBACK_VAR = "APPLIANCE_TRACEBACK"
@@ -302,6 +302,7 @@ tenant_cli.register(app)
 audit_cli.register(app)
 jobs_cli.register(app)
 console_cli.register(app)
+admin_cli.register(admin_app)  # list, disable, enable, remove, reset-password, mfa reset
 
 
 def _as_toml(data: dict[str, Any], prefix: str = "") -> str:
