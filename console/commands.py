@@ -62,6 +62,7 @@ COMMANDS: tuple[Command, ...] = (
     # logs
     Command("filter", "Filter", "slash", "logs", help="Show only lines containing a text", key_label="/"),
     Command("toggle_follow", "Follow/pause", "f", "logs", help="Pause or resume following new lines"),
+    Command("toggle_raw", "Raw", "v", "logs", help="Show the lines as written (JSON) or readable"),
     Command("pick", "Program", "p", "logs", help="Choose the program whose log is shown"),
     Command("save", "Save", "w", "logs", help="Write the shown lines to a file"),
     Command("clear", "Clear", "c", "logs", help="Empty the buffer"),

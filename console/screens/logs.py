@@ -1,5 +1,6 @@
-"""Logs: a live tail of one program's log (or the supervisor's own), with a filter, follow/pause, a
-program picker, saving the shown lines to a file, and clearing.
+"""Logs: a live tail of one program's log (or the supervisor's own), readable (time, level, program,
+message, then the other fields) or raw as written, with a filter, follow/pause, a program picker, saving the
+shown lines (as written) to a file, and clearing.
 
 The stream runs in one exclusive worker: choosing another program cancels the old stream. When the stream
 ends or the supervisor goes away, the view says so and tries again, backing off from 1 s to 30 s; on a
@@ -158,6 +159,8 @@ class LogsScreen(ConsoleScreen):
         line.append(f" · {len(tail.shown)} shown, {len(tail.buffer)} kept (newest {BUFFER_LINES:,})")
         if tail.needle:
             line.append(f" · filter {tail.needle!r}")
+        if tail.raw:
+            line.append(" · raw", style="bold")
         line.append(" · ")
         line.append_text(self.stream_note)
         if line.plain != self._status:
@@ -172,6 +175,10 @@ class LogsScreen(ConsoleScreen):
 
     def action_toggle_follow(self) -> None:
         self.tail.set_following(not self.tail.following)
+        self.show_status()
+
+    def action_toggle_raw(self) -> None:
+        self.tail.set_raw(not self.tail.raw)
         self.show_status()
 
     def action_clear(self) -> None:

@@ -1,10 +1,12 @@
 """The logs view against a real appliance (a live tail of the api's log, its filter, pause and save, and
-switching to the supervisor's own log), and against a control socket that ends its stream (the view says
-so, reconnects and does not show the replayed lines twice)."""
+switching to the supervisor's own log), and against control sockets that serve known lines (JSON lines are
+shown readable, other lines as written, `v` shows them raw) or end their stream (the view says so,
+reconnects and does not show the replayed lines twice)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import shutil
 import tempfile
@@ -19,12 +21,13 @@ from textual.widgets import Input, Label
 
 from appliance.client.supervisor import SupervisorClient
 from console.app import ConsoleApp
+from console.log_lines import readable
 from console.screens.logs import LogsScreen
 from console.screens.program_picker import ProgramPicker
 from console.screens.save_dialog import SaveDialog
 from console.widgets.log_tail import LogTail
 from tests.console.conftest import RunningAppliance, console_app
-from tests.console.pilot import until
+from tests.console.pilot import screen_text, until
 
 
 async def logs_view(pilot: Pilot[None], app: ConsoleApp) -> LogsScreen:
@@ -55,7 +58,7 @@ def test_api_log_filter_and_save(appliance: RunningAppliance, tmp_path: Path) ->
             tail = screen.query_one(LogTail)
             await until(pilot, lambda: screen.program == "api", "the api chosen")
             await until(pilot, lambda: set(recent) <= set(tail.shown), "the api's recent lines")
-            assert list(tail.lines) == list(tail.shown)  # the view holds exactly those lines
+            assert list(tail.lines) == [readable(x) for x in tail.shown]  # the view holds exactly those lines
             everything = len(tail.shown)
             await pilot.press("slash")
             await pilot.press(*needle)
@@ -63,7 +66,7 @@ def test_api_log_filter_and_save(appliance: RunningAppliance, tmp_path: Path) ->
             assert tail.shown
             assert all(needle.lower() in line.lower() for line in tail.shown)
             assert len(tail.shown) < everything
-            assert list(tail.lines) == list(tail.shown)
+            assert list(tail.lines) == [readable(x) for x in tail.shown]
             assert f"filter {needle.lower()!r}" in screen.status_text
             await pilot.press("enter")
 
@@ -75,7 +78,7 @@ def test_api_log_filter_and_save(appliance: RunningAppliance, tmp_path: Path) ->
             await pilot.press("enter")
             await until(pilot, saved.exists, "the saved file")
             await until(pilot, lambda: isinstance(app.screen, LogsScreen), "the dialog closed")
-            assert saved.read_text().splitlines() == list(tail.shown)
+            assert saved.read_text().splitlines() == list(tail.shown)  # as written: the JSON
 
             for unwritable, reason in (
                 (tmp_path / "no-such-dir" / "x.log", "No such file or directory"),
@@ -115,14 +118,14 @@ def test_supervisor_log_pause_and_follow(appliance: RunningAppliance, tmp_path: 
             await until(pilot, lambda: tail.unseen > 0, "lines received while paused")
             await pilot.pause(0.3)  # several flushes
             assert list(tail.shown) == before
-            assert list(tail.lines) == before
+            assert list(tail.lines) == [readable(x) for x in before]
             assert f"paused, {tail.unseen} new lines" in screen.status_text
 
             await pilot.press("f")
             assert tail.following
             assert len(tail.shown) > len(before)
             assert "worker" in "".join(list(tail.shown)[len(before) :])
-            assert list(tail.lines) == list(tail.shown)
+            assert list(tail.lines) == [readable(x) for x in tail.shown]
 
             await pilot.press("c")
             assert not tail.shown
@@ -211,6 +214,100 @@ def test_an_ended_stream_is_said_and_resumed_without_repeats(
             assert list(tail.buffer) == LINES
             assert "streaming" in screen.status_text
             assert fake.streams == 2
+
+    asyncio.run(scenario())
+
+
+ACCESS = {
+    "time": "2026-01-01T00:00:01.234Z",
+    "level": "info",
+    "logger": "appliance.access",
+    "process": "api",
+    "message": "GET /api/v1/projects 200",
+    "request_id": "req_7",
+    "status": 200,
+    "duration_ms": 1.5,
+    "route": "/api/v1/projects",
+}
+FAILURE = {
+    "time": "2026-01-01T00:00:02.000Z",
+    "level": "error",
+    "logger": "appliance.jobs",
+    "process": "worker",
+    "message": "job 7 failed\nretrying",
+    "request_id": None,
+    "error": "timeout after 5 s",
+    "attempt": 2,
+}
+SERVED = [
+    f"2026-01-01T00:00:01.240Z stderr {json.dumps(ACCESS)}",
+    f"2026-01-01T00:00:02.001Z stderr {json.dumps(FAILURE)}",
+    "2026-01-01T00:00:03.000Z stderr INFO:     Started server process [12]",
+    "2026-01-01T00:00:04.000Z supervisor[1] started worker (pid 13)",
+]
+
+
+def local(stamp: str) -> str:
+    """A UTC stamp as the view writes it: local time, to the millisecond."""
+    moment = dt.datetime.fromisoformat(stamp).astimezone()
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+class Serving:
+    """Answers `status` (no programs) and serves SERVED as the backlog of any log, then stays open."""
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = json.loads(await reader.readline())
+        if request["cmd"] == "status":
+            answer = {"ok": True, "programs": [], "supervisor": {"pid": 1, "started_at": 0, "version": "t"}}
+            writer.write(json.dumps(answer).encode() + b"\n")
+        else:
+            writer.write(json.dumps({"ok": True, "lines": SERVED}).encode() + b"\n")
+            await writer.drain()
+            await reader.read()  # until the console goes
+        await writer.drain()
+        writer.close()
+
+
+def test_json_lines_are_readable_and_raw_on_a_key(
+    appliance: RunningAppliance, tmp_path: Path, short_dir: Path
+) -> None:
+    socket_path = short_dir / "control.sock"
+    app = console_app(
+        appliance, tmp_path, target=appliance.target(control_socket=socket_path), first_view="logs"
+    )
+    readable_lines = [
+        f"{local(ACCESS['time'])} INFO  api    GET /api/v1/projects 200  status=200 duration_ms=1.5 "
+        "route=/api/v1/projects request_id=req_7 logger=appliance.access",
+        f"{local(FAILURE['time'])} ERROR worker job 7 failed↵retrying  "
+        'error="timeout after 5 s" attempt=2 logger=appliance.jobs',
+        f"{local('2026-01-01T00:00:03.000Z')} stderr INFO:     Started server process [12]",
+        f"{local('2026-01-01T00:00:04.000Z')} supervisor[1] started worker (pid 13)",
+    ]
+
+    async def scenario() -> None:
+        server = await asyncio.start_unix_server(Serving().serve, path=str(socket_path))
+        async with server, app.run_test(size=(160, 30)) as pilot:
+            screen = await logs_view(pilot, app)
+            tail = screen.query_one(LogTail)
+            await until(pilot, lambda: len(tail.lines) == len(SERVED), "the served lines")
+            assert list(tail.lines) == readable_lines
+            await pilot.pause()
+            shown = screen_text(app)
+            assert "INFO api GET /api/v1/projects 200 status=200 duration_ms=1.5" in shown
+            error = next(s for s in tail.render_line(1) if s.text == "ERROR")
+            assert error.style is not None
+            assert error.style.color is not None
+            assert error.style.color.name == "red"
+
+            await pilot.press("v")
+            assert list(tail.lines) == SERVED
+            assert " · raw" in screen.status_text
+            await pilot.press("slash", *"timeout", "enter")  # the filter finds what either form shows
+            assert list(tail.shown) == [SERVED[1]]
+            await pilot.press("v")
+            assert list(tail.lines) == [readable_lines[1]]
+            assert " · raw" not in screen.status_text
 
     asyncio.run(scenario())
 

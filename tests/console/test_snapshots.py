@@ -7,6 +7,7 @@ real appliance in the other test files. Update after a deliberate change with `-
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -246,10 +247,20 @@ def test_services(snap_compare: Any, tmp_path: Path) -> None:
 
 def test_logs(snap_compare: Any, tmp_path: Path) -> None:
     def lines(screen: Any) -> None:
-        for n in range(30):
-            screen.tail.add(
-                f"2026-12-04T10:00:{n:02d}.000Z stdout request {n} answered 200 in {n % 7 + 1} ms"
-            )
+        """JSON lines of the api (drawn readable: time, level, program, message, fields) and a plain one."""
+        screen.tail.add("2026-12-04T10:00:00.000Z stderr INFO:     Started server process [4242]")
+        for n in range(1, 30):
+            level = "error" if n % 10 == 7 else "warning" if n % 10 == 3 else "info"
+            entry = {
+                "time": f"2026-12-04T10:00:{n:02d}.{n * 7:03d}Z",
+                "level": level,
+                "logger": "appliance.access",
+                "process": "api",
+                "message": f"GET /api/v1/projects/{n} {500 if level == 'error' else 200}",
+                "request_id": f"req_{n:04d}",
+                "duration_ms": n % 7 + 1.5,
+            }
+            screen.tail.add(f"2026-12-04T10:00:{n:02d}.{n * 7:03d}Z stderr {json.dumps(entry)}")
         screen.tail.flush()
 
     assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_view("4", lines))
