@@ -3,8 +3,8 @@
 The supervisor writes every line as `<UTC stamp> <stream> <text>` (its own as `<stamp> supervisor[pid]
 <text>`), and the appliance's programs write their text as one JSON object (appliance.logs). A readable
 line is the local time, then for a JSON object its level, program and message and its other fields as
-`key=value` (null ones left out, the request id and logger last); any other text is shown as it was written. The raw line is what is kept,
-filtered, saved, and shown when the view is switched to raw.
+`key=value` (null ones left out, the request id and logger last); any other text is shown as it was
+written. The raw line is what is kept, filtered, saved, and shown when the view is switched to raw.
 """
 
 from __future__ import annotations
