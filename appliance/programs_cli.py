@@ -121,24 +121,32 @@ def events(
     client = _client(ctx)
 
     def render(event: dict[str, Any]) -> str:
-        if as_json:
-            return json.dumps(event)
-        where = event.get("program") or "supervisor"
-        if event.get("instance") not in (None, 0):
-            where = f"{where}:{event['instance']}"
-        when = event.get("time")
-        stamp = (
-            dt.datetime.fromtimestamp(float(when), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            if isinstance(when, int | float)
-            else str(when or "")
-        )
-        return f"{stamp}  {event.get('kind', ''):<13} {where:<10} {event.get('message', '')}"
+        return json.dumps(event) if as_json else event_line(event)
 
     if follow:
         _stream(client.follow_events, render)
         return
     for event in _guard(client.events):
         typer.echo(render(event))
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One supervisor event as a line of text: time, kind, program[:instance], message, and the reason when
+    the event has one (why a process stopped, failed a check, or was restarted), as --json has it."""
+    where = event.get("program") or "supervisor"
+    if event.get("instance") not in (None, 0):
+        where = f"{where}:{event['instance']}"
+    when = event.get("time")
+    stamp = (
+        dt.datetime.fromtimestamp(float(when), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        if isinstance(when, int | float)
+        else str(when or "")
+    )
+    message = str(event.get("message", ""))
+    reason = event.get("reason")
+    if reason and str(reason) not in message:
+        message = f"{message} ({reason})" if message else str(reason)
+    return f"{stamp}  {event.get('kind', ''):<13} {where:<10} {message}"
 
 
 def _guard(call: Callable[[], list[Any]]) -> list[Any]:

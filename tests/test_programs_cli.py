@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from appliance.client.supervisor import SupervisorClient
+from appliance.programs_cli import event_line
 from tests.support import KeepAliveLoad, appliance_env, wait_for
 
 
@@ -127,6 +128,25 @@ def test_logs_and_events(running: dict[str, str]) -> None:
     events = appliance("events", "--json", env=running)
     kinds = {json.loads(line)["kind"] for line in events.stdout.splitlines()}
     assert "state" in kinds
+
+
+def test_an_event_line_keeps_the_reason_the_json_has() -> None:
+    event = {
+        "time": 1_700_000_000.25,
+        "kind": "state",
+        "program": "worker",
+        "instance": 1,
+        "message": "running -> backoff",
+        "reason": "exited with status 3",
+        "pid": 4242,
+    }
+    assert event_line(event) == (
+        "2023-11-14T22:13:20.250Z  state         worker:1   running -> backoff (exited with status 3)"
+    )
+    # No reason, or one the message already says: the message alone.
+    assert event_line(event | {"reason": ""}).endswith("worker:1   running -> backoff")
+    said = event | {"message": "health check failed: timed out", "reason": "timed out"}
+    assert event_line(said).endswith("health check failed: timed out")
 
 
 @pytest.mark.parametrize(
