@@ -112,6 +112,10 @@ def text_access_log(method: str, path: str, status: int, duration_ms: float, rou
     )
 
 
+#: Libraries whose INFO lines say, for every request, what the appliance's own records say better.
+QUIET_LIBRARIES = ("httpx", "httpcore")
+
+
 def setup(level: str, json_format: bool, process_name: str) -> None:
     """Route every logger (ours, uvicorn's, huey's) to stderr in the chosen format."""
     install_request_id_factory()
@@ -131,3 +135,7 @@ def setup(level: str, json_format: bool, process_name: str) -> None:
         logger.propagate = True
     # Our middleware writes the access line (with the request id); uvicorn's own would duplicate it.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx writes an INFO line for every request it sends: every monitoring probe and webhook delivery,
+    # which the appliance records itself. Their warnings and errors still show; at DEBUG, everything.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
