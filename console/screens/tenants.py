@@ -57,6 +57,14 @@ def tenant_row(tenant: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     )
 
 
+def entry_name(item: dict[str, Any], field: str) -> str:
+    """An organization, member or key in the detail pane: its name (or id), and what else it is when it is
+    not an active member or a live key ("bob@acme.test (invited)", "ci (revoked)")."""
+    name = str(item.get(field) or item.get("id"))
+    status = "revoked" if item.get("revoked_at") else item.get("status")
+    return f"{name} ({status})" if status and status != "active" else name
+
+
 class TenantsScreen(ConsoleScreen):
     NAME = "tenants"
     TITLE = "Tenants"
@@ -200,7 +208,7 @@ class TenantsScreen(ConsoleScreen):
             except ApiError as exc:  # shown in place of the list
                 lines.append(f"{title}: ({exc})\n", "dim")
                 continue
-            names = ", ".join(str(i.get(field) or i.get("id")) for i in items[:8])
+            names = ", ".join(entry_name(i, field) for i in items[:8])
             more = f" (+{len(items) - 8})" if len(items) > 8 else ""
             lines.append(f"{title} ({len(items)}{'+' if len(items) >= 200 else ''}): ", "bold")
             lines.append(f"{names or '-'}{more}\n")

@@ -15,7 +15,7 @@ from console.screens.confirm import ConfirmDialog
 from console.screens.message import MessageDialog
 from console.screens.plan_dialog import PlanDialog
 from console.screens.tenant_form import TenantForm
-from console.screens.tenants import TenantsScreen
+from console.screens.tenants import TenantsScreen, entry_name
 from console.screens.typed_confirm import TypedConfirmDialog
 from console.widgets.row_table import RowTable
 from tests.console.conftest import RunningAppliance, console_app, run_appliance
@@ -196,3 +196,19 @@ def test_a_refused_action_shows_the_api_message(appliance: RunningAppliance, tmp
             assert isinstance(app.screen, TenantsScreen)
 
     asyncio.run(scenario())
+
+
+def test_the_detail_pane_says_who_is_only_invited_and_which_key_is_revoked() -> None:
+    member = {"id": "m1", "status": "active", "email": "ann@acme.test", "role": "owner"}
+    invited = {"id": "i1", "status": "invited", "email": "bob@acme.test", "user_id": None}
+    expired = {"id": "i2", "status": "expired", "email": "cy@acme.test", "user_id": None}
+    assert [entry_name(m, "email") for m in (member, invited, expired)] == [
+        "ann@acme.test",
+        "bob@acme.test (invited)",
+        "cy@acme.test (expired)",
+    ]
+    assert (
+        entry_name({"id": "k1", "name": "ci", "revoked_at": "2026-12-01T00:00:00Z"}, "name") == "ci (revoked)"
+    )
+    assert entry_name({"id": "k2", "name": "deploy", "revoked_at": None}, "name") == "deploy"
+    assert entry_name({"id": "o1", "name": ""}, "name") == "o1"
