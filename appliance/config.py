@@ -12,6 +12,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -92,6 +93,25 @@ class ApiSettings(Section):
     min_free_disk_mb: int = Field(default=256, ge=0)
     """/health/ready answers 503 when the data directory's file system has less free space than this
     (writes would fail), so that a load balancer sends traffic elsewhere. 0 turns the check off."""
+
+    public_url: str | None = None
+    """The API's address as its clients reach it (through a proxy or a load balancer, with a path prefix if
+    it has one), e.g. https://forge.example.com: the URLs the API hands out are whole ones on it (an app's
+    heartbeat_url). Unset: they are paths (/api/v1/heartbeats/...), to be put after the address the client
+    used."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                f"{value!r} is not a base URL such as https://forge.example.com (http or https, a host, "
+                "no query or fragment)"
+            )
+        return value.rstrip("/")
 
     @field_validator("metrics_allow_from", "trusted_proxies")
     @classmethod

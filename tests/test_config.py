@@ -40,6 +40,13 @@ def test_no_file_means_embedded_defaults(tmp_path: Path, monkeypatch: pytest.Mon
     assert settings.run_dir == tmp_path / "d" / "run"
 
 
+def test_the_public_url_loses_its_trailing_slash(tmp_path: Path) -> None:
+    settings = load(
+        None, APPLIANCE_API__PUBLIC_URL="https://forge.example.com/x/", APPLIANCE_DATA_DIR=str(tmp_path)
+    )
+    assert settings.api.public_url == "https://forge.example.com/x"
+
+
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, '[api]\nport = 9001\nhost = "0.0.0.0"\n')
     settings = load(path, APPLIANCE_API__PORT="9002")
@@ -73,6 +80,11 @@ def test_named_file_that_does_not_exist(tmp_path: Path) -> None:
         ('[queue]\nurl = "amqp://x"\n', r"key 'queue\.url': .*not a queue URL"),
         ('[api]\nmetrics_allow_from = ["nowhere"]\n', r"'nowhere' is not an IP network"),
         ("colour = 1\n", r"key 'colour': unknown key"),
+        ('[api]\npublic_url = "forge.example.com"\n', r"key 'api\.public_url': .*not a base URL"),
+        (
+            '[api]\npublic_url = "https://forge.example.com/?x=1"\n',
+            r"key 'api\.public_url': .*not a base URL",
+        ),
     ],
 )
 def test_bad_file_names_file_key_and_expectation(tmp_path: Path, body: str, expected: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ from appliance.models import AppIncident, AuditLog
 from appliance.services import app_checks
 from appliance.services.app_checks import CheckRow
 from tests.api.test_projects import invite
-from tests.identity import Identity, Member, TenantHandle
+from tests.identity import Identity, Member, TenantHandle, identity_api
 
 APPS = "/api/v1/apps"
 PUBLIC_URL = "https://93.184.215.14/health"  # a literal public address: accepted without resolving a name
@@ -116,6 +117,25 @@ def test_a_heartbeat_app_is_beaten_by_its_url_only(identity: Identity) -> None:
         assert wrong.rsplit("/", 1)[1] not in response.text  # the token is a credential: never echoed
 
 
+def test_the_heartbeat_url_is_whole_on_the_public_url(tmp_path: Path, database_url: str) -> None:
+    """With api.public_url (behind a proxy, with a path prefix) every answer gives the URL to call as is."""
+    public = {"public_url": "https://forge.example.com/monitor/"}
+    with identity_api(tmp_path, database_url, api=public) as identity:
+        acme = identity.tenant("acme")
+        app = create(identity, acme.owner, kind="heartbeat", url=None, interval=60)
+        url = app["heartbeat_url"]
+        assert url.startswith("https://forge.example.com/monitor/api/v1/heartbeats/hb_"), url
+        headers = acme.owner.headers
+        assert identity.client.get(f"{APPS}/{app['id']}", headers=headers).json()["heartbeat_url"] == url
+        assert [a["heartbeat_url"] for a in identity.client.get(APPS, headers=headers).json()["items"]] == [
+            url
+        ]
+        patched = identity.client.patch(f"{APPS}/{app['id']}", json={"grace": 5}, headers=headers)
+        assert patched.json()["heartbeat_url"] == url
+        # The proxy takes the prefix off: the path after it beats the app here.
+        assert identity.client.post(url.removeprefix("https://forge.example.com/monitor")).status_code == 204
+
+
 def _record(identity: Identity, tenant: TenantHandle, app_id: str, rows: list[CheckRow]) -> None:
     with identity.database.session_scope() as session:
         tenancy.set_tenant(session, tenant.id)
@@ -157,7 +177,7 @@ def test_checks_incidents_and_uptime(identity: Identity) -> None:
     assert uptime["7d"] == {"checks": 20, "failures": 13, "percent": 35.0}
     assert uptime["30d"] == {"checks": 30, "failures": 13, "percent": 56.667}
     bad = identity.client.get(f"{APPS}/{app_id}/checks", params={"cursor": "bm9wZQ"}, headers=headers)
-    assert error(bad, 422)["code"] == "CURSOR_INVALID"
+    assert error(bad, 422)["code"] == "INVALID_CURSOR"
     with identity.database.session_scope() as session:
         tenancy.set_tenant(session, acme.id)
         for days in (2, 1):

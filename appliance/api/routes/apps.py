@@ -32,7 +32,7 @@ def create_app(
     INVALID_URL; an interval under the operator's minimum is 422 INTERVAL_TOO_SHORT."""
     app = apps.create(session, actor, apps.AppRules.of(ctx.settings), **body.model_dump())
     response.headers["Location"] = f"/api/v1/apps/{app.id}"
-    return AppOut.of(app)
+    return AppOut.of(app, ctx.settings.api.public_url)
 
 
 @router.get("")
@@ -40,6 +40,7 @@ def list_apps(
     *,
     actor: Read,
     session: TenantSession,
+    ctx: ContextDep,
     limit: Limit = 50,
     cursor: Cursor = None,
     status: Annotated[
@@ -48,13 +49,14 @@ def list_apps(
 ) -> Page[AppOut]:
     """The tenant's apps, newest first."""
     rows, next_cursor = apps.list_page(session, status=status, limit=limit, cursor=cursor)
-    return Page(items=[AppOut.of(app) for app in rows], next_cursor=next_cursor)
+    public_url = ctx.settings.api.public_url
+    return Page(items=[AppOut.of(app, public_url) for app in rows], next_cursor=next_cursor)
 
 
 @router.get("/{app_id}", responses=error_responses(404))
-def get_app(app_id: uuid.UUID, actor: Read, session: TenantSession) -> AppOut:
+def get_app(app_id: uuid.UUID, actor: Read, session: TenantSession, ctx: ContextDep) -> AppOut:
     """One app, with its status."""
-    return AppOut.of(apps.get(session, app_id))
+    return AppOut.of(apps.get(session, app_id), ctx.settings.api.public_url)
 
 
 @router.patch("/{app_id}", responses=error_responses(404))
@@ -64,7 +66,7 @@ def update_app(
     """Change an app's settings (checked as on creation); the monitor picks the change up within its
     refresh period."""
     app = apps.change(session, actor, apps.AppRules.of(ctx.settings), app_id, **body.changes())
-    return AppOut.of(app)
+    return AppOut.of(app, ctx.settings.api.public_url)
 
 
 @router.delete("/{app_id}", status_code=204, responses=error_responses(404))

@@ -83,15 +83,16 @@ class AppOut(BaseModel):
     status: Literal["unknown", "up", "down"]
     status_changed_at: Timestamp | None
     heartbeat_url: str | None
-    """Heartbeat apps: the path to call (POST or GET) on the appliance's API; the token in it is the
-    credential, keep it secret."""
+    """Heartbeat apps: the URL to call (POST or GET); the token in it is the credential, keep it secret. A
+    whole URL when the operator set api.public_url, else the path to call on the API's address."""
     last_beat_at: Timestamp | None
     created_by: uuid.UUID | None
     created_at: Timestamp
     updated_at: Timestamp
 
     @classmethod
-    def of(cls, app: App) -> AppOut:
+    def of(cls, app: App, public_url: str | None = None) -> AppOut:
+        """``app`` as the API shows it; its heartbeat URL on ``public_url`` (api.public_url) when set."""
         token = app.heartbeat_token
         return cls(
             id=app.id,
@@ -108,7 +109,7 @@ class AppOut(BaseModel):
             enabled=app.enabled,
             status=app.status,
             status_changed_at=app.status_changed_at,
-            heartbeat_url=None if token is None else f"{HEARTBEATS_PATH}/{token}",
+            heartbeat_url=None if token is None else f"{public_url or ''}{HEARTBEATS_PATH}/{token}",
             last_beat_at=app.last_beat_at,
             created_by=app.created_by,
             created_at=app.created_at,
