@@ -11,7 +11,7 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [-h|--help]
+Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [--bin-dir DIR] [-h|--help]
 
   (no option)          install into .venv, initialise, migrate, create the first operator account,
                        start the appliance and wait until it is ready
@@ -20,17 +20,24 @@ Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [-h|--help]
   --admin-email EMAIL  login of the first operator account (default: admin@appliance.local); created
                        only when no operator exists yet
   --no-start           install, initialise and migrate, but do not start the appliance
+  --bin-dir DIR        where to link the `appliance` command (default: /usr/local/bin as root,
+                       ~/.local/bin otherwise)
+
+Run again after an update: it installs, migrates and restarts only when the checkout or the database
+schema changed; with nothing to change it leaves a running appliance alone.
 EOF
 }
 
 MODE=install
 ADMIN_EMAIL="${APPLIANCE_ADMIN_EMAIL:-admin@appliance.local}"
 START=1
+if [ "$(id -u)" -eq 0 ]; then BIN_DIR=/usr/local/bin; else BIN_DIR="$HOME/.local/bin"; fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --test) MODE=test ;;
     --admin-email) [ $# -ge 2 ] || { echo "install.sh: --admin-email needs a value" >&2; exit 2; }; ADMIN_EMAIL="$2"; shift ;;
     --no-start) START=0 ;;
+    --bin-dir) [ $# -ge 2 ] || { echo "install.sh: --bin-dir needs a value" >&2; exit 2; }; BIN_DIR="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option '$1' (see ./install.sh --help)" >&2; exit 2 ;;
   esac
@@ -95,9 +102,49 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV" || die "could not create $VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --quiet)
-"${PIP[@]}" install --upgrade pip >/dev/null || die "could not upgrade pip in $VENV"
+upgrade_pip() { "${PIP[@]}" install --upgrade pip >/dev/null || die "could not upgrade pip in $VENV"; }
+
+# What pip would install from this checkout, as one SHA-256: the same after a re-run with nothing new.
+source_fingerprint() {
+  "$VENV/bin/python" - "$REPO" <<'PY'
+import hashlib, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+files = [root / "pyproject.toml"] + sorted(
+    path for top in ("appliance", "console") for path in (root / top).rglob("*")
+    if path.is_file() and "__pycache__" not in path.parts
+)
+digest = hashlib.sha256()
+for path in files:
+    digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+print(digest.hexdigest())
+PY
+}
+
+# Link the command into BIN_DIR, so that `appliance` works from any directory. Sets COMMAND to what the
+# user should type: `appliance` when BIN_DIR is on the PATH, else the full path.
+COMMAND=""
+link_command() {
+  local link="$BIN_DIR/appliance"
+  COMMAND="$APPLIANCE"
+  if [ -L "$link" ] && [ "$(readlink "$link")" = "$APPLIANCE" ]; then
+    :
+  elif [ -e "$link" ] && [ ! -L "$link" ]; then
+    say "$link exists and is not a link to this install: left alone (run $APPLIANCE)"
+    return 0
+  elif mkdir -p "$BIN_DIR" 2>/dev/null && ln -sfn "$APPLIANCE" "$link" 2>/dev/null; then
+    say "linked $link -> $APPLIANCE"
+  else
+    say "could not link $link (no write access to $BIN_DIR?): run $APPLIANCE, or choose --bin-dir"
+    return 0
+  fi
+  case ":$PATH:" in
+    *":$BIN_DIR:"*) COMMAND=appliance ;;
+    *) say "$BIN_DIR is not on your PATH: add it (export PATH=\"$BIN_DIR:\$PATH\") or run $APPLIANCE" ;;
+  esac
+}
 
 if [ "$MODE" = test ]; then
+  upgrade_pip
   # Server packages for the throwaway PostgreSQL and Redis the tests start (never the system services).
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
     # Install the binaries without creating and starting a default cluster on port 5432.
@@ -124,32 +171,66 @@ if [ "$MODE" = test ]; then
   exit "$status"
 fi
 
-say "installing forge-appliance into $VENV"
-"${PIP[@]}" install "$REPO" || die "pip install failed"
 APPLIANCE="$VENV/bin/appliance"
+STAMP="$VENV/.forge-appliance-source"   # the fingerprint of the checkout installed last
+FINGERPRINT="$(source_fingerprint)" || die "could not read the checkout in $REPO"
+if [ -x "$APPLIANCE" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$FINGERPRINT" ]; then
+  say "forge-appliance in $VENV is up to date with this checkout"
+  UPGRADED=0
+else
+  upgrade_pip
+  say "installing forge-appliance into $VENV"
+  rm -f "$STAMP"
+  "${PIP[@]}" install "$REPO" || die "pip install failed"
+  printf '%s\n' "$FINGERPRINT" >"$STAMP"
+  UPGRADED=1
+fi
+link_command
 
 "$APPLIANCE" init
 "$APPLIANCE" config check
-if "$APPLIANCE" status >/dev/null 2>&1; then
-  say "the appliance is running: stopping it to upgrade"
-  "$APPLIANCE" down
+RUNNING=0
+if "$APPLIANCE" status >/dev/null 2>&1; then RUNNING=1; fi
+PENDING=0
+if ! "$APPLIANCE" migrate --check >/dev/null 2>&1; then PENDING=1; fi
+if [ "$RUNNING" -eq 1 ]; then
+  if [ "$UPGRADED" -eq 1 ] || [ "$PENDING" -eq 1 ]; then
+    say "the appliance is running: stopping it to upgrade"
+    "$APPLIANCE" down
+    RUNNING=0
+  else
+    say "the appliance is running and nothing changed: left running (settings changed since it started? \
+run $COMMAND down, then $COMMAND up)"
+  fi
 fi
-"$APPLIANCE" migrate
-"$APPLIANCE" admin create --email "$ADMIN_EMAIL" --if-none
+if [ "$PENDING" -eq 1 ]; then "$APPLIANCE" migrate; fi
+ADMIN_OUT="$("$APPLIANCE" admin create --email "$ADMIN_EMAIL" --if-none)"
+printf '%s\n' "$ADMIN_OUT"
+PASSWORD_SHOWN=0
+case "$ADMIN_OUT" in *"one-time password:"*) PASSWORD_SHOWN=1 ;; esac
 
-if [ "$START" -eq 0 ]; then
-  say "installed; start it with: $APPLIANCE up"
-  exit 0
+if [ "$PASSWORD_SHOWN" -eq 1 ]; then
+  LOGIN="Log in as the operator account printed above; its password is shown only once."
+else
+  LOGIN="Log in with an existing operator account ($COMMAND admin list shows them; \
+$COMMAND admin reset-password EMAIL gives one a new one-time password)."
 fi
-"$APPLIANCE" up
+if [ "$RUNNING" -eq 0 ]; then
+  if [ "$START" -eq 0 ]; then
+    say "installed; start it with: $COMMAND up"
+    printf '%s\n' "$LOGIN"
+    exit 0
+  fi
+  "$APPLIANCE" up
+fi
 URL="$("$VENV/bin/python" -c 'from appliance.configfile import load_settings; print(load_settings().api_url)')"
 cat <<EOF
 
 Forge Appliance is running at $URL
   health:    curl $URL/health
   API docs:  $URL/docs
-  status:    $APPLIANCE status
-  stop:      $APPLIANCE down        start again: $APPLIANCE up
-  settings:  $APPLIANCE config show   (example: config/appliance.example.toml)
-Log in as the operator account printed above; its password is shown only once.
+  status:    $COMMAND status
+  stop:      $COMMAND down        start again: $COMMAND up
+  settings:  $COMMAND config show   (example: config/appliance.example.toml)
+$LOGIN
 EOF

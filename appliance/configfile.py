@@ -23,7 +23,15 @@ from appliance.errors import ConfigError
 
 CONFIG_ENV = "APPLIANCE_CONFIG"
 #: Variables with the prefix that are not settings keys.
-NON_SETTING_VARS = frozenset({CONFIG_ENV, "APPLIANCE_PYTHON", "APPLIANCE_TRACEBACK"})
+NON_SETTING_VARS = frozenset(
+    {
+        CONFIG_ENV,
+        "APPLIANCE_PYTHON",
+        "APPLIANCE_TRACEBACK",
+        "APPLIANCE_ADMIN_EMAIL",
+        "APPLIANCE_INSTALL_PYTHON",
+    }
+)  # the last two are install.sh's
 #: Settings whose values are never shown (matched anywhere in the variable's name).
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
 

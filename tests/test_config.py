@@ -209,6 +209,12 @@ def test_unknown_environment_variable_is_refused(tmp_path: Path) -> None:
         load(None, APPLIANCE_API__PROT="1")
 
 
+def test_install_scripts_variables_are_not_settings(tmp_path: Path) -> None:
+    # APPLIANCE_ADMIN_EMAIL=... ./install.sh runs `appliance init` with it set.
+    settings = load(None, APPLIANCE_ADMIN_EMAIL="ops@example.com", APPLIANCE_DATA_DIR=str(tmp_path))
+    assert settings.data_dir == tmp_path
+
+
 def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
     names = []
     for name, field in model.model_fields.items():

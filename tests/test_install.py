@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -47,6 +48,10 @@ def install_env(checkout: Path) -> Iterator[dict[str, str]]:
 
 
 def run_install(checkout: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """install.sh as a user runs it, the command linked beside the checkout (never into this machine's
+    /usr/local/bin)."""
+    if "--bin-dir" not in args:
+        args = (*args, "--bin-dir", str(checkout.parent / "bin"))
     return subprocess.run(
         ["bash", str(checkout / "install.sh"), *args],
         env=env,
@@ -57,22 +62,65 @@ def run_install(checkout: Path, env: dict[str, str], *args: str) -> subprocess.C
     )
 
 
+def api_pids(checkout: Path, env: dict[str, str]) -> list[int]:
+    """The pids of the running API processes (a restart changes them)."""
+    status = subprocess.run(
+        [str(checkout / ".venv/bin/appliance"), "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [p["pid"] for p in json.loads(status.stdout)["programs"] if p["name"].startswith("api")]
+
+
 def test_install_starts_a_ready_appliance_and_is_idempotent(
-    checkout: Path, install_env: dict[str, str]
+    checkout: Path, install_env: dict[str, str], tmp_path: Path
 ) -> None:
-    first = run_install(checkout, install_env)
+    bin_dir = checkout.parent / "bin"  # where run_install links the command
+    env = install_env | {"PATH": f"{bin_dir}:{install_env['PATH']}"}
+    first = run_install(checkout, env)
     assert first.returncode == 0, first.stdout + first.stderr
     url = f"http://127.0.0.1:{install_env['APPLIANCE_API__PORT']}"
     assert f"Forge Appliance is running at {url}" in first.stdout
     assert "one-time password: " in first.stdout
+    assert "the operator account printed above" in first.stdout
     assert httpx.get(f"{url}/health/ready").status_code == 200
+    # `appliance` is on the PATH, from any directory.
+    assert (bin_dir / "appliance").resolve() == (checkout / ".venv/bin/appliance").resolve()
+    assert f"linked {bin_dir}/appliance -> {checkout}/.venv/bin/appliance" in first.stdout
+    assert "  status:    appliance status" in first.stdout
+    on_path = subprocess.run(
+        ["appliance", "status"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert on_path.returncode == 0, on_path.stderr
+    pids = api_pids(checkout, env)
 
-    second = run_install(checkout, install_env)
+    # Nothing to change: nothing installed, the running appliance left alone, no password sentence.
+    second = run_install(checkout, env)
     assert second.returncode == 0, second.stdout + second.stderr
+    assert "is up to date with this checkout" in second.stdout
+    assert "installing forge-appliance" not in second.stdout
+    assert "stopping it to upgrade" not in second.stdout
+    assert "the appliance is running and nothing changed: left running" in second.stdout
     assert "an operator account exists already; none created" in second.stdout
-    assert "one-time password" not in second.stdout
+    assert "one-time password: " not in second.stdout
+    assert "printed above" not in second.stdout
+    assert "appliance admin reset-password EMAIL" in second.stdout
     assert "signing key: " in second.stdout
     assert "(kept)" in second.stdout
+    assert f"Forge Appliance is running at {url}" in second.stdout
+    assert api_pids(checkout, env) == pids
+    assert httpx.get(f"{url}/health/ready").status_code == 200
+
+    # A changed checkout is installed and the appliance restarted on it.
+    init = checkout / "appliance" / "__init__.py"
+    init.write_text(init.read_text() + "# changed\n")
+    third = run_install(checkout, env)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "installing forge-appliance" in third.stdout
+    assert "the appliance is running: stopping it to upgrade" in third.stdout
+    assert api_pids(checkout, env) != pids
     assert httpx.get(f"{url}/health/ready").status_code == 200
 
     down = subprocess.run(
