@@ -48,6 +48,7 @@ TENANT_OWNED_TABLES: tuple[str, ...] = (
     "app_checks",
     "app_check_hourly",
     "app_incidents",
+    "invitations",
 )
 
 #: Tables with a tenant_id column that are deliberately not under row-level security, and why.
@@ -102,6 +103,8 @@ LOOKUPS: tuple[Lookup, ...] = (
     Lookup("memberships", "user_id", "app.user_id", "user_id", "uuid"),
     # API key authentication: the presented key's prefix finds its row, and so its tenant.
     Lookup("api_keys", "prefix", "app.api_key_prefix", "api_key_prefix", "text"),
+    # Invitations: "which invitations are addressed to me?" (the signed-in invitee, or one who holds a token).
+    Lookup("invitations", "email", "app.invitee_email", "invitee_email", "text"),
 )
 
 
@@ -212,6 +215,12 @@ def set_user(target: Session | Connection, user_id: uuid.UUID) -> None:
 def set_api_key_prefix(target: Session | Connection, prefix: str) -> None:
     """Allow reading the API key with this prefix before its tenant is known (key authentication)."""
     _scope(target, "app.api_key_prefix", "api_key_prefix", prefix)
+
+
+def set_invitee(target: Session | Connection, email: str) -> None:
+    """Allow reading the invitations addressed to ``email`` (lower-cased) across tenants: for the person it
+    belongs to, signed in or holding one of those invitations' tokens."""
+    _scope(target, "app.invitee_email", "invitee_email", email)
 
 
 def set_platform(session: Session) -> None:

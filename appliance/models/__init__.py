@@ -13,6 +13,7 @@ from appliance.models.app_monitoring import (
 )
 from appliance.models.audit import GENESIS_HASH, AuditLog
 from appliance.models.idempotency import IdempotencyKey
+from appliance.models.invitation import INVITATION_TRANSITIONS, Invitation, InvitationState
 from appliance.models.job import JOB_TRANSITIONS, Job, JobState
 from appliance.models.membership import Membership
 from appliance.models.mfa import MfaFactor, RecoveryCode
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_PURGE_GRACE",
     "DELIVERY_TRANSITIONS",
     "GENESIS_HASH",
+    "INVITATION_TRANSITIONS",
     "JOB_TRANSITIONS",
     "TENANT_TRANSITIONS",
     "ApiKey",
@@ -63,6 +65,8 @@ __all__ = [
     "BuiltinRole",
     "DeliveryState",
     "IdempotencyKey",
+    "Invitation",
+    "InvitationState",
     "Job",
     "JobState",
     "Membership",
