@@ -10,7 +10,7 @@ from huey import Huey
 
 from appliance import __version__
 from appliance.api import docs as api_docs
-from appliance.api import errors, idempotency, metrics
+from appliance.api import errors, idempotency, metrics, openapi_errors
 from appliance.api.context import build_context
 from appliance.api.middleware import AccessWriter, Drain, RequestContextMiddleware
 from appliance.api.routes import (
@@ -125,5 +125,6 @@ def create_app(
     ):
         app.include_router(resource.router, prefix="/api/v1")
     app.include_router(job_routes.platform, prefix="/api/v1")
+    openapi_errors.install(app)
     api_docs.install(app)
     return app

@@ -25,7 +25,7 @@ being served in one hop.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +34,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.utils import get_typed_return_annotation, get_typed_signature
 from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import ResponseValidationError
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from fastapi.routing import APIRoute
 from fastapi.utils import is_body_allowed_for_status_code
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from appliance.api import errors, idempotency
+from appliance.api import errors, idempotency, text_gate
 from appliance.api.context import AppContext
 from appliance.errors import ApplianceError, Unavailable
 
@@ -51,12 +51,24 @@ ONE_HOP = "__one_hop__"
 
 
 class OneHopRoute(APIRoute):
-    """An APIRoute whose blocking (``def``) endpoint is served in one call on the offloader."""
+    """An APIRoute whose blocking (``def``) endpoint is served in one call on the offloader, behind the
+    text gate (appliance.api.text_gate) that every route's input passes first."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not _is_async(endpoint):
             endpoint = _one_hop(endpoint, self)
         super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        has_body = self.body_field is not None
+
+        async def gated(request: Request) -> Response:
+            if found := await text_gate.problems(request, has_body=has_body):
+                raise RequestValidationError(found)
+            return await handler(request)
+
+        return gated
 
 
 def router(**kwargs: Any) -> APIRouter:

@@ -123,6 +123,9 @@ def get(session: Session, key_id: uuid.UUID) -> ApiKey:
     return key
 
 
+CURSORS = pagination.Keyset("api_keys", dt.datetime, uuid.UUID)
+
+
 def list_page(
     session: Session, *, revoked: bool | None, limit: int, cursor: str | None
 ) -> tuple[list[ApiKey], str | None]:
@@ -132,10 +135,10 @@ def list_page(
         query = query.where(ApiKey.revoked_at.is_not(None) if revoked else ApiKey.revoked_at.is_(None))
     columns = [ApiKey.created_at, ApiKey.id]
     if cursor is not None:
-        query = pagination.after(query, columns, pagination.decode(cursor, "created_at"), descending=False)
+        query = pagination.after(query, columns, CURSORS.decode(cursor, "created_at"), descending=False)
     rows = list(session.scalars(pagination.ordered(query, columns, False).limit(limit + 1)))
     last = rows[limit - 1] if len(rows) > limit else None
-    next_cursor = pagination.encode([last.created_at, last.id], "created_at") if last else None
+    next_cursor = CURSORS.encode([last.created_at, last.id], "created_at") if last else None
     return rows[:limit], next_cursor
 
 

@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import NotFound
 from appliance.models import APP_STATUS_TRANSITIONS, App, AppIncident, AppStatus
-from appliance.services import app_checks, events, pagination
+from appliance.services import events, pagination
+
+#: An app's incidents, newest first: (started_at, id).
+CURSORS = pagination.Keyset("app_incidents", dt.datetime, uuid.UUID)
 
 
 @dataclass
@@ -140,10 +143,10 @@ def incidents_page(
     keyset = (AppIncident.started_at, AppIncident.id)
     query = select(AppIncident).where(AppIncident.app_id == app_id)
     if cursor is not None:
-        query = pagination.after(query, keyset, app_checks.time_key(cursor, "incidents"), True)
+        query = pagination.after(query, keyset, CURSORS.decode(cursor), True)
     rows = list(session.scalars(pagination.ordered(query, keyset, True).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = pagination.encode([rows[-1].started_at, rows[-1].id], "incidents")
+        next_cursor = CURSORS.encode([rows[-1].started_at, rows[-1].id])
     return rows, next_cursor

@@ -23,11 +23,13 @@ from appliance.db import tenancy
 from appliance.db.base import utcnow
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import App, AppKind, Tenant, TenantStatus
-from appliance.services import app_checks, audit, outbound, pagination
+from appliance.services import audit, outbound, pagination
 from appliance.services.actors import Actor
 from appliance.services.organizations import tenant_of
 
 TOKEN_PREFIX = "hb_"  # noqa: S105  (a prefix, not a secret)
+#: The tenant's apps, newest first: (created_at, id).
+CURSORS = pagination.Keyset("apps", dt.datetime, uuid.UUID)
 #: The fields a tenant sets, in the order of the audit summary.
 FIELDS = (
     "name",
@@ -210,12 +212,12 @@ def list_page(
     if status is not None:
         query = query.where(App.status == status)
     if cursor is not None:
-        query = pagination.after(query, keyset, app_checks.time_key(cursor, "apps"), True)
+        query = pagination.after(query, keyset, CURSORS.decode(cursor), True)
     rows = list(session.scalars(pagination.ordered(query, keyset, True).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = pagination.encode([rows[-1].created_at, rows[-1].id], "apps")
+        next_cursor = CURSORS.encode([rows[-1].created_at, rows[-1].id])
     return rows, next_cursor
 
 

@@ -99,6 +99,9 @@ def user_of(session: Session, membership: Membership) -> User:
     return user
 
 
+CURSORS = pagination.Keyset("members", dt.datetime, uuid.UUID)
+
+
 def list_page(
     session: Session, *, role: str | None, limit: int, cursor: str | None
 ) -> tuple[list[tuple[Membership, User]], str | None]:
@@ -107,10 +110,10 @@ def list_page(
         query = query.where(Membership.role == role)
     columns = [Membership.created_at, Membership.id]
     if cursor is not None:
-        query = pagination.after(query, columns, pagination.decode(cursor, "created_at"), descending=False)
+        query = pagination.after(query, columns, CURSORS.decode(cursor, "created_at"), descending=False)
     rows = [(m, u) for m, u in session.execute(pagination.ordered(query, columns, False).limit(limit + 1))]
     last = rows[limit - 1][0] if len(rows) > limit else None
-    next_cursor = pagination.encode([last.created_at, last.id], "created_at") if last else None
+    next_cursor = CURSORS.encode([last.created_at, last.id], "created_at") if last else None
     return rows[:limit], next_cursor
 
 

@@ -22,6 +22,7 @@ from appliance.services.tenants import SLUG
 
 #: How many child ids a read of one organization names (the rest: list with ?parent_id=).
 MAX_CHILDREN = pagination.MAX_LIMIT
+CURSORS = pagination.Keyset("organizations", str)
 
 
 class Keep(enum.Enum):
@@ -152,16 +153,10 @@ def list_page(
     elif root is not None:
         query = query.where(Organization.parent_id.is_(None) if root else Organization.parent_id.is_not(None))
     if cursor is not None:
-        key = pagination.decode(cursor, "slug")
-        if len(key) != 1 or not isinstance(key[0], str):
-            raise InvalidInput(
-                "the cursor is not valid: pass the next_cursor of a previous page unchanged",
-                code="CURSOR_INVALID",
-                details={"cursor": cursor[:100]},
-            )
-        query = query.where(Organization.slug > key[0])
+        (slug,) = CURSORS.decode(cursor, "slug")
+        query = query.where(Organization.slug > slug)
     rows = list(session.scalars(query.order_by(Organization.slug).limit(limit + 1)))
-    next_cursor = pagination.encode([rows[limit - 1].slug], "slug") if len(rows) > limit else None
+    next_cursor = CURSORS.encode([rows[limit - 1].slug], "slug") if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 

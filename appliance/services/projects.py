@@ -52,8 +52,11 @@ _LISTS = {
     .execution_options(**{tenancy.EXPLICIT_TENANT: True})
     for sort, (keyset, descending) in SORTS.items()
 }
-#: What the first part of each sort's key must be in a cursor (a forged one must not reach the database).
-_KEY_TYPES: dict[str, type] = {"created_at": dt.datetime, "name": str}
+#: The cursors of each sort (a forged one must not reach the database: pagination.Keyset checks its key).
+_CURSORS: dict[str, pagination.Keyset] = {
+    "created_at": pagination.Keyset("projects", dt.datetime, uuid.UUID),
+    "name": pagination.Keyset("projects", str, uuid.UUID),
+}
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def list_page(
     if len(rows) > limit:
         rows = rows[:limit]
         tail = dict(zip(LIST_FIELDS, rows[-1], strict=True))
-        next_cursor = pagination.encode([tail[c.key] for c in keyset], sort)
+        next_cursor = _cursors(sort).encode([tail[c.key] for c in keyset], sort)
     return ProjectPage([dict(zip(LIST_FIELDS, row, strict=True)) for row in rows], next_cursor)
 
 
@@ -224,7 +227,7 @@ async def list_page_postgresql(
         key = [tail[c.key] for c in SORTS[sort][0]]
         if isinstance(key[0], dt.datetime):
             key[0] = key[0].replace(tzinfo=dt.UTC)  # selected AT TIME ZONE 'UTC': naive UTC
-        next_cursor = pagination.encode(key, sort)
+        next_cursor = _cursors(sort).encode(key, sort)
     return ProjectPage([dict(zip(LIST_FIELDS, row, strict=True)) for row in rows], next_cursor)
 
 
@@ -241,21 +244,12 @@ def _check_list(sort: str, limit: int) -> None:
         )
 
 
+def _cursors(sort: str) -> pagination.Keyset:
+    return _CURSORS[sort.lstrip("-")]
+
+
 def _cursor_key(cursor: str, sort: str) -> tuple[Any, ...]:
-    key = pagination.decode(cursor, sort)
-    first = _KEY_TYPES[sort.lstrip("-")]
-    if (
-        len(key) != 2
-        or not isinstance(key[0], first)
-        or (isinstance(key[0], dt.datetime) and key[0].tzinfo is None)
-        or not isinstance(key[1], uuid.UUID)
-    ):
-        raise InvalidInput(
-            "the cursor is not valid: pass the next_cursor of a previous page unchanged",
-            code="CURSOR_INVALID",
-            details={"cursor": cursor[:100]},
-        )
-    return tuple(key)
+    return _cursors(sort).decode(cursor, sort)
 
 
 def change(

@@ -23,6 +23,7 @@ from appliance.services.actors import Actor
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
 #: Deepest inheritance chain accepted; a longer one is almost certainly a mistake.
 MAX_DEPTH = 8
+CURSORS = pagination.Keyset("roles", str)
 
 
 def _custom(session: Session) -> dict[str, Role]:
@@ -136,7 +137,7 @@ def list_page(
 
     Every custom role is read anyway to resolve inheritance, so the page is cut in Python: a tenant holds
     a handful of roles, not thousands."""
-    after = str(pagination.decode(cursor, "name")[0]) if cursor is not None else None
+    after = CURSORS.decode(cursor, "name")[0] if cursor is not None else None
     custom = _custom(session)
     views: list[RoleView] = []
     if builtin is not False:
@@ -146,7 +147,7 @@ def list_page(
     views.sort(key=lambda v: v.name)
     if after is not None:
         views = [v for v in views if v.name > after]
-    next_cursor = pagination.encode([views[limit - 1].name], "name") if len(views) > limit else None
+    next_cursor = CURSORS.encode([views[limit - 1].name], "name") if len(views) > limit else None
     return views[:limit], next_cursor
 
 

@@ -31,6 +31,7 @@ from appliance.services.actors import Actor
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 #: Slugs that would read as part of the platform itself.
 RESERVED_SLUGS = frozenset({"admin", "api", "platform", "system", "root", "operator", "www", "health"})
+CURSORS = pagination.Keyset("tenants", str)
 
 
 def check_slug(slug: str) -> str:
@@ -158,10 +159,10 @@ def list_page(
             | func.lower(Tenant.name).contains(term, autoescape=True)
         )
     if cursor is not None:
-        (last,) = pagination.decode(cursor, "slug")
-        query = query.where(Tenant.slug > str(last))
+        (last,) = CURSORS.decode(cursor, "slug")
+        query = query.where(Tenant.slug > last)
     rows = list(session.scalars(query.order_by(Tenant.slug).limit(limit + 1)))
-    next_cursor = pagination.encode([rows[limit - 1].slug], "slug") if len(rows) > limit else None
+    next_cursor = CURSORS.encode([rows[limit - 1].slug], "slug") if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 

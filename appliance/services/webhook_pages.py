@@ -1,12 +1,15 @@
-"""Newest-first pages of the webhook tables (endpoints, messages, attempts), by keyset on (created_at, id).
+"""Newest-first pages of the webhook tables (endpoints, messages, attempts) and of jobs, by keyset on
+(created_at, id).
 
 Each table has an index that leads with tenant_id and then created_at, so a page is an index range however
-deep it is; the tenant comes from the session (the ORM filter and row-level security)."""
+deep it is; the tenant comes from the session (the ORM filter and row-level security). A page's cursor
+belongs to its table's list: another table's is refused."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
@@ -14,6 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from appliance.errors import InvalidInput
 from appliance.services import pagination
+from appliance.services.pagination import Keyset
 
 T = TypeVar("T")
 
@@ -39,27 +43,17 @@ def newest_first(
     """One page of ``query``'s rows (ORM objects with ``created_at`` and ``id``), newest first."""
     check_limit(limit)
     columns = (created_at, id_column)
+    cursors = _keyset(created_at.class_.__tablename__)
     if cursor is not None:
-        query = pagination.after(query, columns, _key(cursor), descending=True)
+        query = pagination.after(query, columns, cursors.decode(cursor, SORT), descending=True)
     rows: list[Any] = list(session.scalars(pagination.ordered(query, columns, True).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = pagination.encode([rows[-1].created_at, rows[-1].id], SORT)
+        next_cursor = cursors.encode([rows[-1].created_at, rows[-1].id], SORT)
     return rows, next_cursor
 
 
-def _key(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    key = pagination.decode(cursor, SORT)
-    if (
-        len(key) != 2
-        or not isinstance(key[0], dt.datetime)
-        or key[0].tzinfo is None
-        or not isinstance(key[1], uuid.UUID)
-    ):
-        raise InvalidInput(
-            "the cursor is not valid: pass the next_cursor of a previous page unchanged",
-            code="CURSOR_INVALID",
-            details={"cursor": cursor[:100]},
-        )
-    return key[0], key[1]
+@cache
+def _keyset(table: str) -> Keyset:
+    return Keyset(table, dt.datetime, uuid.UUID)

@@ -141,7 +141,7 @@ def test_lists_filter_by_parent_and_page_by_slug(identity: Identity) -> None:
     both = identity.client.get(ORGS, params={"root": "true", "parent_id": top[1]["id"]}, headers=h)
     assert error_code(both, 422) == "FILTER_CONFLICT"
     assert (
-        error_code(identity.client.get(ORGS, params={"cursor": "junk"}, headers=h), 422) == "CURSOR_INVALID"
+        error_code(identity.client.get(ORGS, params={"cursor": "junk"}, headers=h), 422) == "INVALID_CURSOR"
     )
     for bad in ({"limit": 0}, {"limit": 201}, {"parent_id": "x"}, {"root": "maybe"}):
         assert error_code(identity.client.get(ORGS, params=bad, headers=h), 422) == "VALIDATION_FAILED"

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from appliance.db import tenancy
 from appliance.models import AuditLog, Project
-from appliance.services import memberships, pagination
+from appliance.services import memberships
 from appliance.services.actors import cli_operator
 from tests.identity import Identity, Member, TenantHandle
 
@@ -242,22 +242,25 @@ def test_cursors_are_checked(identity: Identity) -> None:
         return identity.client.get(PROJECTS, params=params, headers=acme.owner.headers)
 
     assert listing(cursor=cursor, sort="name").status_code == 200
-    assert error_code(listing(cursor=cursor), 422) == "CURSOR_INVALID"  # another sort: the default
-    assert error_code(listing(cursor=cursor, sort="-name"), 422) == "CURSOR_INVALID"
-    assert error_code(listing(cursor="not-a-cursor"), 422) == "CURSOR_INVALID"
+    assert error_code(listing(cursor=cursor), 422) == "INVALID_CURSOR"  # another sort: the default
+    assert error_code(listing(cursor=cursor, sort="-name"), 422) == "INVALID_CURSOR"
+    assert error_code(listing(cursor="not-a-cursor"), 422) == "INVALID_CURSOR"
+    an_id = {"u": str(uuid.uuid4())}
     forged = {
         "naive time": forge(
-            {"k": [{"t": "2026-01-01T00:00:00"}, {"u": str(uuid.uuid4())}], "s": "-created_at"}
+            {"l": "projects", "s": "-created_at", "k": [{"t": "2026-01-01T00:00:00"}, an_id]}
         ),
-        "a number for an id": forge({"k": [{"t": "2026-01-01T00:00:00+00:00"}, 7], "s": "-created_at"}),
-        "not a list": forge({"k": 7, "s": "-created_at"}),
-        "a name for a time": pagination.encode(["x", uuid.uuid4()], "-created_at"),
-        "one part": pagination.encode([dt.datetime.now(dt.UTC)], "-created_at"),
-        "no id": pagination.encode(["x", "y"], "name"),
+        "a number for an id": forge(
+            {"l": "projects", "s": "-created_at", "k": [{"t": "2026-01-01T00:00:00+00:00"}, 7]}
+        ),
+        "not a list": forge({"l": "projects", "s": "-created_at", "k": 7}),
+        "a name for a time": forge({"l": "projects", "s": "-created_at", "k": ["x", an_id]}),
+        "one part": forge({"l": "projects", "s": "-created_at", "k": [{"t": "2026-01-01T00:00:00+00:00"}]}),
+        "no id": forge({"l": "projects", "s": "name", "k": ["x", "y"]}),
     }
     for what, bad in forged.items():
-        assert error_code(listing(cursor=bad), 422) == "CURSOR_INVALID", what
-    assert error_code(listing(cursor=forged["no id"], sort="name"), 422) == "CURSOR_INVALID"
+        assert error_code(listing(cursor=bad), 422) == "INVALID_CURSOR", what
+    assert error_code(listing(cursor=forged["no id"], sort="name"), 422) == "INVALID_CURSOR"
 
 
 def test_list_parameters_are_validated(identity: Identity) -> None:

@@ -292,4 +292,4 @@ def test_lists_page_by_cursor(hooks: Identity) -> None:
             break
     assert seen == made[::-1]
     bad = hooks.client.get(ENDPOINTS, params={"cursor": "nonsense"}, headers=acme.owner.headers)
-    assert error(bad, 422)["code"] == "CURSOR_INVALID"
+    assert error(bad, 422)["code"] == "INVALID_CURSOR"

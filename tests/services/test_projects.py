@@ -102,9 +102,26 @@ def test_the_list_refuses_a_session_without_a_tenant(db: Database, world: World)
         ({"sort": "size"}, "SORT_INVALID"),
         ({"limit": 0}, "VALIDATION_FAILED"),
         ({"limit": pagination.MAX_LIMIT + 1}, "VALIDATION_FAILED"),
-        ({"cursor": pagination.encode([T0, uuid.uuid4()], "created_at")}, "CURSOR_INVALID"),
-        ({"cursor": pagination.encode(["p1", uuid.uuid4()], "-created_at")}, "CURSOR_INVALID"),
-        ({"cursor": pagination.encode([T0], "-created_at")}, "CURSOR_INVALID"),
+        (
+            {
+                "cursor": pagination.Keyset("projects", dt.datetime, uuid.UUID).encode(
+                    [T0, uuid.uuid4()], "created_at"
+                )
+            },
+            "INVALID_CURSOR",
+        ),
+        (
+            {
+                "cursor": pagination.Keyset("projects", str, uuid.UUID).encode(
+                    ["p1", uuid.uuid4()], "-created_at"
+                )
+            },
+            "INVALID_CURSOR",
+        ),
+        (
+            {"cursor": pagination.Keyset("projects", dt.datetime).encode([T0], "-created_at")},
+            "INVALID_CURSOR",
+        ),
     ],
 )
 def test_the_list_validates_what_it_is_given(

@@ -24,6 +24,8 @@ router = routing.router(
 
 Read = Annotated[Actor, Depends(require("audit:read"))]
 PlatformRead = Annotated[Actor, Depends(require_operator(platform_permissions.PLATFORM_AUDIT))]
+#: The trail's cursors: (created_at, id) under the ?sort= order.
+CURSORS = pagination.Keyset("audit_logs", dt.datetime, uuid.UUID)
 
 
 class AuditLogOut(BaseModel):
@@ -111,7 +113,7 @@ def _page(
 ) -> Page[AuditLogOut]:
     after = None
     if cursor is not None:
-        created, record_id = pagination.decode(cursor, f.sort)
+        created, record_id = CURSORS.decode(cursor, f.sort)
         after = (created, record_id)
     rows = audit.query(
         session,
@@ -130,7 +132,7 @@ def _page(
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = pagination.encode([last.created_at, last.id], f.sort)
+        next_cursor = CURSORS.encode([last.created_at, last.id], f.sort)
     return Page(items=[AuditLogOut.of(r) for r in rows[:limit]], next_cursor=next_cursor)
 
 
