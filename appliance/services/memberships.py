@@ -1,5 +1,7 @@
-"""Users of a tenant: invited (created when new, with a one-time password), given a role, removed.
+"""Users of a tenant: their memberships, given a role, removed.
 
+A tenant's admins bring people in by invitation (appliance.services.invitations): the membership is made
+when the person accepts. Only a platform operator creating a tenant names its first owner directly (`add`).
 A change of role or a removal ends the user's sessions in that tenant, because access tokens carry the
 permissions they were issued with."""
 
@@ -21,19 +23,22 @@ from appliance.services.operators import normalize_email
 
 
 @dataclass(frozen=True)
-class Invited:
+class Added:
     user: User
     membership: Membership
     one_time_password: str | None
-    """Set when the user was created by this invitation: shown once, to be changed at first sign-in."""
+    """Set when the user was created now: shown once, to be changed at first sign-in."""
 
 
-def invite(
+def add(
     session: Session, actor: Actor, tenant_id: uuid.UUID, *, email: str, role: str, display_name: str = ""
-) -> Invited:
+) -> Added:
+    """Make ``email`` a member at once (its account created when new): a platform operator naming a new
+    tenant's owner. Everyone else invites (appliance.services.invitations), and the person accepts."""
+    if not actor.operator:
+        raise Forbidden("members join a tenant by accepting an invitation", code="INVITATION_REQUIRED")
     address = normalize_email(email)
     roles.require_role(session, role)
-    _check_grant(session, actor, role)
     user = session.scalars(select(User).where(User.email == address)).first()
     password = None
     if user is None:
@@ -64,10 +69,10 @@ def invite(
         resource_id=membership.id,
         summary={"email": address, "role": role, "new_user": password is not None},
     )
-    return Invited(user=user, membership=membership, one_time_password=password)
+    return Added(user=user, membership=membership, one_time_password=password)
 
 
-def _check_grant(session: Session, actor: Actor, role: str) -> None:
+def check_grant(session: Session, actor: Actor, role: str) -> None:
     """Nobody grants more than they hold (an admin cannot make an owner); operators may grant anything."""
     if actor.operator:
         return
@@ -129,8 +134,8 @@ def change_role(
     """Returns the membership and the sessions ended (the caller tells its revocation cache)."""
     membership = get(session, membership_id)
     roles.require_role(session, role)
-    _check_grant(session, actor, role)
-    _check_grant(session, actor, membership.role)  # nor demote someone stronger than oneself
+    check_grant(session, actor, role)
+    check_grant(session, actor, membership.role)  # nor demote someone stronger than oneself
     if membership.role == role:
         return membership, []
     if membership.role == "owner" and _owners(session) == 1:
@@ -153,7 +158,7 @@ def change_role(
 
 def remove(session: Session, actor: Actor, membership_id: uuid.UUID, now: dt.datetime) -> list[uuid.UUID]:
     membership = get(session, membership_id)
-    _check_grant(session, actor, membership.role)
+    check_grant(session, actor, membership.role)
     if membership.role == "owner" and _owners(session) == 1:
         raise Conflict("a tenant keeps at least one owner", code="LAST_OWNER")
     ended = sessions.revoke_user(session, membership.user_id, now, tenant_id=membership.tenant_id)

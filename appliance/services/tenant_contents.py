@@ -7,6 +7,7 @@ TENANT_NOT_FOUND. Reads only: an operator changes a tenant's contents by signing
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,8 +15,8 @@ from contextlib import contextmanager
 from sqlalchemy.orm import Session
 
 from appliance.db import tenancy
-from appliance.models import ApiKey, Membership, Organization, User
-from appliance.services import api_keys, memberships, organizations, tenants
+from appliance.models import ApiKey, Organization
+from appliance.services import api_keys, members, organizations, tenants
 
 
 @contextmanager
@@ -26,11 +27,19 @@ def _inside(session: Session, tenant_id: uuid.UUID) -> Iterator[None]:
 
 
 def members_of(
-    session: Session, tenant_id: uuid.UUID, *, role: str | None, limit: int, cursor: str | None
-) -> tuple[list[tuple[Membership, User]], str | None]:
-    """The tenant's members in the order they joined, as /api/v1/members lists them."""
+    session: Session,
+    tenant_id: uuid.UUID,
+    *,
+    role: str | None,
+    limit: int,
+    cursor: str | None,
+    now: dt.datetime,
+    status: str | None = None,
+) -> tuple[list[members.Entry], str | None]:
+    """The tenant's members and pending invitations in the order they joined or were invited, as
+    /api/v1/members lists them."""
     with _inside(session, tenant_id):
-        return memberships.list_page(session, role=role, limit=limit, cursor=cursor)
+        return members.page(session, role=role, status=status, limit=limit, cursor=cursor, now=now)
 
 
 def organizations_of(

@@ -92,7 +92,7 @@ def resolve(session: Session, ref: str) -> Tenant:
 @dataclass(frozen=True)
 class NewTenant:
     tenant: Tenant
-    owner: memberships.Invited | None
+    owner: memberships.Added | None
 
 
 def create(
@@ -128,7 +128,7 @@ def create(
     owner = None
     if owner_email:
         with tenancy.inside(session, tenant.id):
-            owner = memberships.invite(session, actor, tenant.id, email=owner_email, role="owner")
+            owner = memberships.add(session, actor, tenant.id, email=owner_email, role="owner")
     return NewTenant(tenant=tenant, owner=owner)
 
 

@@ -35,6 +35,7 @@ def _seed(identity: Identity, acme: TenantHandle) -> Resources:
     role = _create(identity, acme, "/api/v1/roles", {"name": "acme-auditor", "permissions": ["audit:read"]})
     key = _create(identity, acme, "/api/v1/api-keys", {"name": "acme-ci", "scopes": ["projects:read"]})
     member = identity.member(acme, "dev@acme.test", "member")
+    invited = identity.invite(acme, "new@acme.test", "viewer")
     app = _create(
         identity, acme, "/api/v1/apps", {"name": "acme-shop", "url": "https://example.com/acme-shop"}
     )
@@ -52,6 +53,7 @@ def _seed(identity: Identity, acme: TenantHandle) -> Resources:
         "roles": role["id"],
         "api-keys": key["id"],
         "members": str(member.membership_id),
+        "invitations": invited["id"],
         "tenants": str(acme.id),
     }
     return Resources(ids, _snapshot(identity, acme, ids))
@@ -62,7 +64,9 @@ def _snapshot(identity: Identity, acme: TenantHandle, ids: dict[str, str]) -> di
     for kind, resource_id in ids.items():
         if kind == "tenants":
             continue
-        response = identity.client.get(f"/api/v1/{kind}/{resource_id}", headers=acme.owner.headers)
+        # An invitation is seen by its tenant among the members (/invitations is its invitee's side).
+        shown = "members" if kind == "invitations" else kind
+        response = identity.client.get(f"/api/v1/{shown}/{resource_id}", headers=acme.owner.headers)
         assert response.status_code == 200, response.text
         body = response.json()
         body.pop("last_used_at", None)

@@ -31,57 +31,129 @@ def owner_membership(identity: Identity, tenant: TenantHandle) -> str:
     return membership_id
 
 
-def test_owner_invites_new_and_existing_users_and_lists_them(identity: Identity) -> None:
+def test_an_invitation_shows_only_the_address_and_grants_nothing_until_accepted(identity: Identity) -> None:
+    """The issue's story: acme's owner adds the address of globex's owner, who has an account."""
     acme = identity.tenant("acme")
     globex = identity.tenant("globex")
     created = identity.client.post(
-        "/api/v1/members",
-        json={"email": "Ada@Example.test", "role": "viewer", "display_name": "Ada L."},
-        headers=acme.owner.headers,
+        "/api/v1/members", json={"email": "Owner@Globex.test", "role": "admin"}, headers=acme.owner.headers
     )
     assert created.status_code == 201, created.text
-    ada = created.json()
-    assert created.headers["location"] == f"/api/v1/members/{ada['id']}"
-    assert ada["email"] == "ada@example.test"
-    assert ada["display_name"] == "Ada L."
-    assert ada["role"] == "viewer"
-    assert ada["one_time_password"]
-    assert ada["last_login_at"] is None
+    invited = created.json()
+    assert created.headers["location"] == f"/api/v1/members/{invited['id']}"
+    # The address and "invited": nothing of the account (its id, name, last sign-in), no hint it exists.
+    assert {k: v for k, v in invited.items() if k not in ("id", "created_at", "expires_at")} == {
+        "status": "invited",
+        "user_id": None,
+        "email": "owner@globex.test",
+        "display_name": None,
+        "role": "admin",
+        "last_login_at": None,
+        "invitation_token": invited["invitation_token"],
+    }
+    assert invited["invitation_token"].startswith("inv_")
+    assert str(globex.owner.user_id) not in created.text
+    assert "Owner" not in created.text.replace("owner@globex.test", "")
 
-    # globex's owner already has an account: invited into acme, no password is made for them.
-    existing = identity.client.post(
-        "/api/v1/members",
-        json={"email": "owner@globex.test", "role": "admin"},
-        headers=acme.owner.headers,
+    # Their sign-in is untouched: one tenant, no "which tenant?" question, and acme refuses them.
+    assert identity.login(globex.owner.email, globex.owner.password).status_code == 200
+    assert error(identity.login(globex.owner.email, globex.owner.password, "acme"), 403)["code"] == (
+        "NOT_A_MEMBER"
     )
-    assert existing.status_code == 201, existing.text
-    assert existing.json()["one_time_password"] is None
-    assert existing.json()["user_id"] == str(globex.owner.user_id)
+
+    listed = identity.client.get("/api/v1/members", headers=acme.owner.headers).json()["items"]
+    assert [(m["email"], m["status"]) for m in listed] == [
+        ("owner@acme.test", "active"),
+        ("owner@globex.test", "invited"),
+    ]
+    assert listed[1] == {k: v for k, v in invited.items() if k != "invitation_token"}
+    one = identity.client.get(f"/api/v1/members/{invited['id']}", headers=acme.owner.headers)
+    assert one.json() == listed[1]
+    assert "invitation_token" not in one.text
+
+    (record,) = audit_records(identity, acme, "invitation.create")
+    assert record.resource_id == invited["id"]
+    assert record.actor_user_id == acme.owner.user_id
+    assert record.summary["email"] == "owner@globex.test"
+    assert record.summary["role"] == "admin"
+    assert "new_user" not in record.summary
+    assert audit_records(identity, acme, "membership.create")[1:] == []  # only the owner's, at creation
+
+
+def test_the_answer_is_the_same_whether_the_address_has_an_account_or_not(identity: Identity) -> None:
+    acme = identity.tenant("acme")
+    globex = identity.tenant("globex")
+    answers = [
+        identity.client.post(
+            "/api/v1/members", json={"email": email, "role": "member"}, headers=acme.owner.headers
+        )
+        for email in (globex.owner.email, "nobody-yet@example.test")
+    ]
+    existing, new = (a.json() for a in answers)
+    assert [a.status_code for a in answers] == [201, 201]
+    assert existing.keys() == new.keys()
+    varying = {"id", "email", "created_at", "expires_at", "invitation_token"}
+    assert {k: v for k, v in existing.items() if k not in varying} == {
+        k: v for k, v in new.items() if k not in varying
+    }
+    assert len(existing["invitation_token"]) == len(new["invitation_token"])
+    first, second = (set(a.headers.keys()) for a in answers)
+    assert first == second
+    for answer in answers:
+        assert answer.headers["location"] == f"/api/v1/members/{answer.json()['id']}"
+    # And the records say nothing of accounts either.
+    summaries = [r.summary for r in audit_records(identity, acme, "invitation.create")]
+    assert summaries[0].keys() == summaries[1].keys()
+
+
+def test_members_and_invitations_are_listed_together_in_pages(identity: Identity) -> None:
+    acme = identity.tenant("acme")
+    dev = identity.member(acme, "dev@acme.test", "member")
+    identity.invite(acme, "ada@example.test", "viewer")
+    identity.member(acme, "ops@acme.test", "admin")
+    identity.invite(acme, "bob@example.test", "admin")
 
     page = identity.client.get("/api/v1/members", headers=acme.owner.headers).json()
-    assert [m["email"] for m in page["items"]] == ["owner@acme.test", "ada@example.test", "owner@globex.test"]
+    expected = [
+        ("owner@acme.test", "active"),
+        ("dev@acme.test", "active"),
+        ("ada@example.test", "invited"),
+        ("ops@acme.test", "active"),
+        ("bob@example.test", "invited"),
+    ]
+    assert [(m["email"], m["status"]) for m in page["items"]] == expected
     assert page["next_cursor"] is None
-    assert page["items"][0]["last_login_at"] is not None
-    assert "one_time_password" not in page["items"][1]
+    assert page["items"][1]["user_id"] == str(dev.user_id)
+    assert page["items"][1]["display_name"] == "dev"
 
-    first = identity.client.get("/api/v1/members?limit=2", headers=acme.owner.headers).json()
-    rest = identity.client.get(
-        "/api/v1/members", params={"limit": 2, "cursor": first["next_cursor"]}, headers=acme.owner.headers
+    seen, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        step = identity.client.get("/api/v1/members", params=params, headers=acme.owner.headers).json()
+        seen += [(m["email"], m["status"]) for m in step["items"]]
+        cursor = step["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected
+
+    def emails(**params: str) -> list[str]:
+        response = identity.client.get("/api/v1/members", params=params, headers=acme.owner.headers)
+        assert response.status_code == 200, response.text
+        return [m["email"] for m in response.json()["items"]]
+
+    assert emails(role="admin") == ["ops@acme.test", "bob@example.test"]
+    assert emails(status="invited") == ["ada@example.test", "bob@example.test"]
+    assert emails(status="active", role="admin") == ["ops@acme.test"]
+    assert emails(status="expired") == []
+    bad = identity.client.get("/api/v1/members?status=gone", headers=acme.owner.headers)
+    assert error(bad, 422)["code"] == "STATUS_UNKNOWN"
+    assert "'gone'" in error(bad, 422)["message"]
+
+    # The operator's view of the tenant lists them the same way.
+    operator_view = identity.client.get(
+        f"/api/v1/tenants/{acme.id}/members", headers=identity.operator.headers
     ).json()
-    assert [m["email"] for m in first["items"] + rest["items"]] == [m["email"] for m in page["items"]]
-    assert rest["next_cursor"] is None
-
-    admins = identity.client.get("/api/v1/members?role=admin", headers=acme.owner.headers).json()
-    assert [m["email"] for m in admins["items"]] == ["owner@globex.test"]
-
-    one = identity.client.get(f"/api/v1/members/{ada['id']}", headers=acme.owner.headers)
-    assert one.status_code == 200
-    assert one.json() == {k: v for k, v in ada.items() if k != "one_time_password"}
-
-    (record, _) = audit_records(identity, acme, "membership.create")[-2:]
-    assert record.resource_id == ada["id"]
-    assert record.actor_user_id == acme.owner.user_id
-    assert record.summary == {"email": "ada@example.test", "role": "viewer", "new_user": True}
+    assert operator_view["items"] == page["items"]
 
 
 def test_invitations_that_are_refused(identity: Identity) -> None:
@@ -94,37 +166,54 @@ def test_invitations_that_are_refused(identity: Identity) -> None:
         invite, json={"email": "VIEWER@acme.test", "role": "member"}, headers=acme.owner.headers
     )
     assert error(duplicate, 409)["code"] == "ALREADY_MEMBER"
+    first = identity.invite(acme, "x@acme.test", "viewer")
+    again = identity.client.post(
+        invite, json={"email": "X@acme.test", "role": "member"}, headers=acme.owner.headers
+    )
+    assert error(again, 409)["code"] == "ALREADY_INVITED"
+    assert error(again, 409)["details"] == {"email": "x@acme.test", "id": first["id"]}
     bad_email = identity.client.post(
         invite, json={"email": "not-an-address", "role": "viewer"}, headers=acme.owner.headers
     )
     assert "not-an-address" in error(bad_email, 422)["message"]
     unknown = identity.client.post(
-        invite, json={"email": "x@acme.test", "role": "wizard"}, headers=acme.owner.headers
+        invite, json={"email": "y@acme.test", "role": "wizard"}, headers=acme.owner.headers
     )
     assert error(unknown, 422)["code"] == "ROLE_UNKNOWN"
     assert error(unknown, 422)["details"] == {"role": "wizard"}
     too_strong = identity.client.post(
-        invite, json={"email": "x@acme.test", "role": "owner"}, headers=admin.headers
+        invite, json={"email": "y@acme.test", "role": "owner"}, headers=admin.headers
     )
     body = error(too_strong, 403)
     assert body["code"] == "ROLE_TOO_STRONG"
     assert body["details"]["missing"] == ["tenant:manage"]
     denied = identity.client.post(
-        invite, json={"email": "x@acme.test", "role": "viewer"}, headers=viewer.headers
+        invite, json={"email": "y@acme.test", "role": "viewer"}, headers=viewer.headers
     )
     assert error(denied, 403)["code"] == "PERMISSION_DENIED"
     missing = identity.client.post(invite, json={"role": "viewer"}, headers=acme.owner.headers)
     assert error(missing, 422)["code"] == "VALIDATION_FAILED"
+    named = identity.client.post(
+        invite,
+        json={"email": "y@acme.test", "role": "viewer", "display_name": "Y"},
+        headers=acme.owner.headers,
+    )
+    assert "display_name" in error(named, 422)["message"]  # the person names themselves on acceptance
 
-    # An admin may grant up to admin.
+    # An admin may offer up to admin.
     assert (
         identity.client.post(
-            invite, json={"email": "x@acme.test", "role": "admin"}, headers=admin.headers
+            invite, json={"email": "y@acme.test", "role": "admin"}, headers=admin.headers
         ).status_code
         == 201
     )
-    emails = [r.summary["email"] for r in audit_records(identity, acme, "membership.create")]
-    assert emails == ["owner@acme.test", "admin@acme.test", "viewer@acme.test", "x@acme.test"]
+    emails = [r.summary["email"] for r in audit_records(identity, acme, "invitation.create")]
+    assert emails == ["admin@acme.test", "viewer@acme.test", "x@acme.test", "y@acme.test"]
+    # An invited entry has no role to change yet.
+    patched = identity.client.patch(
+        f"{invite}/{first['id']}", json={"role": "admin"}, headers=acme.owner.headers
+    )
+    assert error(patched, 409)["code"] == "MEMBER_INVITED"
 
 
 def test_a_role_change_ends_the_members_sessions(identity: Identity) -> None:

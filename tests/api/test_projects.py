@@ -17,8 +17,6 @@ from sqlalchemy import select
 
 from appliance.db import tenancy
 from appliance.models import AuditLog, Project
-from appliance.services import memberships
-from appliance.services.actors import cli_operator
 from tests.identity import Identity, Member, TenantHandle
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -50,12 +48,8 @@ def create(identity: Identity, member: Member, org_id: str, name: str, **extra: 
 
 
 def invite(identity: Identity, tenant: TenantHandle, email: str, role: str) -> Member:
-    """A member with ``role``, added through the service (as the members route does) and signed in."""
-    with identity.database.session_scope() as session:
-        tenancy.set_tenant(session, tenant.id)
-        invited = memberships.invite(session, cli_operator(), tenant.id, email=email, role=role)
-    assert invited.one_time_password is not None
-    return identity.set_password(email, invited.one_time_password, tenant.slug)
+    """A member with ``role``, invited by the tenant's owner, accepted and signed in."""
+    return identity.member(tenant, email, role)
 
 
 def audit_trail(identity: Identity, tenant: TenantHandle, resource_id: str) -> list[AuditLog]:

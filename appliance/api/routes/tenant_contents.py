@@ -10,6 +10,7 @@ from fastapi import Depends, Query
 
 from appliance.api import routing
 from appliance.api.auth import PlatformSession, require_operator
+from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.api_keys import ApiKeyOut
 from appliance.api.schemas.errors import error_responses
@@ -34,11 +35,18 @@ def list_tenant_members(
     limit: Limit = 50,
     cursor: Cursor = None,
     role: Annotated[str | None, Query(max_length=64, description="Only members holding this role")] = None,
+    status: Annotated[
+        str | None, Query(max_length=16, description="Only entries in this status: active, invited, expired")
+    ] = None,
+    ctx: ContextDep,
 ) -> Page[MemberOut]:
-    """The tenant's members, in the order they joined (as its GET /api/v1/members shows them); 404
-    TENANT_NOT_FOUND for an unknown tenant."""
-    rows, next_cursor = tenant_contents.members_of(session, tenant_id, role=role, limit=limit, cursor=cursor)
-    return Page(items=[MemberOut.of(m, u) for m, u in rows], next_cursor=next_cursor)
+    """The tenant's members and pending invitations, in the order they joined or were invited (as its GET
+    /api/v1/members shows them); 404 TENANT_NOT_FOUND for an unknown tenant."""
+    now = ctx.auth.clock()
+    rows, next_cursor = tenant_contents.members_of(
+        session, tenant_id, role=role, status=status, limit=limit, cursor=cursor, now=now
+    )
+    return Page(items=[MemberOut.entry(row, now) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("/organizations")
