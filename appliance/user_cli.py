@@ -23,9 +23,11 @@ from appliance.tenant_cli import (
 )
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from sqlalchemy.orm import Session
 
-    from appliance.models import Membership, Tenant, User
+    from appliance.models import Invitation, Membership, Tenant, User
 
 user_app = typer.Typer(
     help="List a tenant's users, invite them, change their role, remove them (no API needed).",
@@ -38,16 +40,20 @@ user_app = typer.Typer(
 
 @user_app.command("list")
 def list_users(ctx: typer.Context, tenant: TenantOption, as_json: JsonOption = False) -> None:
-    """Print every user of a tenant: email, name, role, and when they joined (UTC)."""
-    from appliance.services import memberships
+    """Print every user of a tenant and every invitation not answered yet: email, name, role, status
+    (active, invited, expired), and when they joined or were invited (UTC)."""
+    from appliance.services import members
 
     rows: list[dict[str, Any]] = []
+    now = _now()
     with _database(ctx) as database, database.session_scope(write=False) as session:
         found = _enter(session, tenant)
         cursor: str | None = None
         while True:
-            page, cursor = memberships.list_page(session, role=None, limit=PAGE_SIZE, cursor=cursor)
-            rows += [_member_json(membership, user) for membership, user in page]
+            page, cursor = members.page(
+                session, role=None, status=None, limit=PAGE_SIZE, cursor=cursor, now=now
+            )
+            rows += [_entry_json(entry, now) for entry in page]
             if cursor is None:
                 break
         slug = found.slug
@@ -58,8 +64,17 @@ def list_users(ctx: typer.Context, tenant: TenantOption, as_json: JsonOption = F
     else:
         typer.echo(
             _table(
-                ("EMAIL", "NAME", "ROLE", "JOINED"),
-                [[r["email"], r["display_name"], r["role"], _short_time(r["joined_at"])] for r in rows],
+                ("EMAIL", "NAME", "ROLE", "STATUS", "SINCE"),
+                [
+                    [
+                        r["email"],
+                        r.get("display_name") or "-",
+                        r["role"],
+                        r["status"],
+                        _short_time(r.get("joined_at") or r.get("invited_at")),
+                    ]
+                    for r in rows
+                ],
             )
         )
 
@@ -73,20 +88,35 @@ def invite(
         str, typer.Option("--role", help="viewer, member, admin, owner, or one of the tenant's custom roles.")
     ],
 ) -> None:
-    """Make a user a member of a tenant with a role. An account is created when the email is new: its
-    one-time password is printed (shown only this once; it must be changed at the first sign-in)."""
-    from appliance.services import memberships
+    """Invite an address into a tenant with a role. Prints the invitation token (shown only this once):
+    hand it to the person, who accepts it with POST /api/v1/invitations/accept (their address, the token,
+    and their password, or the one they choose when they have no account yet). Nothing is granted until
+    then; `appliance user remove` revokes it."""
+    from datetime import timedelta
+
+    from appliance.services import invitations
     from appliance.services.actors import cli_operator
 
+    settings = ctx.obj.settings
     with _database(ctx) as database, database.session_scope() as session:
         found = _enter(session, tenant)
-        invited = memberships.invite(session, cli_operator(), found.id, email=email, role=role)
-        lines = [f"{invited.user.email} invited to {found.slug} as {invited.membership.role}"]
-        if invited.one_time_password:
-            lines.append(f"one-time password: {invited.one_time_password}")
-            lines.append("it is shown only now; it must be changed at the first sign-in")
-        else:
-            lines.append("an existing account: they sign in with their own password")
+        issued = invitations.create(
+            session,
+            cli_operator(),
+            found.id,
+            email=email,
+            role=role,
+            now=_now(),
+            ttl=timedelta(seconds=settings.security.invitation_ttl),
+        )
+        invitation = issued.invitation
+        lines = [
+            f"{invitation.email} invited to {found.slug} as {invitation.role} "
+            f"(until {_short_time(_rfc3339(invitation.expires_at))} UTC)",
+            f"invitation token: {issued.token}",
+            "it is shown only now: hand it to the person, who accepts with POST /api/v1/invitations/accept",
+            "(their address, the token, and their password, or the one they choose for a new account)",
+        ]
     _echo_lines(lines)
 
 
@@ -116,15 +146,21 @@ def change_role(
 @user_app.command("remove")
 def remove(ctx: typer.Context, email: EmailArg, tenant: TenantOption) -> None:
     """Remove a user from a tenant (their account and other tenants are kept); their sessions in that
-    tenant end. A tenant's last owner cannot be removed."""
-    from appliance.services import memberships
+    tenant end. A tenant's last owner cannot be removed. An address only invited has its invitation
+    revoked."""
+    from appliance.models import Invitation
+    from appliance.services import members
     from appliance.services.actors import cli_operator
 
     with _database(ctx) as database, database.session_scope() as session:
         found = _enter(session, tenant)
-        membership, user = _membership_by_email(session, found, email)
-        ended = memberships.remove(session, cli_operator(), membership.id, _now())
-        line = f"{user.email} removed from {found.slug}; {_sessions(ended)} ended"
+        entry = members.by_email(session, email, tenant_slug=found.slug)
+        entry_id = entry.id if isinstance(entry, Invitation) else entry[0].id
+        ended = members.remove(session, cli_operator(), entry_id, _now())
+        if isinstance(entry, Invitation):
+            line = f"invitation of {entry.email} to {found.slug} revoked"
+        else:
+            line = f"{entry[1].email} removed from {found.slug}; {_sessions(ended)} ended"
     typer.echo(line)
 
 
@@ -150,9 +186,26 @@ def _membership_by_email(session: Session, tenant: Tenant, email: str) -> tuple[
     return row[0], row[1]
 
 
+def _entry_json(entry: tuple[Membership, User] | Invitation, now: dt.datetime) -> dict[str, Any]:
+    from appliance.models import Invitation
+    from appliance.services.members import status_of
+
+    if isinstance(entry, Invitation):
+        return {
+            "invitation_id": str(entry.id),
+            "status": status_of(entry, now),
+            "email": entry.email,
+            "role": entry.role,
+            "invited_at": _rfc3339(entry.created_at),
+            "expires_at": _rfc3339(entry.expires_at),
+        }
+    return _member_json(*entry)
+
+
 def _member_json(membership: Membership, user: User) -> dict[str, Any]:
     return {
         "membership_id": str(membership.id),
+        "status": "active",
         "user_id": str(user.id),
         "email": user.email,
         "display_name": user.display_name,

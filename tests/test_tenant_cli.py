@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import pwd
+import re
 import socket
 import subprocess
 import sys
@@ -285,23 +286,62 @@ def test_list_filters_by_status_plan_and_search(cli: Cli) -> None:
 # --------------------------------------------------------------------------- users
 
 
+def _accept(cli: Cli, email: str, printed: str, password: str = "correct-horse-battery-staple-42") -> None:
+    """Accept an invitation with the token the CLI printed, as POST /api/v1/invitations/accept does."""
+    from appliance.services import invitations, ratelimit
+    from appliance.services.actors import RequestInfo
+    from appliance.services.auth import LoginGuard
+
+    (token,) = re.findall(r"invitation token: (inv_\S+)", printed)
+    guard = LoginGuard(ratelimit.MemoryRateLimiter(), ratelimit.LimitsHolder(ratelimit.RateLimits()))
+    with cli.owner.session_scope() as session:
+        invitations.accept_with_token(
+            session,
+            guard,
+            email=email,
+            token=token,
+            password=password,
+            display_name=None,
+            mfa_code=None,
+            now=dt.datetime.now(dt.UTC),
+            request=RequestInfo(),
+        )
+
+
 def test_users_are_invited_listed_given_roles_and_removed(cli: Cli) -> None:
     cli.ok("tenant", "create", "acme", "--name", "Acme", "--owner", "ada@example.com")
     cli.ok("tenant", "create", "globex", "--name", "Globex", "--owner", "eve@example.com")
 
     invited = cli.ok("user", "invite", "Bob@Example.com", "--tenant", "acme", "--role", "member")
     assert "bob@example.com invited to acme as member" in invited
-    assert "one-time password: " in invited
-    again = cli.ok("user", "invite", "bob@example.com", "--tenant", "globex", "--role", "viewer")
-    assert "one-time password" not in again
-    assert "existing account" in again
+    assert "invitation token: inv_" in invited
+    assert "one-time password" not in invited
+    # An address with an account is invited the same way: the same lines, nothing of the account.
+    eve = cli.ok("user", "invite", "eve@example.com", "--tenant", "acme", "--role", "viewer")
+    assert re.sub(r"inv_\S+|\S+@example.com", "X", eve) == re.sub(
+        r"inv_\S+|\S+@example.com|member", "X", invited
+    ).replace("as X", "as viewer")
 
     members = cli.json("user", "list", "--tenant", "acme")
-    assert [(m["email"], m["role"]) for m in members] == [
-        ("ada@example.com", "owner"),
-        ("bob@example.com", "member"),
+    assert [(m["email"], m["role"], m["status"]) for m in members] == [
+        ("ada@example.com", "owner", "active"),
+        ("bob@example.com", "member", "invited"),
+        ("eve@example.com", "viewer", "invited"),
     ]
-    assert "bob@example.com  bob   member" in cli.ok("user", "list", "--tenant", "acme")
+    assert not {"user_id", "display_name"} & members[1].keys()
+    assert "bob@example.com  -     member  invited" in cli.ok("user", "list", "--tenant", "acme")
+    assert "'bob@example.com' is already invited" in cli.fails(
+        Conflict, "user", "invite", "bob@example.com", "--tenant", "acme", "--role", "viewer"
+    )
+    # Revoking an invitation: `user remove` of an address only invited.
+    assert cli.ok("user", "remove", "eve@example.com", "--tenant", "acme").startswith(
+        "invitation of eve@example.com to acme revoked"
+    )
+
+    _accept(cli, "bob@example.com", invited)
+    assert "bob@example.com  bob   member  active" in cli.ok("user", "list", "--tenant", "acme")
+    again = cli.ok("user", "invite", "bob@example.com", "--tenant", "globex", "--role", "viewer")
+    _accept(cli, "bob@example.com", again)
 
     assert cli.ok("user", "role", "bob@example.com", "admin", "--tenant", "acme").startswith(
         "bob@example.com in acme: role member -> admin"
@@ -333,7 +373,16 @@ def test_users_are_invited_listed_given_roles_and_removed(cli: Cli) -> None:
         acme = session.scalars(select(Tenant.id).where(Tenant.slug == "acme")).one()
         tenancy.set_tenant(session, acme)
         actions = [r.action for r in reversed(audit.query(session, tenant_id=acme, limit=50))]
-    assert actions == ["membership.create", "membership.create", "membership.update", "membership.delete"]
+    assert actions == [
+        "membership.create",  # the owner, named when the tenant was created
+        "invitation.create",
+        "invitation.create",
+        "invitation.revoke",
+        "invitation.accept",
+        "membership.create",
+        "membership.update",
+        "membership.delete",
+    ]
 
 
 # --------------------------------------------------------------------------- purge
