@@ -29,10 +29,16 @@ async def until(
         await asyncio.sleep(0)
 
 
-def screen_text(app: App[None]) -> str:
-    """The words the screen on top shows, as one line: its rows joined by spaces, borders left out and runs
-    of spaces made one (so that a sentence wrapped over several rows reads whole)."""
-    rows = (strip.text for strip in app.screen._compositor.render_strips())
+def screen_text(app: App[None], selector: str | None = None) -> str:
+    """The words the screen on top shows (only within the widget `selector` finds, such as a dialog), as
+    one line: its rows joined by spaces, borders left out and runs of spaces made one (so that a sentence
+    wrapped over several rows reads whole)."""
+    strips = app.screen._compositor.render_strips()
+    if selector is None:
+        rows = [strip.text for strip in strips]
+    else:
+        region = app.screen.query_one(selector).region
+        rows = [strip.crop(region.x, region.right).text for strip in strips[region.y : region.bottom]]
     return " ".join(" ".join(rows).translate(str.maketrans("│╭╮╰╯─", "      ")).split())
 
 

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
@@ -218,7 +219,7 @@ def test_an_ended_stream_is_said_and_resumed_without_repeats(
     asyncio.run(scenario())
 
 
-ACCESS = {
+ACCESS: dict[str, Any] = {
     "time": "2026-01-01T00:00:01.234Z",
     "level": "info",
     "logger": "appliance.access",
@@ -229,7 +230,7 @@ ACCESS = {
     "duration_ms": 1.5,
     "route": "/api/v1/projects",
 }
-FAILURE = {
+FAILURE: dict[str, Any] = {
     "time": "2026-01-01T00:00:02.000Z",
     "level": "error",
     "logger": "appliance.jobs",

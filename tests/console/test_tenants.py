@@ -66,7 +66,7 @@ def test_a_confirmation_shows_its_whole_question_and_says_what_enter_does(
         await pilot.press(key)
         await until(pilot, lambda: showing(app, ConfirmDialog), "the confirmation")
         await pilot.pause()
-        return screen_text(app)
+        return screen_text(app, ".dialog")
 
     async def scenario() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
@@ -82,7 +82,7 @@ def test_a_confirmation_shows_its_whole_question_and_says_what_enter_does(
 
             await ask(pilot, "s")
             await pilot.press("tab")
-            assert "Enter: Suspend" in screen_text(app)
+            assert "Enter: Suspend" in screen_text(app, ".dialog")
             await pilot.press("enter")
             await until(pilot, lambda: table.rows[created["id"]][3] == "suspended", "the suspension")
             assert status() == "suspended"
