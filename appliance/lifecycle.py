@@ -1,8 +1,13 @@
 """`appliance up`, `down` and `status`: the supervisor in the background, for a user without systemd.
 
-`up` checks what would make the start fail (signing key, pending migrations, a port in use) before it starts
-anything, starts `appliance supervise` detached from the terminal, and returns once /health/ready answers
-200; if a program fails on the way it stops what it started and says why, with the end of the log.
+`up` checks what would make the start fail at once (signing key, a port in use) before it starts anything,
+starts `appliance supervise` detached from the terminal, checks the database schema (pending migrations)
+while the supervisor starts the programs, and returns once /health/ready answers 200; if the schema is behind
+or a program fails on the way, it stops what it started and says why, with the end of the log.
+
+`status` and `down` need only the control socket and one HTTP request: this module imports nothing heavy
+(no SQLAlchemy, no Alembic) at import time; `up` imports what its checks need when it runs them (tests/
+test_lifecycle.py checks both).
 """
 
 from __future__ import annotations
@@ -16,15 +21,14 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.client.supervisor import SupervisorClient, SupervisorUnavailable
-from appliance.config import Settings
-from appliance.db import migrate
-from appliance.errors import OperationFailed
-from appliance.keys import signing_key
-from appliance.serve import check_port_free
+from appliance.errors import ApplianceError, OperationFailed
 from appliance.supervisor_command import control_socket, prepare_directories, supervisor_command
+
+if TYPE_CHECKING:
+    from appliance.config import Settings
 
 POLL_S = 0.05
 TAIL_SHOWN = 3  # stderr lines of a failing program shown under the status table
@@ -43,10 +47,10 @@ def start(settings: Settings, config_path: Path | None, progress: Callable[[str]
         _wait_ready(settings, client, None, progress)
         return settings.api_url
 
+    from appliance.keys import signing_key
+    from appliance.serve import check_port_free
+
     signing_key(settings)
-    waiting = migrate.pending(settings)
-    if waiting:
-        raise OperationFailed(f"{len(waiting)} database migration(s) pending: run `appliance migrate` first")
     check_port_free(settings.api.host, settings.api.port)
 
     prepare_directories(settings.run_dir, settings.log_dir)
@@ -64,11 +68,23 @@ def start(settings: Settings, config_path: Path | None, progress: Callable[[str]
         )
     progress(f"starting the appliance (supervisor pid {proc.pid}, logs in {settings.log_dir})")
     try:
+        # While the supervisor starts the programs (a second or more of imports each): the schema check
+        # costs this process the import of SQLAlchemy and Alembic, which is why it is not done before.
+        _check_schema(settings)
         _wait_ready(settings, client, proc, progress)
-    except OperationFailed:
+    except ApplianceError:  # not on Ctrl-C: the appliance goes on starting, as it always did
         _stop_started(client, proc)
         raise
     return settings.api_url
+
+
+def _check_schema(settings: Settings) -> None:
+    """Refuse to go on with migrations pending (the programs would never be ready)."""
+    from appliance.db import migrate
+
+    waiting = migrate.pending(settings)
+    if waiting:
+        raise OperationFailed(f"{len(waiting)} database migration(s) pending: run `appliance migrate` first")
 
 
 def _wait_ready(

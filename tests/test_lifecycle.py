@@ -37,6 +37,22 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+HEAVY = ("sqlalchemy", "alembic", "fastapi", "huey", "uvicorn")
+
+
+def heavy_modules_loaded(env: dict[str, str], *args: str) -> list[str]:
+    """The heavy libraries `appliance <args>` has imported once it is done."""
+    code = (
+        "import sys\nfrom appliance.cli import app\n"
+        f"try:\n    app({list(args)!r})\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("HEAVY ")]
+    loaded: list[str] = json.loads(line.removeprefix("HEAVY ").replace("'", '"'))
+    return loaded
+
+
 @pytest.fixture
 def env() -> Iterator[dict[str, str]]:
     environment, data = appliance_env("up")
@@ -60,6 +76,8 @@ def test_up_status_down(env: dict[str, str]) -> None:
     assert f"the appliance is ready at {url}" in up.stdout
     assert httpx.get(f"{url}/health/ready").status_code == 200
 
+    # status and down need the control socket and one HTTP request: no database library, no web framework.
+    assert heavy_modules_loaded(env, "status") == []
     status = json.loads(appliance("status", "--json", env=env).stdout)
     states = {p["name"]: p["state"] for p in status["programs"]}
     assert states == {"api": "running", "worker": "running"}
@@ -79,6 +97,31 @@ def test_up_status_down(env: dict[str, str]) -> None:
     assert down.stdout.strip() == "the appliance stopped"
     wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=30, what="every process to exit")
     assert appliance("down", env=env).stdout.strip() == "the appliance is not running"
+
+
+def test_status_and_down_of_a_stopped_appliance_load_nothing_heavy(env: dict[str, str]) -> None:
+    appliance("init", env=env)
+    assert heavy_modules_loaded(env, "status") == []
+    assert heavy_modules_loaded(env, "down") == []
+
+
+def test_up_starts_the_supervisor_before_it_loads_the_database_libraries(env: dict[str, str]) -> None:
+    """`up` spends nothing on SQLAlchemy and Alembic before the supervisor starts: the schema check runs
+    while the programs start (it still refuses pending migrations: test_up_status_down)."""
+    appliance("init", env=env)
+    code = (
+        "import subprocess, sys\n"
+        "class Spawn(subprocess.Popen):\n"
+        "    def __init__(self, *args, **kwargs):\n"
+        f"        print('AT SPAWN', sorted(m for m in {HEAVY!r} if m in sys.modules), flush=True)\n"
+        "        raise SystemExit(9)  # start nothing\n"
+        "subprocess.Popen = Spawn\n"
+        "from appliance.cli import app\n"
+        "app(['up'])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 9, run.stderr
+    assert "AT SPAWN []" in run.stdout, run.stdout
 
 
 def test_up_refuses_a_port_in_use(env: dict[str, str]) -> None:
