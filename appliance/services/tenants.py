@@ -253,25 +253,31 @@ class Counts:
     organizations: int
     projects: int
     api_keys: int
+    """Keys not revoked."""
 
 
-#: What `Counts` counts, by field: members (users), organizations, projects and API keys (revoked ones too).
+#: What `Counts` counts, by field: members (users), organizations, projects and API keys (not revoked ones:
+#: appliance.db.tenant_counts.LIVE_ROWS).
 _COUNTED: dict[str, Any] = {
     "users": Membership,
     "organizations": Organization,
     "projects": Project,
     "api_keys": ApiKey,
 }
+_LIVE: dict[str, Any] = {"api_keys": ApiKey.revoked_at.is_(None)}
 
 
 def counts(session: Session, tenant_id: uuid.UUID) -> Counts:
     """How much a tenant holds (read inside its own scope: row-level security allows nothing else)."""
     with tenancy.inside(session, tenant_id):
 
-        def n(model: Any) -> int:
-            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+        def n(field: str, model: Any) -> int:
+            query = select(func.count()).select_from(model)
+            if field in _LIVE:
+                query = query.where(_LIVE[field])
+            return int(session.scalar(query) or 0)
 
-        return Counts(**{field: n(model) for field, model in _COUNTED.items()})
+        return Counts(**{field: n(field, model) for field, model in _COUNTED.items()})
 
 
 def counts_of(session: Session, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, Counts]:

@@ -71,6 +71,22 @@ def test_the_list_counts_each_tenants_contents(identity: Identity) -> None:
     assert _counts(only["items"]) == {"globex": expected["globex"]}
 
 
+def test_a_revoked_api_key_no_longer_counts(identity: Identity) -> None:
+    acme = identity.tenant("acme")
+    kept = _post(identity, acme, "/api/v1/api-keys", {"name": "kept", "scopes": ["projects:read"]})
+    gone = _post(identity, acme, "/api/v1/api-keys", {"name": "gone", "scopes": ["projects:read"]})
+    revoked = identity.client.delete(f"/api/v1/api-keys/{gone['id']}", headers=acme.owner.headers)
+    assert revoked.status_code == 204
+    operator = identity.operator.headers
+    listed = identity.client.get("/api/v1/tenants", headers=operator).json()
+    assert _counts(listed["items"])["acme"]["api_keys"] == 1
+    detail = identity.client.get(f"/api/v1/tenants/{acme.id}", headers=operator).json()
+    assert detail["counts"]["api_keys"] == 1
+    # Still listed to the tenant, as revoked.
+    keys = identity.client.get("/api/v1/api-keys", headers=acme.owner.headers).json()["items"]
+    assert {k["id"]: k["revoked_at"] is not None for k in keys} == {kept["id"]: False, gone["id"]: True}
+
+
 def test_counts_take_one_statement_whatever_the_page_size(identity: Identity) -> None:
     for slug in ("acme", "globex", "initech", "umbrella"):
         _fill(identity, identity.tenant(slug), members=0, orgs=1, projects=1, keys=0)

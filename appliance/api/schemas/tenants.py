@@ -78,6 +78,7 @@ class TenantCounts(BaseModel):
     organizations: int
     projects: int
     api_keys: int
+    """API keys that work: revoked ones are not counted."""
 
 
 class TenantDetail(TenantOut):
