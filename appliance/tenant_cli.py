@@ -252,6 +252,7 @@ def purge(ctx: typer.Context, yes: YesOption = False) -> None:
     --yes is required."""
     from appliance.models import TenantStatus
     from appliance.services import tenants
+    from appliance.services.actors import cli_operator
 
     now = _now()
     with _database(ctx, owner=True) as database:
@@ -271,7 +272,7 @@ def purge(ctx: typer.Context, yes: YesOption = False) -> None:
         if not yes:
             _confirm(f"Remove these {len(due)} tenant(s) and all their data for good: {', '.join(due)}?")
         with database.session_scope() as session:
-            purged = tenants.purge_due(session, now)
+            purged = tenants.purge_due(session, now, cli_operator())
     typer.echo(f"purged {len(purged)} tenant(s): {', '.join(purged)}" if purged else "nothing purged")
 
 

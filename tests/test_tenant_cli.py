@@ -440,6 +440,7 @@ def test_purge_removes_only_the_tenants_past_their_grace_period(cli: Cli) -> Non
         (record,) = audit.query(session, tenant_id=None, action="tenant.purge", limit=5)
     assert {"ada@example.com", "eve@example.com"} <= users  # accounts outlive a tenant
     assert (record.resource_id, record.summary) == (str(made.seeded.tenant_a), {"slug": "acme"})
+    assert record.actor_name == f"cli:{pwd.getpwuid(os.geteuid()).pw_name}@{socket.gethostname()}"
     assert [t["slug"] for t in cli.json("tenant", "list")] == ["globex", "initech"]
 
     assert cli.ok("tenant", "purge") == "no deleted tenant is past its grace period; nothing purged\n"

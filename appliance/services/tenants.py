@@ -291,11 +291,12 @@ def counts_of(session: Session, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
     }
 
 
-def purge_due(session: Session, now: dt.datetime) -> list[str]:
+def purge_due(session: Session, now: dt.datetime, actor: Actor | None = None) -> list[str]:
     """Remove, for good, every deleted tenant whose grace period has passed; returns their slugs.
 
-    Runs as the schema owner (`appliance tenant purge`, the worker's daily task): the audit trail is
-    append-only for the app role, and a purge is the one time a tenant's records are removed."""
+    Runs as the schema owner (`appliance tenant purge`, whose operator is ``actor``, or the worker's daily
+    task, with none): the audit trail is append-only for the app role, and a purge is the one time a
+    tenant's records are removed."""
     due = list(
         session.scalars(
             select(Tenant)
@@ -313,7 +314,7 @@ def purge_due(session: Session, now: dt.datetime) -> list[str]:
             session,
             action="tenant.purge",
             tenant_id=None,
-            actor=None,
+            actor=actor,
             resource_type="tenant",
             resource_id=tenant.id,
             summary={"slug": tenant.slug},
