@@ -48,6 +48,10 @@ def stamp(value: str | None) -> str:
 
 
 def actor(record: Record) -> str:
+    """Who acted, as the API names them (`actor_label`: an e-mail, `key <name> (<prefix>)`,
+    `cli:<OS user>@<host>`); by id where it does not (an account or key since removed)."""
+    if record.get("actor_label"):
+        return str(record["actor_label"])
     if record.get("actor_user_id"):
         return f"user {short(record['actor_user_id'])}"
     if record.get("actor_api_key_id"):

@@ -77,8 +77,13 @@ def test_audit_lists_filters_and_queries_the_trail(
             await until(pilot, created, "the tenant.create record")
             key = created()
             assert key is not None
-            _time, _actor, action, resource, _ip = table.rows[key]
+            _time, actor, action, resource, _ip = table.rows[key]
             assert (action, resource) == ("tenant.create", f"tenant {slug}")
+            assert appliance.operator_email.startswith(actor.rstrip("…"))  # by e-mail, not by id
+            assert screen.records[key]["actor_label"] == appliance.operator_email
+            by_cli = [k for k, r in screen.records.items() if r["action"] == "operator.create"]
+            assert by_cli  # `appliance admin create`: the OS user and host
+            assert all(table.rows[k][1].startswith("cli:") for k in by_cli)
             times = [screen.records[k]["created_at"] for k in table.shown]
             assert times == sorted(times, reverse=True)  # newest first
             assert any(not r["action"].startswith("tenant.") for r in screen.records.values())

@@ -290,6 +290,7 @@ def test_audit(snap_compare: Any, tmp_path: Path) -> None:
             "created_at": f"2026-12-04T10:0{i}:00Z",
             "actor_user_id": "5f0c2a1e-0000-0000-0000-000000000000",
             "actor_api_key_id": None,
+            "actor_label": "ops@example.com",
             "action": action,
             "resource_type": "tenant",
             "resource_id": TENANTS[i % 4]["id"],

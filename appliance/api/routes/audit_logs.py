@@ -15,7 +15,7 @@ from appliance.api.auth import PlatformSession, TenantSession, require, require_
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.models import AuditLog
-from appliance.services import audit, pagination, platform_permissions
+from appliance.services import audit, audit_actors, pagination, platform_permissions
 from appliance.services.actors import Actor
 
 router = routing.router(
@@ -37,6 +37,11 @@ class AuditLogOut(BaseModel):
     actor_api_key_id: uuid.UUID | None
     actor_name: str | None = None
     """Who acted, where no user or key id says it: ``cli:<OS user>@<host>`` for the command line."""
+    actor_email: str | None = None
+    """The e-mail of the user who acted (null for an API key, the command line, or nobody)."""
+    actor_label: str | None = None
+    """Who acted, for people: the user's e-mail, ``key <name> (<prefix>)`` for an API key, or
+    ``actor_name``; null when nobody known acted (a failed sign-in: the address tried is in ``summary``)."""
     resource_type: str | None
     resource_id: str | None
     summary: dict[str, Any]
@@ -48,7 +53,7 @@ class AuditLogOut(BaseModel):
     hash: str
 
     @classmethod
-    def of(cls, row: AuditLog) -> AuditLogOut:
+    def of(cls, row: AuditLog, names: audit_actors.ActorNames) -> AuditLogOut:
         return cls(
             id=row.id,
             seq=row.seq,
@@ -56,6 +61,8 @@ class AuditLogOut(BaseModel):
             actor_user_id=row.actor_user_id,
             actor_api_key_id=row.actor_api_key_id,
             actor_name=row.actor_name,
+            actor_email=names.email(row),
+            actor_label=names.label(row),
             resource_type=row.resource_type,
             resource_id=row.resource_id,
             summary=row.summary,
@@ -133,7 +140,9 @@ def _page(
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = CURSORS.encode([last.created_at, last.id], f.sort)
-    return Page(items=[AuditLogOut.of(r) for r in rows[:limit]], next_cursor=next_cursor)
+    page = rows[:limit]
+    names = audit_actors.look_up(session, page)
+    return Page(items=[AuditLogOut.of(r, names) for r in page], next_cursor=next_cursor)
 
 
 @router.get("")
