@@ -15,6 +15,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from rich.cells import cell_len
 from rich.highlighter import Highlighter
 from rich.style import Style
 from rich.text import Text
@@ -78,9 +79,11 @@ def readable(line: str) -> str:
     if entry is None:
         return f"{time} {rest}"
     level = str(entry.get("level") or "-")
+    program = value(entry.get("process") or stream)
+    program += " " * (PROGRAM_WIDTH - cell_len(program))  # in terminal cells, as the view draws it
     head = (
         f"{clock(entry.get('time')) or time} {LEVELS.get(level.lower(), level.upper()[:5]):<5} "
-        f"{value(entry.get('process') or stream):<{PROGRAM_WIDTH}} {_one_line(str(entry.get('message', '')))}"
+        f"{program} {_one_line(str(entry.get('message', '')))}"
     )
     fields = [key for key in entry if key not in OWN_COLUMNS and key not in LAST_FIELDS]
     fields += [key for key in LAST_FIELDS if key in entry]
