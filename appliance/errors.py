@@ -12,6 +12,7 @@ names the bad value.
      ├── Conflict               a duplicate key or a stale state
      ├── Unauthenticated        no identity, or a tampered, expired or revoked one
      ├── Forbidden              an identity that may not do this
+     │    └── PasswordChangeRequired  an account that must change its one-time password first
      ├── RateLimited            too many requests or failed logins (API: 429 with Retry-After)
      ├── PayloadTooLarge        a request body over the configured limit
      ├── Unavailable            a dependency (database, queue) is down
@@ -89,6 +90,13 @@ class Forbidden(ApplianceError):
     """The caller's identity may not do this."""
 
     code = "FORBIDDEN"
+
+
+class PasswordChangeRequired(Forbidden):
+    """The caller's account must change its password (a one-time password, or one reset by an operator)
+    before it does anything else; an API key whose creator must is refused the same way."""
+
+    code = "PASSWORD_CHANGE_REQUIRED"
 
 
 class RateLimited(ApplianceError):

@@ -198,8 +198,15 @@ class ConsoleApp(App[None]):
         except ApiError as exc:
             self.notify(f"Could not check the saved session: {exc.message}", severity="warning")
             return
-        self.permissions = frozenset(me.get("permissions") or ())
         user = me.get("user") or {}
+        if user.get("must_change_password"):
+            # The saved session cannot do anything else, and changing the password needs the current one.
+            email = str(user.get("email") or "")
+            self.push_screen(
+                LoginScreen("This account must change its password: sign in to choose one.", email)
+            )
+            return
+        self.permissions = frozenset(me.get("permissions") or ())
         self.signed_in_as = str(user.get("email") or self.connection.api.credential_email or "")
         self.after_sign_in()
 

@@ -7,8 +7,15 @@ fails for a route that declares none:
 * ``require(permission)`` -- a tenant's user or API key holding ``permission`` (``projects:read``, ...);
 * ``require_operator(permission)`` -- a platform operator holding ``permission`` (``tenants:read``,
   ``tenants:manage``, ...; see appliance.services.platform_permissions);
-* ``signed_in`` -- any valid credential (``/auth/me``, ``/auth/logout``);
+* ``signed_in`` -- any valid credential (two-factor settings);
+* ``signed_in_pending`` -- any valid credential, also one whose account must change its password first:
+  ``/auth/password``, ``/auth/me`` and ``/auth/logout`` only;
 * ``public`` -- no credential (sign-in, token refresh), limited per client address.
+
+Every requirement but ``signed_in_pending`` and ``public`` refuses a caller whose account must change its
+password (a one-time password from an invitation or `appliance admin create`, or one reset by an operator)
+with 403 PASSWORD_CHANGE_REQUIRED, and an API key whose creator must; since every route declares exactly
+one requirement, that is every other route (tests/api/test_password_change.py walks them all).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from appliance.api.context import AppContext
 from appliance.api.deps import ContextDep, unused_after
 from appliance.api.idempotency import ACTOR_KEY
 from appliance.db import tenancy
-from appliance.errors import Forbidden, RateLimited, Unauthenticated
+from appliance.errors import Forbidden, PasswordChangeRequired, RateLimited, Unauthenticated
 from appliance.logs import request_id_var
 from appliance.services import platform_permissions, ratelimit
 from appliance.services.actors import Actor, RequestInfo
@@ -152,7 +159,7 @@ async def operator_credential(request: Request) -> Actor | None:
     token, api_key = _credentials(request)
     if token is None and api_key is None and not request.headers.get("authorization"):
         return None
-    actor = await _caller(request, ctx, token, api_key)
+    actor = password_changed(await _caller(request, ctx, token, api_key))
     if not actor.operator:
         raise Forbidden("only a platform operator's credential opens this route", code="OPERATOR_REQUIRED")
     return actor
@@ -244,13 +251,37 @@ def require(permission: str) -> Callable[..., Actor]:
     return _mark(dependency, permission)
 
 
+def password_changed(actor: Actor) -> Actor:
+    """``actor`` unless its account (a key's: its creator's) must change its password first."""
+    if not actor.must_change_password:
+        return actor
+    if actor.api_key_id is not None:
+        raise PasswordChangeRequired(
+            "the creator of this API key must change their password before the key can be used again",
+            details={"change_at": "/api/v1/auth/password"},
+        )
+    raise PasswordChangeRequired(
+        "this account must change its password first: POST /api/v1/auth/password with current_password "
+        "and new_password (only /auth/password, /auth/me and /auth/logout answer until then)",
+        details={"change_at": "/api/v1/auth/password"},
+    )
+
+
 def _check_permission(actor: Actor, permission: str) -> Actor:
+    password_changed(actor)
     if actor.operator:
         raise Forbidden(
             "platform operators act on platform routes; sign in to a tenant for its data",
             code="TENANT_ROUTE",
         )
     if permission not in actor.permissions:
+        if permission in actor.key_scopes:
+            raise Forbidden(
+                f"this needs the permission {permission!r}: the API key holds it, but its creator no "
+                "longer does (a key never does more than its creator can do now)",
+                code="PERMISSION_DENIED",
+                details={"permission": permission},
+            )
         raise Forbidden(
             f"this needs the permission {permission!r}",
             code="PERMISSION_DENIED",
@@ -273,6 +304,7 @@ def require_operator(permission: str) -> Callable[..., Actor]:
 
 def check_operator(actor: Actor, permission: str) -> Actor:
     """``actor`` if it is an operator holding ``permission``; Forbidden otherwise."""
+    password_changed(actor)
     if not actor.operator:
         raise Forbidden(
             "this is a platform operator route",
@@ -289,10 +321,17 @@ def check_operator(actor: Actor, permission: str) -> Actor:
 
 
 async def _signed_in(actor: AuthDep) -> Actor:
-    return actor
+    return password_changed(actor)
 
 
 signed_in = _mark(_signed_in, "signed-in")
+
+
+async def _signed_in_pending(actor: AuthDep) -> Actor:
+    return actor
+
+
+signed_in_pending = _mark(_signed_in_pending, "signed-in-pending")
 
 
 async def _public(request: Request, ctx: ContextDep) -> RequestInfo:
@@ -304,6 +343,8 @@ async def _public(request: Request, ctx: ContextDep) -> RequestInfo:
 public = _mark(_public, "public")
 
 SignedIn = Annotated[Actor, Depends(signed_in)]
+#: Only for /auth/password, /auth/me and /auth/logout: what an account that must change its password may do.
+SignedInPending = Annotated[Actor, Depends(signed_in_pending)]
 Public = Annotated[RequestInfo, Depends(public)]
 
 

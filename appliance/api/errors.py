@@ -25,6 +25,8 @@ STATUS: dict[type[errors.ApplianceError], int] = {
     errors.Conflict: 409,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
+    # PASSWORD_CHANGE_REQUIRED: on every route but /auth/password, /auth/me and /auth/logout.
+    errors.PasswordChangeRequired: 403,
     errors.RateLimited: 429,
     errors.PayloadTooLarge: 413,
     errors.Unavailable: 503,

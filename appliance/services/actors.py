@@ -26,7 +26,8 @@ class Actor:
     """A user (by access token) or an API key, acting inside one tenant; or a platform operator.
 
     ``permissions`` are what the actor may do in ``tenant_id`` (the role's permissions, or the key's
-    scopes); an operator acts on platform routes only, and its ``permissions`` are platform permissions
+    scopes as far as its creator still holds them: appliance.services.api_keys); an operator acts on
+    platform routes only, and its ``permissions`` are platform permissions
     (appliance.services.platform_permissions), never a tenant's."""
 
     user_id: uuid.UUID | None
@@ -42,6 +43,13 @@ class Actor:
     name: str | None = None
     """Who acted, by name, where no user or key id says it: ``cli:<OS user>@<host>`` at the command line
     (:func:`cli_name`). The audit log records it."""
+    must_change_password: bool = False
+    """The account must change its password before anything else (for a key: its creator's account);
+    the API refuses every route but /auth/password, /auth/me and /auth/logout (appliance.api.auth)."""
+    key_creator_id: uuid.UUID | None = None
+    """For an API key: the member whose current permissions bound it (appliance.services.api_keys)."""
+    key_scopes: frozenset[str] = frozenset()
+    """For an API key: the scopes it was given, of which ``permissions`` is what its creator still holds."""
 
     def __post_init__(self) -> None:
         if self.operator == (self.tenant_id is not None):

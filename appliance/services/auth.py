@@ -304,6 +304,7 @@ def _open(
         permissions=permissions,
         session_id=issued.family_id,
         operator=tenant is None,
+        must_change_password=user.must_change_password,
     )
     return SignedIn(
         access_token=token,

@@ -3,7 +3,13 @@
 An access token is verified without the database: its signature, claims and permissions are in the token,
 revocations come from an in-process cache (`RevocationCache`) that loads the sessions ended by other
 processes every few seconds, and the tenant's status from `TenantDirectory`. Only an uncertain cache (after
-an eviction) asks the database about one session. An API key is looked up by its public prefix.
+an eviction) asks the database about one session, and a token issued while its account had to change its
+password asks whether it still has to (until it has, the API lets it change the password and little else).
+
+An API key is looked up by its public prefix, and its creator's standing in its tenant with it, on every
+request: the key acts with its scopes as far as its creator holds them now, and a key whose creator has
+left the tenant (or whose account is disabled or gone) is revoked at that moment
+(appliance.services.api_keys).
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from sqlalchemy import select, update
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.errors import Forbidden, Unauthenticated
-from appliance.models import ApiKey, TenantStatus
-from appliance.services import platform_permissions, sessions, tokens
+from appliance.models import ApiKey, TenantStatus, User
+from appliance.services import api_keys, platform_permissions, sessions, tokens
 from appliance.services.actors import Actor, RequestInfo
 from appliance.services.refresher import Refresher
 from appliance.services.revocation_cache import RevocationCache
@@ -73,10 +79,12 @@ class Authenticator:
         permissions: frozenset[str],
         session_id: uuid.UUID,
         operator: bool = False,
+        must_change_password: bool = False,
     ) -> tuple[str, tokens.AccessClaims]:
         """A signed access token. A tenant's token lists its permissions (``scope``); an operator's carries
         only whether it is read-only (``ro``), from which `_actor` derives the platform permissions: short
-        of every platform permission, it is issued read-only (failing closed, never wider)."""
+        of every platform permission, it is issued read-only (failing closed, never wider). The token of
+        an account that must change its password says so (``pwc``)."""
         claims = tokens.new_access_claims(
             subject=user_id,
             tenant_id=tenant_id,
@@ -86,6 +94,7 @@ class Authenticator:
             operator=operator,
             session_id=session_id,
             read_only=operator and permissions != platform_permissions.ALL,
+            password_change=must_change_password,
         )
         return tokens.issue_access_token(
             self._key, claims, issuer=self.issuer, audience=self.audience
@@ -110,6 +119,8 @@ class Authenticator:
         claims = self._claims(token)
         if self.revocations.is_revoked(*claims.revocation_keys) is not False:
             return None  # revoked or unsure: `bearer` answers (and says which)
+        if claims.password_change:
+            return None  # has the password been changed since? `bearer` asks the database
         if claims.tenant_id is not None:
             known, tenant = self.tenants.fresh(claims.tenant_id)
             if not known:
@@ -140,9 +151,25 @@ class Authenticator:
         if self._is_revoked(claims):
             raise Unauthenticated("the access token has been revoked", code="TOKEN_REVOKED")
         tenant = self.active_tenant(claims.tenant_id) if claims.tenant_id is not None else None
-        return self._actor(claims, tenant, request)
+        return self._actor(claims, tenant, request, must_change_password=self._must_change(claims))
 
-    def _actor(self, claims: tokens.AccessClaims, tenant: TenantInfo | None, request: RequestInfo) -> Actor:
+    def _must_change(self, claims: tokens.AccessClaims) -> bool:
+        """Whether the account of a token issued with ``pwc`` still has to change its password (one query,
+        for such tokens only: they are few, and short-lived)."""
+        if not claims.password_change:
+            return False
+        with self._database.session_scope(write=False) as session:
+            flag = session.scalar(select(User.must_change_password).where(User.id == claims.subject))
+        return flag is not False  # an account that is gone stays refused
+
+    def _actor(
+        self,
+        claims: tokens.AccessClaims,
+        tenant: TenantInfo | None,
+        request: RequestInfo,
+        *,
+        must_change_password: bool = False,
+    ) -> Actor:
         if claims.operator:
             return Actor(
                 user_id=claims.subject,
@@ -151,6 +178,7 @@ class Authenticator:
                 operator=True,
                 session_id=claims.session_id,
                 request=request,
+                must_change_password=must_change_password,
             )
         assert claims.tenant_id is not None
         assert tenant is not None
@@ -161,15 +189,19 @@ class Authenticator:
             session_id=claims.session_id,
             plan=tenant.plan,
             request=request,
+            must_change_password=must_change_password,
         )
 
     def api_key(self, key: str, request: RequestInfo) -> Actor:
-        """The actor of a valid, unexpired, unrevoked API key."""
+        """The actor of a valid, unexpired, unrevoked API key, with its scopes as far as its creator holds
+        them now; a key whose creator can do nothing in its tenant any more is revoked here (audited) and
+        refused."""
         prefix = tokens.api_key_prefix(key)
         invalid = Unauthenticated("the API key is not valid", code="API_KEY_INVALID")
         if prefix is None:
             raise invalid
         now = self.clock()
+        standing = api_keys.UNKNOWN
         with self._database.session_scope(write=False) as session:
             tenancy.set_api_key_prefix(session, prefix)
             row = session.execute(
@@ -181,25 +213,72 @@ class Authenticator:
                     ApiKey.expires_at,
                     ApiKey.revoked_at,
                     ApiKey.last_used_at,
+                    ApiKey.created_by,
                 ).where(ApiKey.prefix == prefix)
             ).first()
-        if row is None or not tokens.verify_api_key(key, row.key_hash):
+            genuine = row is not None and tokens.verify_api_key(key, row.key_hash)
+            if genuine and row is not None and row.revoked_at is None:
+                # In the same transaction, now inside the key's tenant: its creator's account and role.
+                tenancy.set_tenant(session, row.tenant_id)
+                standing = api_keys.standings(session, row.tenant_id, [row.created_by])[row.created_by]
+        if row is None or not genuine:
             raise invalid
         if row.revoked_at is not None:
             raise Unauthenticated("the API key has been revoked", code="API_KEY_REVOKED")
         if row.expires_at is not None and now >= row.expires_at:
             raise Unauthenticated("the API key has expired", code="API_KEY_EXPIRED")
         tenant = self.active_tenant(row.tenant_id)
+        if standing.gone is not None:
+            self._revoke_orphans(
+                key_id=row.id,
+                tenant_id=row.tenant_id,
+                creator=row.created_by,
+                reason=standing.gone,
+                now=now,
+                request=request,
+            )
+            raise Unauthenticated(
+                f"the API key has been revoked: {api_keys.REASONS[standing.gone]}",
+                code="API_KEY_REVOKED",
+                details={"reason": standing.gone},
+            )
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
             self._touch(row.id, row.tenant_id, now)
         return Actor(
             user_id=None,
             tenant_id=row.tenant_id,
-            permissions=frozenset(row.scopes),
+            permissions=frozenset(row.scopes) & standing.permissions,
             api_key_id=row.id,
             plan=tenant.plan,
             request=request,
+            must_change_password=standing.must_change_password,
+            key_creator_id=row.created_by,
+            key_scopes=frozenset(row.scopes),
         )
+
+    def _revoke_orphans(
+        self,
+        *,
+        key_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        creator: uuid.UUID | None,
+        reason: str,
+        now: datetime,
+        request: RequestInfo,
+    ) -> None:
+        """Revoke the keys of a creator who can do nothing in the tenant any more (this one among them),
+        audited as done by the appliance itself at this request."""
+        with self._database.session_scope() as session:
+            tenancy.set_tenant(session, tenant_id)
+            api_keys.revoke_for_creator(
+                session,
+                tenant_id=tenant_id,
+                creator=creator,
+                reason=reason,
+                now=now,
+                request=request,
+                key_id=key_id,
+            )
 
     def active_tenant(self, tenant_id: uuid.UUID) -> TenantInfo:
         """The tenant a credential acts in, if it may act at all."""

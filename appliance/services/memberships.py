@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import Conflict, Forbidden, NotFound
 from appliance.models import Membership, User
-from appliance.services import audit, pagination, passwords, roles, sessions
+from appliance.services import api_keys, audit, pagination, passwords, roles, sessions
 from appliance.services.actors import Actor
 from appliance.services.operators import normalize_email
 
@@ -172,5 +172,14 @@ def remove(session: Session, actor: Actor, membership_id: uuid.UUID, now: dt.dat
         resource_type="membership",
         resource_id=membership.id,
         summary={"user_id": str(membership.user_id)},
+    )
+    # Their keys here go with them (one record each): a key never does more than its creator can do now.
+    api_keys.revoke_for_creator(
+        session,
+        tenant_id=membership.tenant_id,
+        creator=membership.user_id,
+        reason=api_keys.CREATOR_REMOVED,
+        now=now,
+        actor=actor,
     )
     return ended

@@ -57,8 +57,17 @@ def organizations_of(
 
 
 def api_keys_of(
-    session: Session, tenant_id: uuid.UUID, *, revoked: bool | None, limit: int, cursor: str | None
-) -> tuple[list[ApiKey], str | None]:
-    """The tenant's API keys, oldest first, as /api/v1/api-keys lists them (their hashes stay here)."""
+    session: Session,
+    tenant_id: uuid.UUID,
+    *,
+    revoked: bool | None,
+    limit: int,
+    cursor: str | None,
+    now: dt.datetime,
+) -> tuple[list[tuple[ApiKey, list[str]]], str | None]:
+    """The tenant's API keys, oldest first, each with what it may do now (`api_keys.effective_scopes`), as
+    /api/v1/api-keys lists them (their hashes stay here)."""
     with _inside(session, tenant_id):
-        return api_keys.list_page(session, revoked=revoked, limit=limit, cursor=cursor)
+        rows, next_cursor = api_keys.list_page(session, revoked=revoked, limit=limit, cursor=cursor)
+        effective = api_keys.effective_scopes(session, rows, now)
+    return [(key, effective[key.id]) for key in rows], next_cursor

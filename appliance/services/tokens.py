@@ -4,8 +4,9 @@ The database code stores what these functions produce and asks them what to do w
 rules live here once:
 
 - an access token is a short-lived HS256 JWT with ``iss``, ``aud``, ``exp``, ``iat``, ``jti``, ``sub`` and a
-  tenant (``tid``) or the operator flag (``op``, with ``ro`` for a read-only operator); it is verified without
-  the database, apart from a revocation check that the caller passes in (backed by `RevocationCache`);
+  tenant (``tid``) or the operator flag (``op``, with ``ro`` for a read-only operator), and ``pwc`` when the
+  account had to change its password when it was issued; it is verified without the database, apart from a
+  revocation check that the caller passes in (backed by `RevocationCache`);
 - a refresh token is an opaque ``frt_...`` string stored as its SHA-256, rotated on every use;
   `decide_refresh` says whether a presented one rotates, is a reuse (revoke its family) or is refused;
 - an API key is ``fak_<id8>_<secret>``: the ``fak_<id8>`` prefix finds the row, the SHA-256 of the whole key
@@ -79,6 +80,9 @@ class AccessClaims:
     read_only: bool = False
     """A read-only operator's token (``ro``): the read platform permissions only (see
     appliance.services.platform_permissions). Only on operators' tokens."""
+    password_change: bool = False
+    """The account had to change its password when the token was issued (``pwc``): such a token is checked
+    against the account on each use (appliance.services.authenticator), the others never are."""
 
     def __post_init__(self) -> None:
         if self.operator == (self.tenant_id is not None):
@@ -110,6 +114,7 @@ def new_access_claims(
     operator: bool = False,
     session_id: uuid.UUID | None = None,
     read_only: bool = False,
+    password_change: bool = False,
 ) -> AccessClaims:
     """Claims for a new token issued at ``now`` (whole seconds, as JWT carries them) with a fresh jti."""
     issued = _from_epoch(_epoch(now))
@@ -123,6 +128,7 @@ def new_access_claims(
         operator=operator,
         session_id=session_id,
         read_only=read_only,
+        password_change=password_change,
     )
 
 
@@ -146,6 +152,8 @@ def issue_access_token(key: str, claims: AccessClaims, *, issuer: str, audience:
         payload["scope"] = " ".join(claims.scopes)
     if claims.session_id is not None:
         payload["sid"] = str(claims.session_id)
+    if claims.password_change:
+        payload["pwc"] = True
     return jwt.encode(payload, key, algorithm=ALGORITHM, headers={"typ": TOKEN_TYPE})
 
 
@@ -222,6 +230,9 @@ def _claims_from(payload: dict[str, Any]) -> AccessClaims:
         read_only = payload.get("ro", False)
         if type(read_only) is not bool:
             raise ValueError("ro must be a boolean")
+        password_change = payload.get("pwc", False)
+        if type(password_change) is not bool:
+            raise ValueError("pwc must be a boolean")
         return AccessClaims(
             subject=uuid.UUID(payload["sub"]),
             tenant_id=None if tenant is None else uuid.UUID(tenant),
@@ -232,6 +243,7 @@ def _claims_from(payload: dict[str, Any]) -> AccessClaims:
             operator=payload.get("op") is True,
             session_id=None if session is None else uuid.UUID(session),
             read_only=read_only,
+            password_change=password_change,
         )
     except (ValueError, TypeError, AttributeError, OverflowError, OSError):
         raise _invalid("malformed claims") from None

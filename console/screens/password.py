@@ -1,4 +1,8 @@
-"""Choose a new password: asked at the first sign-in with a one-time password (`appliance admin create`)."""
+"""Choose a new password: asked at the first sign-in with a one-time password (`appliance admin create`).
+
+There is no "later": until the password is changed the API answers that account nothing but the change
+itself (403 PASSWORD_CHANGE_REQUIRED), so the dialog offers the change or signing out, and escape only
+says so."""
 
 from __future__ import annotations
 
@@ -18,9 +22,9 @@ if TYPE_CHECKING:
 
 
 class PasswordScreen(ModalScreen[bool]):
-    """Dismissed with True once the password is changed, False when put off (escape)."""
+    """Dismissed with True once the password is changed, False after signing out instead."""
 
-    BINDINGS = [Binding("escape", "later", "Later")]
+    BINDINGS = [Binding("escape", "required", "Required", show=False)]
 
     def __init__(self, current: str) -> None:
         super().__init__()
@@ -35,7 +39,7 @@ class PasswordScreen(ModalScreen[bool]):
             yield Label("", id="password-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Change", id="change", variant="primary")
-                yield Button("Later", id="later")
+                yield Button("Sign out", id="sign-out")
 
     def on_mount(self) -> None:
         self.query_one("#new", Input).focus()
@@ -50,10 +54,16 @@ class PasswordScreen(ModalScreen[bool]):
         if event.button.id == "change":
             self.change()
         else:
-            self.dismiss(False)
+            self.sign_out()
 
-    def action_later(self) -> None:
+    def action_required(self) -> None:
+        self.query_one("#password-error", Label).update(
+            "The password must be changed before anything else: choose one, or sign out."
+        )
+
+    def sign_out(self) -> None:
         self.dismiss(False)
+        cast("ConsoleApp", self.app).action_sign_out()
 
     @work(exclusive=True, group="password")
     async def change(self) -> None:

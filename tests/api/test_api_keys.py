@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from appliance.db import tenancy
-from appliance.models import ApiKey, AuditLog
+from appliance.models import ApiKey, AuditLog, Membership, User
 from appliance.services import tokens
 from tests.identity import Identity, TenantHandle
 
@@ -129,7 +129,8 @@ def test_keys_that_are_refused(identity: Identity) -> None:
     assert wider["details"] == {"scopes": ["projects:read"]}
     narrower = create({"X-API-Key": maker["key"]}, scopes=["users:read"])
     assert narrower.status_code == 201, narrower.text
-    assert narrower.json()["created_by"] is None
+    # It acts for the member behind the key that made it, as that key does.
+    assert narrower.json()["created_by"] == str(acme.owner.user_id)
     assert audit_records(identity, acme, "api_key.create")[-1].actor_api_key_id == uuid.UUID(maker["id"])
 
 
@@ -233,3 +234,158 @@ def test_a_prefix_taken_in_another_tenant_is_drawn_again(
         members = identity.client.get("/api/v1/members", headers={"X-API-Key": key["key"]}).json()
         assert [m["email"] for m in members["items"]] == [f"owner@{tenant.slug}.test"]
     assert len(audit_records(identity, globex, "api_key.create")) == 1
+
+
+# --------------------------------------------------------------------------- bounded by the creator, now
+
+
+def organization(identity: Identity, tenant: TenantHandle) -> str:
+    response = identity.client.post(
+        "/api/v1/organizations", json={"name": "Ops", "slug": "ops"}, headers=tenant.owner.headers
+    )
+    assert response.status_code == 201, response.text
+    org_id: str = response.json()["id"]
+    return org_id
+
+
+def listed(identity: Identity, tenant: TenantHandle) -> dict[str, dict[str, Any]]:
+    response = identity.client.get(KEYS, headers=tenant.owner.headers)
+    assert response.status_code == 200, response.text
+    return {k["id"]: k for k in response.json()["items"]}
+
+
+def test_a_key_never_does_more_than_its_creator_can_do_now(identity: Identity) -> None:
+    """An admin makes a key that writes projects, is demoted to viewer (the key may only read now), then
+    removed from the tenant (the key is revoked, one audit record per key of theirs, and refused)."""
+    acme = identity.tenant("acme")
+    org = organization(identity, acme)
+    admin = identity.member(acme, "admin@acme.test", "admin")
+    writer = new_key(identity, admin.headers, "projects:read", "projects:write")
+    reader = new_key(identity, admin.headers, "projects:read")
+    owners = new_key(identity, acme.owner.headers, "projects:read")
+    assert writer["effective_scopes"] == ["projects:read", "projects:write"]
+    as_key = {"X-API-Key": writer["key"]}
+
+    def create_project(name: str) -> Any:
+        return identity.client.post(
+            "/api/v1/projects", json={"organization_id": org, "name": name}, headers=as_key
+        )
+
+    assert create_project("before").status_code == 201
+
+    demoted = identity.client.patch(
+        f"/api/v1/members/{admin.membership_id}", json={"role": "viewer"}, headers=acme.owner.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+    assert identity.client.get("/api/v1/projects", headers=admin.headers).status_code == 401
+    refused = error(create_project("after demotion"), 403)
+    assert refused["code"] == "PERMISSION_DENIED"
+    assert refused["details"] == {"permission": "projects:write"}
+    assert "creator" in refused["message"]
+    assert identity.client.get("/api/v1/projects", headers=as_key).status_code == 200  # narrowed, not revoked
+    keys = listed(identity, acme)
+    assert keys[writer["id"]]["scopes"] == ["projects:read", "projects:write"]
+    assert keys[writer["id"]]["effective_scopes"] == ["projects:read"]
+    assert keys[writer["id"]]["revoked_at"] is None
+
+    removed = identity.client.delete(f"/api/v1/members/{admin.membership_id}", headers=acme.owner.headers)
+    assert removed.status_code == 204, removed.text
+    keys = listed(identity, acme)
+    for key in (writer, reader):
+        assert keys[key["id"]]["revoked_at"] is not None, "revoked when its creator left, not at its next use"
+        assert keys[key["id"]]["effective_scopes"] == []
+    assert keys[owners["id"]]["revoked_at"] is None
+    assert keys[owners["id"]]["effective_scopes"] == ["projects:read"]
+    gone = error(create_project("after removal"), 401)
+    assert gone["code"] == "API_KEY_REVOKED"
+    assert error(identity.client.get("/api/v1/projects", headers=as_key), 401)["code"] == "API_KEY_REVOKED"
+
+    records = audit_records(identity, acme, "api_key.revoke")
+    assert sorted(r.resource_id or "" for r in records) == sorted([writer["id"], reader["id"]])
+    for record in records:
+        assert record.summary["reason"] == "creator_removed"
+        assert record.summary["created_by"] == str(admin.user_id)
+        assert record.actor_user_id == acme.owner.user_id  # who removed the member
+    names = identity.client.get("/api/v1/projects", headers=acme.owner.headers).json()["items"]
+    assert sorted(p["name"] for p in names) == ["before"]
+
+
+def test_a_key_made_with_a_key_is_bounded_by_the_member_behind_it(identity: Identity) -> None:
+    acme = identity.tenant("acme")
+    admin = identity.member(acme, "admin@acme.test", "admin")
+    maker = new_key(identity, admin.headers, "api_keys:write", "roles:read", "projects:read")
+    made = identity.client.post(
+        KEYS, json={"name": "made", "scopes": ["roles:read"]}, headers={"X-API-Key": maker["key"]}
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["created_by"] == str(admin.user_id)
+    assert made.json()["effective_scopes"] == ["roles:read"]
+    as_made = {"X-API-Key": made.json()["key"]}
+    assert identity.client.get("/api/v1/roles", headers=as_made).status_code == 200
+
+    # A viewer holds projects:read but neither roles:read nor api_keys:write: both keys lose them at once.
+    demoted = identity.client.patch(
+        f"/api/v1/members/{admin.membership_id}", json={"role": "viewer"}, headers=acme.owner.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+    keys = listed(identity, acme)
+    assert keys[maker["id"]]["effective_scopes"] == ["projects:read"]
+    assert keys[made.json()["id"]]["effective_scopes"] == []
+    assert error(identity.client.get("/api/v1/roles", headers=as_made), 403)["code"] == "PERMISSION_DENIED"
+    again = identity.client.post(
+        KEYS, json={"name": "again", "scopes": ["projects:read"]}, headers={"X-API-Key": maker["key"]}
+    )
+    assert error(again, 403)["details"] == {"permission": "api_keys:write"}
+
+
+@pytest.mark.parametrize("how", ["membership_deleted", "account_disabled", "creator_unknown"])
+def test_a_key_whose_creator_went_another_way_is_revoked_at_its_next_use(
+    identity: Identity, how: str
+) -> None:
+    """However the creator stopped being able to act (their membership deleted by something other than the
+    members route, their account disabled, or no creator recorded at all), the key is refused, revoked and
+    audited with the reason at its next use."""
+    acme = identity.tenant("acme")
+    admin = identity.member(acme, "admin@acme.test", "admin")
+    key = new_key(identity, admin.headers, "users:read")
+    sibling = new_key(identity, admin.headers, "projects:read")
+    as_key = {"X-API-Key": key["key"]}
+    assert identity.client.get("/api/v1/members", headers=as_key).status_code == 200
+    with identity.database.session_scope() as session:
+        tenancy.set_tenant(session, acme.id)
+        if how == "membership_deleted":
+            membership = session.get(Membership, admin.membership_id)
+            assert membership is not None
+            session.delete(membership)
+        elif how == "account_disabled":
+            user = session.get(User, admin.user_id)
+            assert user is not None
+            user.is_active = False
+        else:
+            row = session.get(ApiKey, uuid.UUID(key["id"]))
+            assert row is not None
+            row.created_by = None
+    reason = {
+        "membership_deleted": "creator_removed",
+        "account_disabled": "creator_disabled",
+        "creator_unknown": "creator_unknown",
+    }[how]
+    keys = listed(identity, acme)
+    assert keys[key["id"]]["effective_scopes"] == []  # shown before anyone uses it
+    assert keys[key["id"]]["revoked_at"] is None
+
+    refused = error(identity.client.get("/api/v1/members", headers=as_key), 401)
+    assert refused["code"] == "API_KEY_REVOKED"
+    assert refused["details"] == {"reason": reason}
+    assert error(identity.client.get("/api/v1/members", headers=as_key), 401)["code"] == "API_KEY_REVOKED"
+    records = audit_records(identity, acme, "api_key.revoke")
+    revoked = {r.resource_id: r for r in records}
+    # The creator's other key goes too (the one with no creator stands alone).
+    expected = {key["id"]} if how == "creator_unknown" else {key["id"], sibling["id"]}
+    assert set(revoked) == expected
+    for record in records:
+        assert record.summary["reason"] == reason
+        assert record.actor_user_id is None  # the appliance itself
+        assert record.actor_api_key_id is None
+        assert record.request_id is not None
+    assert stored(identity, acme, key["id"]).revoked_at is not None

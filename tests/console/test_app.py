@@ -12,8 +12,12 @@ import httpx
 from textual.command import CommandPalette
 from textual.widgets import Input, Label
 
+from appliance.client.api import ApiClient
+from appliance.client.credentials import CredentialStore
 from appliance.client.targets import Target
 from console import commands
+from console.app import ConsoleApp
+from console.connection import Connection
 from console.screens.dashboard import DashboardScreen
 from console.screens.keys import KeysScreen
 from console.screens.login import LoginScreen
@@ -239,10 +243,16 @@ def test_first_sign_in_with_a_one_time_password_asks_for_a_new_one(
             app.screen.query_one("#password", Input).value = found.group(1)
             await pilot.click("#sign-in")
             await until(pilot, lambda: showing(app, PasswordScreen), "the new-password dialog")
+            # No putting it off: the API answers nothing else until the password is changed.
+            assert not app.screen.query("#later")
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, PasswordScreen)
+            error = app.screen.query_one("#password-error", Label)
+            assert "must be changed" in str(error.render())
             app.screen.query_one("#new", Input).value = chosen
             app.screen.query_one("#again", Input).value = "something else entirely 8"
             await pilot.click("#change")
-            error = app.screen.query_one("#password-error", Label)
             await until(pilot, lambda: "differ" in str(error.render()), "the mismatch")
             app.screen.query_one("#again", Input).value = chosen
             await pilot.pause(0.3)  # a button ignores a second click within its 0.2 s press effect
@@ -255,3 +265,62 @@ def test_first_sign_in_with_a_one_time_password_asks_for_a_new_one(
     )
     assert again.status_code == 200, again.text
     assert again.json()["must_change_password"] is False
+
+
+def test_a_saved_session_that_must_change_its_password_asks_to_sign_in(
+    appliance: RunningAppliance, tmp_path: Path
+) -> None:
+    """The dialog needs the current password, which a saved session does not keep: sign in again."""
+    email = "returning@console.test"
+    done = run_appliance("admin", "create", "--email", email, env=appliance.env)
+    assert done.returncode == 0, done.stderr
+    found = re.search(r"one-time password: (\S+)", done.stdout)
+    assert found
+    store = CredentialStore(tmp_path / "credentials.json")
+
+    async def saved() -> None:
+        client = ApiClient(appliance.api_url, store=store)
+        await client.login(email, found.group(1))
+        await client.aclose()
+
+    asyncio.run(saved())
+    app = ConsoleApp(Connection.open(appliance.target(), store))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: showing(app, LoginScreen), "the sign-in dialog")
+            reason = str(app.screen.query_one("#login-reason", Label).render())
+            assert "must change its password" in reason
+            assert app.screen.query_one("#email", Input).value == email
+
+    asyncio.run(scenario())
+
+
+def test_the_new_password_dialog_offers_signing_out_instead(
+    appliance: RunningAppliance, tmp_path: Path
+) -> None:
+    """Who does not want to choose a password now signs out: no session is kept that can do nothing."""
+    email = "undecided@console.test"
+    done = run_appliance("admin", "create", "--email", email, env=appliance.env)
+    assert done.returncode == 0, done.stderr
+    found = re.search(r"one-time password: (\S+)", done.stdout)
+    assert found
+    app = console_app(appliance, tmp_path, signed_in=False)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: showing(app, LoginScreen), "the sign-in dialog")
+            app.screen.query_one("#email", Input).value = email
+            app.screen.query_one("#password", Input).value = found.group(1)
+            await pilot.click("#sign-in")
+            await until(pilot, lambda: showing(app, PasswordScreen), "the new-password dialog")
+            await pilot.click("#sign-out")
+            await until(pilot, lambda: app.connection.api.credential is None, "the session forgotten")
+            assert not isinstance(app.screen, PasswordScreen)
+            assert app.permissions is None
+
+    asyncio.run(scenario())
+    assert (
+        not (tmp_path / "credentials.json").exists()
+        or email not in (tmp_path / "credentials.json").read_text()
+    )

@@ -120,6 +120,24 @@ def test_a_forged_or_malformed_read_only_claim_is_refused() -> None:
     assert code_of(forged) == "TOKEN_INVALID"
 
 
+def test_a_token_issued_while_the_password_must_change_says_so() -> None:
+    """``pwc``: the API checks such a token's account on each use; dropping the claim breaks the signature."""
+    token, _ = issue(password_change=True)
+    assert segments(token)[1]["pwc"] is True
+    assert verify(token).password_change is True
+    plain, _ = issue()
+    assert "pwc" not in segments(plain)[1]
+    assert verify(plain).password_change is False
+    head, _, signature = token.split(".")
+    dropped = {k: v for k, v in segments(token)[1].items() if k != "pwc"}
+    assert code_of(f"{head}.{b64(json.dumps(dropped).encode())}.{signature}") == "TOKEN_INVALID"
+    for bad in ("yes", 1):
+        payload = segments(token)[1] | {"pwc": bad}
+        assert (
+            code_of(jwt.encode(payload, KEY, algorithm="HS256", headers={"typ": "at+jwt"})) == "TOKEN_INVALID"
+        )
+
+
 def test_a_token_is_bound_to_a_tenant_or_is_an_operators() -> None:
     with pytest.raises(ValueError):
         issue(tenant_id=None)

@@ -28,7 +28,8 @@ def create_api_key(
 ) -> ApiKeyCreated:
     """Create a key. The whole key is in this response only: it is stored hashed. Its scopes must be
     known permissions (422 SCOPE_UNKNOWN) that the creator holds (403 SCOPE_TOO_BROAD); expires_at must
-    be in the future (422 EXPIRES_IN_PAST)."""
+    be in the future (422 EXPIRES_IN_PAST). The key never does more than its creator can do now (a key
+    made with a key: that key's creator): a demotion narrows it, leaving the tenant revokes it."""
     new = api_keys.create(
         session,
         actor,
@@ -38,7 +39,8 @@ def create_api_key(
         now=ctx.auth.clock(),
     )
     response.headers["Location"] = f"/api/v1/api-keys/{new.key.id}"
-    return ApiKeyCreated(**ApiKeyOut.of(new.key).model_dump(), key=new.secret)
+    effective = api_keys.effective_scopes(session, [new.key], ctx.auth.clock())
+    return ApiKeyCreated(**ApiKeyOut.of(new.key, effective[new.key.id]).model_dump(), key=new.secret)
 
 
 @router.get("")
@@ -46,19 +48,23 @@ def list_api_keys(
     *,
     actor: Read,
     session: TenantSession,
+    ctx: ContextDep,
     limit: Limit = 50,
     cursor: Cursor = None,
     revoked: Annotated[bool | None, Query(description="Only revoked (true) or usable (false) keys")] = None,
 ) -> Page[ApiKeyOut]:
-    """The tenant's keys, oldest first; never their secrets."""
+    """The tenant's keys, oldest first; never their secrets. ``effective_scopes`` is what each may do now:
+    its scopes as far as its creator still holds them."""
     rows, next_cursor = api_keys.list_page(session, revoked=revoked, limit=limit, cursor=cursor)
-    return Page(items=[ApiKeyOut.of(k) for k in rows], next_cursor=next_cursor)
+    effective = api_keys.effective_scopes(session, rows, ctx.auth.clock())
+    return Page(items=[ApiKeyOut.of(k, effective[k.id]) for k in rows], next_cursor=next_cursor)
 
 
 @router.get("/{key_id}", responses=error_responses(404))
-def get_api_key(key_id: uuid.UUID, actor: Read, session: TenantSession) -> ApiKeyOut:
-    """One key, without its secret."""
-    return ApiKeyOut.of(api_keys.get(session, key_id))
+def get_api_key(key_id: uuid.UUID, actor: Read, session: TenantSession, ctx: ContextDep) -> ApiKeyOut:
+    """One key, without its secret, with what it may do now (``effective_scopes``)."""
+    key = api_keys.get(session, key_id)
+    return ApiKeyOut.of(key, api_keys.effective_scopes(session, [key], ctx.auth.clock())[key.id])
 
 
 @router.delete("/{key_id}", status_code=204, responses=error_responses(404))

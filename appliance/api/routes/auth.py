@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Response
 from sqlalchemy.orm import Session
 
 from appliance.api import routing
-from appliance.api.auth import CallerSession, Public, SignedIn
+from appliance.api.auth import CallerSession, Public, SignedIn, SignedInPending
 from appliance.api.deps import ContextDep, SessionDep
 from appliance.api.schemas.auth import (
     LoginIn,
@@ -21,13 +23,26 @@ from appliance.api.schemas.auth import (
     TokenOut,
     UserOut,
 )
-from appliance.api.schemas.errors import error_responses
+from appliance.api.schemas.errors import ErrorEnvelope, error_responses
 from appliance.errors import InvalidInput
 from appliance.models import Tenant, User
 from appliance.services import accounts, auth, mfa
 from appliance.services.actors import Actor
 
-router = routing.router(prefix="/auth", tags=["auth"], responses=error_responses(401, 422, 429))
+router = routing.router(prefix="/auth", tags=["auth"], responses=error_responses(401, 403, 422, 429))
+
+#: What /auth/password, /auth/me and /auth/logout can still answer 403 for: they answer an account that
+#: must change its password (appliance.api.auth.signed_in_pending).
+PENDING_OK: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorEnvelope, "description": "Forbidden: the tenant is suspended (TENANT_SUSPENDED)."}
+}
+SIGN_IN_403: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorEnvelope,
+        "description": "Forbidden: not a member of that tenant (NOT_A_MEMBER), of none (NO_TENANT), or "
+        "the tenant is suspended (TENANT_SUSPENDED).",
+    }
+}
 
 
 def _tenant_ref(tenant: Tenant | None) -> TenantRef | None:
@@ -50,7 +65,7 @@ def _tokens(signed: auth.SignedIn, ctx: ContextDep) -> TokenOut:
     )
 
 
-@router.post("/login", responses=error_responses(403))
+@router.post("/login", responses=SIGN_IN_403)
 def login(body: LoginIn, info: Public, session: SessionDep, ctx: ContextDep) -> TokenOut:
     """Sign in with email and password (and a two-factor code when it is on). Returns a short-lived access
     token and a refresh token. Failed attempts are throttled per account and per address."""
@@ -68,7 +83,7 @@ def login(body: LoginIn, info: Public, session: SessionDep, ctx: ContextDep) -> 
     return _tokens(signed, ctx)
 
 
-@router.post("/refresh", responses=error_responses(403))
+@router.post("/refresh", responses=SIGN_IN_403)
 def refresh(body: RefreshIn, info: Public, session: SessionDep, ctx: ContextDep) -> TokenOut:
     """Exchange a refresh token for a new pair. Each refresh token works once: presenting a used one again
     ends the whole session (someone holds a copy)."""
@@ -78,8 +93,8 @@ def refresh(body: RefreshIn, info: Public, session: SessionDep, ctx: ContextDep)
     return _tokens(signed, ctx)
 
 
-@router.post("/logout", status_code=204)
-def logout(actor: SignedIn, session: CallerSession, ctx: ContextDep) -> Response:
+@router.post("/logout", status_code=204, responses=PENDING_OK)
+def logout(actor: SignedInPending, session: CallerSession, ctx: ContextDep) -> Response:
     """End this session: its refresh token and access tokens stop working at once."""
     auth.logout(session, ctx.auth, actor)
     return Response(status_code=204)
@@ -93,8 +108,8 @@ def _user(session: Session, actor: Actor) -> User:
     return user
 
 
-@router.get("/me")
-def me(actor: SignedIn, session: CallerSession) -> MeOut:
+@router.get("/me", responses=PENDING_OK)
+def me(actor: SignedInPending, session: CallerSession) -> MeOut:
     """Who the credential belongs to, the tenant it acts in and what it may do."""
     user_out = None
     if actor.user_id is not None:
@@ -121,9 +136,13 @@ def me(actor: SignedIn, session: CallerSession) -> MeOut:
     )
 
 
-@router.post("/password", status_code=204)
-def change_password(body: PasswordIn, actor: SignedIn, session: CallerSession, ctx: ContextDep) -> Response:
-    """Change your password (checked against the password policy); your other sessions end."""
+@router.post("/password", status_code=204, responses=PENDING_OK)
+def change_password(
+    body: PasswordIn, actor: SignedInPending, session: CallerSession, ctx: ContextDep
+) -> Response:
+    """Change your password (checked against the password policy); your other sessions end. An account
+    that must change its password (403 PASSWORD_CHANGE_REQUIRED everywhere else) is free from then on, with
+    the same access token."""
     accounts.change_password(
         session,
         ctx.auth,

@@ -76,6 +76,7 @@ def list_tenant_api_keys(
     tenant_id: uuid.UUID,
     actor: Read,
     session: PlatformSession,
+    ctx: ContextDep,
     limit: Limit = 50,
     cursor: Cursor = None,
     revoked: Annotated[bool | None, Query(description="Only revoked (true) or usable (false) keys")] = None,
@@ -83,6 +84,6 @@ def list_tenant_api_keys(
     """The tenant's API keys, oldest first, never their secrets (as its GET /api/v1/api-keys shows them);
     404 TENANT_NOT_FOUND for an unknown tenant."""
     rows, next_cursor = tenant_contents.api_keys_of(
-        session, tenant_id, revoked=revoked, limit=limit, cursor=cursor
+        session, tenant_id, revoked=revoked, limit=limit, cursor=cursor, now=ctx.auth.clock()
     )
-    return Page(items=[ApiKeyOut.of(k) for k in rows], next_cursor=next_cursor)
+    return Page(items=[ApiKeyOut.of(key, effective) for key, effective in rows], next_cursor=next_cursor)

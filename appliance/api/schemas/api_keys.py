@@ -27,21 +27,28 @@ class ApiKeyOut(BaseModel):
     prefix: str
     """The public start of the key (fak_...), to recognize it; the secret is never shown again."""
     scopes: list[str]
+    """What the key was given."""
+    effective_scopes: list[str]
+    """What the key may do now: its scopes as far as its creator still holds them in this tenant (a
+    demotion narrows the key at once); empty once it is revoked or expired, and while its creator must
+    change their password."""
     created_at: dt.datetime
     created_by: uuid.UUID | None
-    """The user who created it (None when created by another key, or when that user is gone)."""
+    """The member the key acts for, whose current permissions bound it: who created it, or, for a key
+    created with another key, that key's creator. None: the account is gone (the key is refused)."""
     expires_at: dt.datetime | None
     last_used_at: dt.datetime | None
     """Approximate (written at most once a minute)."""
     revoked_at: dt.datetime | None
 
     @classmethod
-    def of(cls, key: ApiKey) -> ApiKeyOut:
+    def of(cls, key: ApiKey, effective_scopes: list[str]) -> ApiKeyOut:
         return cls(
             id=key.id,
             name=key.name,
             prefix=key.prefix,
             scopes=sorted(key.scopes),
+            effective_scopes=effective_scopes,
             created_at=key.created_at,
             created_by=key.created_by,
             expires_at=key.expires_at,

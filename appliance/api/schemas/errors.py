@@ -22,6 +22,23 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
+#: What an error status means where the route says no more.
+DESCRIPTIONS: dict[int, str] = {
+    403: (
+        "Forbidden: the credential may not do this (PERMISSION_DENIED, TENANT_SUSPENDED, ...), or its "
+        "account must change its password first (PASSWORD_CHANGE_REQUIRED; for an API key, its creator's "
+        "account): until then only POST /api/v1/auth/password, GET /api/v1/auth/me and "
+        "POST /api/v1/auth/logout answer."
+    ),
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` entry documenting these error statuses with the envelope."""
-    return {status: {"model": ErrorEnvelope} for status in statuses}
+    return {
+        status: {
+            "model": ErrorEnvelope,
+            **({"description": DESCRIPTIONS[status]} if status in DESCRIPTIONS else {}),
+        }
+        for status in statuses
+    }
