@@ -27,7 +27,7 @@ PASSWORD_CHANGE_REQUIRED) and shows no effective scopes: a key must not be a way
 **Keys with no known creator** (``created_by`` NULL). Keys are made only by a tenant's members, through
 /api/v1/api-keys; there is no operator or command-line path that makes one. NULL therefore means the
 creator's account row was deleted (the foreign key sets NULL), or a key made with another key before keys
-recorded the member behind their maker (migration 0009 fills those in from the audit trail where the trail
+recorded the member behind their maker (migration 0012 fills those in from the audit trail where the trail
 still has them). The rule: such a key is bounded by no member, so it holds nothing; it is revoked at its
 next use (``creator_unknown``) and listed with no effective scopes. Not "bounded by the owner role": that
 would turn the deletion of an account into a promotion of its keys to everything an owner holds, and leave
