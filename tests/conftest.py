@@ -110,6 +110,17 @@ class PgDatabase:
         self.roles.append(role)
         return role
 
+    def plain_owner(self) -> str:
+        """Make a new plain role (no superuser, no BYPASSRLS) the database's owner, as in production, and
+        return its URL: migrated as it, the schema's FORCEd row-level security binds its owner too."""
+        from psycopg import sql
+
+        owner = self.create_role(password="owner-secret")
+        self.server.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(self.name), sql.Identifier(owner))
+        )
+        return self.url_as(owner, "owner-secret")
+
 
 @pytest.fixture
 def pg_database(postgres_server: PostgresServer) -> Iterator[PgDatabase]:

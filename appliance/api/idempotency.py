@@ -70,6 +70,7 @@ class Pending:
         if actor is None:
             return None
         return idempotency.Request(
+            tenant_id=actor.tenant_id,
             scope=idempotency.scope(actor.tenant_id, actor.principal),
             key=self.key,
             method=self.request.method,

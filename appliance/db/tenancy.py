@@ -32,7 +32,9 @@ from appliance.db.base import Base
 #: Every table whose rows belong to exactly one tenant (tenant_id NOT NULL), plus audit_logs whose platform
 #: events (tenant_id NULL) get a policy of their own. Each has row-level security ENABLEd and FORCEd with the
 #: ``tenant_isolation`` policy, and is filtered by the ORM. tests/db/test_tenancy.py fails when a mapped
-#: table with a tenant_id column is in neither this list nor TENANT_OPTIONAL_TABLES.
+#: table with a tenant_id column is in neither this list nor UNFILTERED_TENANT_TABLES, and
+#: tests/db/test_rls.py when a table of the database with a tenant_id column is not under forced row-level
+#: security.
 TENANT_OWNED_TABLES: tuple[str, ...] = (
     "organizations",
     "memberships",
@@ -51,17 +53,49 @@ TENANT_OWNED_TABLES: tuple[str, ...] = (
     "invitations",
 )
 
-#: Tables with a tenant_id column that are deliberately not under row-level security, and why.
-TENANT_OPTIONAL_TABLES: dict[str, str] = {
+#: Tables with a tenant_id column that are under row-level security like the others (``tenant_isolation``,
+#: ENABLEd and FORCEd) but not under the ORM filter, and why: their services name the rows they read (by
+#: tenant, by user, by id) themselves, and some rows belong to no tenant. Their reads and writes that cannot
+#: name the tenant first go through the narrow paths of :data:`NARROW_PATHS`.
+UNFILTERED_TENANT_TABLES: dict[str, str] = {
     "refresh_tokens": (
-        "a token is found by the hash of a secret only its holder knows, before any tenant is known; "
-        "platform operators' tokens have no tenant"
+        "a token is found by the hash of a secret only its holder knows, before any tenant is known, and "
+        "then acted on as its user's (refresh_tokens_user); platform operators' tokens have no tenant"
     ),
     "jobs": (
-        "the queue's ledger, read across tenants by the reaper and the workers; payloads carry identifiers "
-        "only, task bodies read tenant rows under the tenant's scope, and the jobs routes filter by tenant"
+        "the queue's ledger: a worker claims a job by its id before it knows the tenant, and the reaper and "
+        "the operators' lists read every tenant's ledger (through owner functions that return the ledger's "
+        "columns only); the platform's own jobs have no tenant"
+    ),
+    "idempotency_keys": (
+        "found by the caller's scope (tenant and principal) and the key, which the service names itself; "
+        "operators' keys have no tenant"
     ),
 }
+
+#: Tables whose rows of no tenant (tenant_id NULL: the platform's own) are seen and written only by a
+#: transaction with no tenant set, never by a tenant's (policy ``platform_rows``). audit_logs' platform
+#: events are the exception with a policy of their own (``platform_events``): a tenant's transaction reads
+#: and appends them (a sign-in is recorded before the tenant is chosen).
+PLATFORM_ROWS_TABLES: tuple[str, ...] = ("jobs", "idempotency_keys")
+
+#: The narrow paths past row-level security, one ``<table>_definer`` policy each: SECURITY DEFINER functions
+#: owned by the schema owner, each returning only what its caller needs, and the table they read or write.
+#: While one runs, ``app.definer`` names its table (set by the function, restored before it returns), and
+#: the owner's policy ``<table>_definer`` (for the owner only, never the app role) shows it the table's rows.
+#: The app role may EXECUTE them (:func:`grant_app_role`); nobody else may. Migration 0009 says why these
+#: are functions and the others lookups.
+NARROW_PATHS: dict[str, str] = {
+    "jobs_claim": "jobs",
+    "jobs_succeed": "jobs",
+    "jobs_reap": "jobs",
+    "jobs_state_counts": "jobs",
+    "jobs_ledger_page": "jobs",
+    "jobs_tenant_of": "jobs",
+    "refresh_tokens_revoked_since": "refresh_tokens",
+    "idempotency_keys_purge": "idempotency_keys",
+}
+DEFINER_SETTING = "app.definer"
 
 #: Tables the app role may only read and append to (no UPDATE, no DELETE).
 APPEND_ONLY_TABLES: tuple[str, ...] = ("audit_logs",)
@@ -70,6 +104,7 @@ APPEND_ONLY_TABLES: tuple[str, ...] = ("audit_logs",)
 READ_ONLY_TABLES: tuple[str, ...] = ("alembic_version",)
 
 TENANT_SETTING = "app.tenant_id"
+USER_SETTING = "app.user_id"
 
 #: Execution option of an ORM SELECT that filters by tenant itself (``tenant_id = :id`` or ``IS NULL``):
 #: ``select(...).execution_options(explicit_tenant=True)`` is not given the session's tenant criteria nor
@@ -100,11 +135,13 @@ class Lookup:
 
 LOOKUPS: tuple[Lookup, ...] = (
     # Sign-in: "which tenants is this user a member of?"
-    Lookup("memberships", "user_id", "app.user_id", "user_id", "uuid"),
+    Lookup("memberships", "user_id", USER_SETTING, "user_id", "uuid"),
     # API key authentication: the presented key's prefix finds its row, and so its tenant.
     Lookup("api_keys", "prefix", "app.api_key_prefix", "api_key_prefix", "text"),
     # Invitations: "which invitations are addressed to me?" (the signed-in invitee, or one who holds a token).
     Lookup("invitations", "email", "app.invitee_email", "invitee_email", "text"),
+    # Token refresh: the presented refresh token's hash finds its row, and so its user and tenant.
+    Lookup("refresh_tokens", "token_hash", "app.refresh_token_hash", "refresh_token_hash", "text"),
 )
 
 
@@ -134,6 +171,26 @@ def rls_statements(table: str) -> list[str]:
             "CREATE POLICY platform_events ON audit_logs "
             "USING (tenant_id IS NULL) WITH CHECK (tenant_id IS NULL)"
         )
+    if table in PLATFORM_ROWS_TABLES:
+        # The platform's own rows, for a transaction that acts for no tenant (never for a tenant's).
+        platform = f"tenant_id IS NULL AND {_CURRENT_TENANT} IS NULL"
+        statements.append(
+            f"CREATE POLICY platform_rows ON {table} USING ({platform}) WITH CHECK ({platform})"
+        )
+    if table == "refresh_tokens":
+        # A user's own sessions, in every tenant and on the platform: signing in, refreshing once the token's
+        # hash found it (refresh_tokens_lookup), signing out, ending every session after a new password.
+        user = f"user_id = nullif(current_setting('{USER_SETTING}', true), '')::uuid"
+        statements.append(
+            f"CREATE POLICY refresh_tokens_user ON refresh_tokens USING ({user}) WITH CHECK ({user})"
+        )
+    if table in NARROW_PATHS.values():
+        # The owner's alone, and only while one of the table's SECURITY DEFINER functions runs.
+        running = f"current_setting('{DEFINER_SETTING}', true) = '{table}'"
+        statements.append(
+            f"CREATE POLICY {table}_definer ON {table} TO CURRENT_USER "
+            f"USING ({running}) WITH CHECK ({running})"
+        )
     for lookup in LOOKUPS:
         if lookup.table == table:
             value = f"nullif(current_setting('{lookup.setting}', true), '')::{lookup.sql_type}"
@@ -148,7 +205,8 @@ def grant_app_role(connection: Connection, role: str) -> None:
 
     Run as the owner after each migration (tables created later are not covered by earlier grants).
     The role must not have BYPASSRLS; audit_logs is append-only (SELECT, INSERT), alembic_version read-only,
-    and views (appliance.db.tenant_counts) are read-only.
+    views (appliance.db.tenant_counts) are read-only, and of the schema's functions it may run the narrow
+    paths (:data:`NARROW_PATHS`) that exist.
     """
     if connection.dialect.name != "postgresql":
         raise RuntimeError("roles and grants exist on PostgreSQL only")
@@ -168,6 +226,15 @@ def grant_app_role(connection: Connection, role: str) -> None:
         connection.execute(text(f"REVOKE ALL ON {view} FROM {quoted}"))
         connection.execute(text(f"GRANT SELECT ON {view} TO {quoted}"))
     connection.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}"))
+    functions = connection.execute(
+        text(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p "
+            "WHERE p.pronamespace = current_schema()::regnamespace AND p.proname = ANY(:names)"
+        ),
+        {"names": list(NARROW_PATHS)},
+    ).scalars()
+    for signature in functions:  # names from the fixed list above, with their argument types
+        connection.execute(text(f"GRANT EXECUTE ON FUNCTION {signature} TO {quoted}"))
 
 
 # --------------------------------------------------------------------------- the per-transaction scope
@@ -188,12 +255,20 @@ def set_tenant(target: Session | Connection, tenant_id: uuid.UUID) -> None:
 
 
 @contextmanager
-def inside(session: Session, tenant_id: uuid.UUID) -> Iterator[Session]:
+def inside(session: Session, tenant_id: uuid.UUID | None) -> Iterator[Session]:
     """Act inside one tenant for a block (an operator's work on one tenant), then return to the scope the
-    session had before: its previous tenant, or platform scope."""
+    session had before: its previous tenant, or platform scope.
+
+    ``None`` acts for no tenant: on the platform's own rows of the tables that have them (a platform job,
+    an operator's idempotency key: :data:`PLATFORM_ROWS_TABLES`), which no tenant's transaction sees."""
     previous_tenant = session.info.get("tenant_id")
     was_platform = session.info.get("platform", False)
-    set_tenant(session, tenant_id)
+    if tenant_id is not None:
+        set_tenant(session, tenant_id)
+    else:
+        session.info.pop("tenant_id", None)
+        if session.in_transaction():
+            _set_config(session.connection(), TENANT_SETTING, "")
     try:
         yield session
     finally:
@@ -208,8 +283,46 @@ def inside(session: Session, tenant_id: uuid.UUID) -> Iterator[Session]:
 
 
 def set_user(target: Session | Connection, user_id: uuid.UUID) -> None:
-    """Allow reading the user's own memberships across tenants (sign-in, tenant switcher)."""
-    _scope(target, "app.user_id", "user_id", user_id)
+    """Allow reading the user's own memberships across tenants (sign-in, tenant switcher), and acting on
+    the user's own sessions (refresh tokens) in every tenant."""
+    _scope(target, USER_SETTING, "user_id", user_id)
+
+
+@contextmanager
+def as_user(session: Session, user_id: uuid.UUID) -> Iterator[Session]:
+    """`set_user` for a block only: the session's work on one user's own sessions (refresh tokens), then
+    back to what the session could see before."""
+    with _for_block(session, USER_SETTING, "user_id", user_id):
+        yield session
+
+
+def set_connection_tenant(connection: Connection, tenant_id: uuid.UUID | None) -> None:
+    """Scope a Connection's current transaction to one tenant, or (None) to no tenant: the platform's own
+    rows (:data:`PLATFORM_ROWS_TABLES`). PostgreSQL only; on SQLite it does nothing."""
+    _set_config(connection, TENANT_SETTING, "" if tenant_id is None else tenant_id)
+
+
+@contextmanager
+def refresh_token_lookup(session: Session, token_hash: str) -> Iterator[Session]:
+    """Allow reading, for a block, the one refresh token whose hash is ``token_hash`` before its user and
+    tenant are known (token refresh)."""
+    with _for_block(session, "app.refresh_token_hash", "refresh_token_hash", token_hash):
+        yield session
+
+
+@contextmanager
+def _for_block(session: Session, setting: str, info_key: str, value: object) -> Iterator[None]:
+    previous = session.info.get(info_key)
+    _scope(session, setting, info_key, value)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            _scope(session, setting, info_key, previous)
+        else:
+            session.info.pop(info_key, None)
+            if session.in_transaction():
+                _set_config(session.connection(), setting, "")
 
 
 def set_api_key_prefix(target: Session | Connection, prefix: str) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appliance.db.base import Base, utcnow
 
 
 class IdempotencyKey(Base):
-    """One ``Idempotency-Key`` of one caller, found by the caller's principal and the key only (so it has
-    no tenant column and no row-level security: nobody else can name it)."""
+    """One ``Idempotency-Key`` of one caller, found by the caller's scope (its tenant and principal) and the
+    key. Its stored answer is the tenant's data (a created app's heartbeat URL, a new member's one-time
+    password), so the row carries its tenant and is under row-level security on PostgreSQL like every
+    tenant's row; operators' keys have no tenant and are seen only outside every tenant
+    (appliance.db.tenancy.UNFILTERED_TENANT_TABLES, PLATFORM_ROWS_TABLES)."""
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (
@@ -22,8 +25,13 @@ class IdempotencyKey(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), default=None
+    )
+    """The tenant the caller acted in; None for an operator's key."""
     principal: Mapped[str] = mapped_column(String(80))
-    """``user:<id>`` or ``key:<id>`` (appliance.services.actors.Actor.principal)."""
+    """The caller's scope: ``<tenant id or platform>/<user:id or key:id>`` (appliance.services.idempotency
+    .scope), so that a key is unique per tenant and caller."""
     key: Mapped[str] = mapped_column(String(255))
     method: Mapped[str] = mapped_column(String(10))
     path: Mapped[str] = mapped_column(String(500))

@@ -40,9 +40,11 @@ JOB_TRANSITIONS: dict[tuple[JobState, JobState], str] = {
 class Job(Base):
     """A unit of work, written in the transaction of the change that caused it.
 
-    Not under row-level security (appliance.db.tenancy.TENANT_OPTIONAL_TABLES): it is the queue's ledger,
-    which the reaper and the workers read across tenants. Payloads carry identifiers, not tenant data; the
-    task body reads the tenant's rows under its tenant's scope, and the jobs routes filter by tenant."""
+    Under row-level security on PostgreSQL like every tenant's row: a tenant's transaction sees its own
+    jobs, one with no tenant set the platform's own. The queue's ledger is also read across tenants, by the
+    workers (a claim by id), the reaper and the operators' lists: those go through the owner's functions of
+    migration 0009, which return the ledger's columns only (appliance.db.tenancy.NARROW_PATHS). It is not
+    under the ORM filter (appliance.db.tenancy.UNFILTERED_TENANT_TABLES): the services name the tenant."""
 
     __tablename__ = "jobs"
     __table_args__ = (

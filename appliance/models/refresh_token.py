@@ -12,8 +12,11 @@ from appliance.db.base import Base, utcnow
 
 
 class RefreshToken(Base):
-    """One link of a rotation chain. Not under row-level security: a token is found by the hash of a
-    secret only its holder knows, before any tenant is known, and operators' tokens have no tenant."""
+    """One link of a rotation chain. Under row-level security on PostgreSQL: a tenant's transaction sees the
+    tenant's sessions; a token is found by the hash of a secret only its holder knows, before its tenant is
+    known (``refresh_tokens_lookup``), and then acted on as its user's (``refresh_tokens_user``: a user's own
+    sessions in every tenant, operators' included, which have no tenant). appliance.services.sessions sets
+    both (appliance.db.tenancy.refresh_token_lookup, as_user)."""
 
     __tablename__ = "refresh_tokens"
     __table_args__ = (

@@ -380,7 +380,8 @@ def logout(session: Session, authn: Authenticator, actor: Actor) -> None:
     """End the actor's session: its refresh token and every access token issued from it stop working."""
     if actor.session_id is None:
         raise InvalidInput("an API key has no session to end: revoke the key instead", code="NO_SESSION")
-    sessions.revoke_family(session, actor.session_id, authn.clock())
+    assert actor.user_id is not None  # a session is a user's
+    sessions.revoke_family(session, actor.session_id, authn.clock(), user_id=actor.user_id)
     authn.sessions_ended([actor.session_id])
     audit.record(
         session,

@@ -314,7 +314,7 @@ class Authenticator:
         if claims.session_id is None:
             return False
         with self._database.session_scope(write=False) as session:
-            return sessions.family_revoked(session, claims.session_id)
+            return sessions.family_revoked(session, claims.session_id, user_id=claims.subject)
 
     def _sync_revocations(self) -> None:
         """Load the sessions other processes ended since the last look (one query every few seconds)."""

@@ -11,7 +11,16 @@ refused (a 4xx after it began) keeps that refusal as the key's answer (`keep`); 
 validation before the route began, or failed with a server error, leaves the key unused.
 
 Keys are scoped by the caller (`scope`: the tenant and the principal), and the request hash covers the
-method and the path, so nothing is ever replayed to another tenant or another caller.
+method and the path, so nothing is ever replayed to another tenant or another caller: the same person with
+the same key in another tenant (or with an API key of the same tenant) is another caller, whose request
+acts; the same key for another method or path is a conflict, never a replay.
+
+A key's row is the tenant's data (its stored answer may hold a credential: a new app's heartbeat URL, a new
+member's one-time password), so it carries its tenant (None for operators) and is read and written inside
+that tenant's scope, whatever scope the caller's session is in: on PostgreSQL, row-level security shows a
+tenant's transaction its own keys only, and operators' keys to none of them. Expired keys are removed by
+:func:`purge_expired` (the owner's function ``idempotency_keys_purge`` on PostgreSQL, which crosses
+tenants and returns a count) or when the same key comes back.
 """
 
 from __future__ import annotations
@@ -23,10 +32,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.errors import Conflict, InvalidInput
 from appliance.models import IdempotencyKey
@@ -48,8 +58,10 @@ class Replay:
 
 @dataclass(frozen=True)
 class Request:
-    """What identifies one idempotent request: who sent it, the key, and the hash of what was sent."""
+    """What identifies one idempotent request: who sent it (in which tenant: None for an operator), the
+    key, and the hash of what was sent."""
 
+    tenant_id: uuid.UUID | None
     scope: str
     key: str
     method: str
@@ -63,13 +75,16 @@ class Claim:
 
     session: Session
     id: uuid.UUID
+    tenant_id: uuid.UUID | None
 
     def complete(self, status: int, headers: list[tuple[str, str]], body: bytes, now: dt.datetime) -> None:
-        self.session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.id == self.id)
-            .values(status=status, response_body=body, response_headers=_kept(headers), completed_at=now)
-        )
+        # Inside the key's tenant, whatever the route left the session scoped to.
+        with tenancy.inside(self.session, self.tenant_id):
+            self.session.execute(
+                update(IdempotencyKey)
+                .where(IdempotencyKey.id == self.id)
+                .values(status=status, response_body=body, response_headers=_kept(headers), completed_at=now)
+            )
 
 
 def scope(tenant_id: uuid.UUID | None, principal: str) -> str:
@@ -97,16 +112,17 @@ def check_key(key: str) -> str:
 def claim(session: Session, request: Request, now: dt.datetime) -> Claim | Replay:
     """Claim ``request``'s key in the session's transaction, or return the stored answer of the first
     request with this key; Conflict when the key was used for another request."""
-    found = _answer(session, request, now)
-    if found is not None:
-        return found
-    inserted = session.execute(
-        _insert_ignoring_duplicate(session, _values(request, now)).returning(IdempotencyKey.id)
-    ).scalar_one_or_none()
-    if inserted is not None:
-        return Claim(session, inserted)
-    # Another request with this key committed while this one waited for it: its answer is this one's.
-    found = _answer(session, request, now)
+    with tenancy.inside(session, request.tenant_id):
+        found = _answer(session, request, now)
+        if found is not None:
+            return found
+        inserted = session.execute(
+            _insert_ignoring_duplicate(session, _values(request, now)).returning(IdempotencyKey.id)
+        ).scalar_one_or_none()
+        if inserted is not None:
+            return Claim(session, inserted, request.tenant_id)
+        # Another request with this key committed while this one waited for it: its answer is this one's.
+        found = _answer(session, request, now)
     if found is None:
         raise _in_progress(request.key)
     return found
@@ -120,14 +136,24 @@ def keep(database: Database, request: Request, answer: Replay, now: dt.datetime)
         "response_headers": _kept(answer.headers),
         "completed_at": now,
     }
-    with database.session_scope() as session:
+    with database.session_scope() as session, tenancy.inside(session, request.tenant_id):
         session.execute(_insert_ignoring_duplicate(session, values))
 
 
 def purge_expired(database: Database, now: dt.datetime) -> int:
+    """Remove every tenant's keys older than RETENTION (their answers are not replayed any more); returns
+    how many."""
+    before = now - RETENTION
     with database.session_scope() as session:
-        result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < now - RETENTION))
+        if session.get_bind().dialect.name == "postgresql":
+            return int(session.execute(_PURGE, {"before": before}).scalar_one())
+        result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < before))
         return int(getattr(result, "rowcount", 0))
+
+
+_PURGE = text("SELECT removed FROM idempotency_keys_purge(:before)").bindparams(
+    bindparam("before", type_=IdempotencyKey.__table__.c.created_at.type)
+)
 
 
 def _answer(session: Session, request: Request, now: dt.datetime) -> Replay | None:
@@ -160,6 +186,7 @@ def _answer(session: Session, request: Request, now: dt.datetime) -> Replay | No
 def _values(request: Request, now: dt.datetime) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
+        "tenant_id": request.tenant_id,
         "principal": request.scope,
         "key": request.key,
         "method": request.method,

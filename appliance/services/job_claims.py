@@ -1,9 +1,11 @@
 """The durable jobs' hot path: claim a job in one autocommitted statement, and record successes in batches.
 
 On PostgreSQL every thread that claims jobs keeps a driver connection of its own (outside the pool, in
-autocommit mode: appliance.services.driver_connection) and runs the claim of appliance.services.jobs
-(`_CLAIM`, compiled once) as a prepared statement: one round trip, and about a third of the CPU of a pooled
-SQLAlchemy transaction (tests/bench/RESULTS.md).
+autocommit mode: appliance.services.driver_connection) and runs the claim as a prepared statement: one round
+trip, and about a third of the CPU of a pooled SQLAlchemy transaction (tests/bench/RESULTS.md). Under
+row-level security a worker cannot see a job before it knows its tenant, so the claim and the batch of
+successes are calls of the owner's functions ``jobs_claim`` and ``jobs_succeed`` (migration 0009), which run
+the statements of appliance.services.jobs (`_CLAIM`) and `_SUCCEED_MANY` below, still one round trip each.
 
 Successes of bodies that share no transaction with them (plain and async handlers) are written by one
 thread, as many as have finished since its last write in one statement (group commit): under load a job's
@@ -31,7 +33,7 @@ from typing import Any
 from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.services import jobs
-from appliance.services.driver_connection import KeptConnections, compiled
+from appliance.services.driver_connection import KeptConnections
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +41,20 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "forge-appliance jobs"  # these connections, in pg_stat_activity
 BATCH = 500  # successes per statement at most
 GATHER_S = 0.005  # how long a write waits for more successes to join it
+#: The claim (appliance.services.jobs `_CLAIM`, run by the owner's function: see the module).
+CLAIM_SQL = (
+    "SELECT tenant_id, kind, payload, attempts, max_attempts "
+    "FROM jobs_claim(%(job_id)s, %(due)s, %(lease_until)s, %(worker)s::text, %(now)s)"
+)
 #: One statement for a batch of successes: `_SUCCEED` (appliance.services.jobs) over arrays, its checks under
-#: IS TRUE for the reason given at appliance.services.jobs.by_key.
-_SUCCEED_MANY = """
-UPDATE jobs SET state = 'succeeded', result = done.result::json,
-    finished_at = done.finished_at, lease_until = NULL
-FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[], %(results)s::text[], %(finished)s::timestamptz[])
-    AS done(id, attempt, result, finished_at)
-WHERE jobs.id = done.id AND (jobs.state = 'running' AND jobs.attempts = done.attempt) IS TRUE
-RETURNING jobs.id
-"""
+#: IS TRUE for the reason given at appliance.services.jobs.by_key (the body of the owner's function
+#: ``jobs_succeed``: ``UPDATE jobs SET state = 'succeeded', ... FROM unnest(ids, attempts, results,
+#: finished) AS done WHERE jobs.id = done.id AND (jobs.state = 'running' AND jobs.attempts = done.attempt)
+#: IS TRUE RETURNING jobs.id``).
+_SUCCEED_MANY = (
+    "SELECT jobs_succeed(%(ids)s::uuid[], %(attempts)s::integer[], %(results)s::text[], "
+    "%(finished)s::timestamptz[])"
+)
 
 Done = Callable[[bool], None]
 """Told whether the success was written for this attempt (False: the job's lease ran out before it)."""
@@ -73,8 +79,6 @@ class Claims:
         self._wake = threading.Condition()
         self._stopping = False
         self._writer: threading.Thread | None = None
-        if self._driver:
-            self._claim_sql, self._claim_defaults = compiled(jobs._CLAIM, database.engine.dialect)
 
     # ----------------------------------------------------------------- the two statements
 
@@ -86,14 +90,14 @@ class Claims:
             with self.database.engine.begin() as conn:
                 return jobs.claim(conn, job_id, worker, lease, now)
         moment = now or utcnow()
-        params = self._claim_defaults | {
+        params = {
             "job_id": job_id,
             "due": moment + dt.timedelta(seconds=1),
             "lease_until": moment + dt.timedelta(seconds=lease),
             "worker": worker,
             "now": moment,
         }
-        row = self._connections.execute(self._claim_sql, params).fetchone()
+        row = self._connections.execute(CLAIM_SQL, params).fetchone()
         if row is None:
             return None
         tenant_id, kind, payload, attempts, max_attempts = row

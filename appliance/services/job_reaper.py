@@ -11,6 +11,10 @@ Run every ``jobs.reap_interval`` seconds by the periodic worker. Three passes, e
   (``pending``) are handed again, the longest waiting first. A job that was only slow to come up gets a
   second message, which its claim turns into a no-op.
 - Finished jobs older than ``jobs.keep_days`` are removed.
+
+The passes read every tenant's jobs. On PostgreSQL, where row-level security shows a transaction one
+tenant's jobs (or the platform's), they are run by the owner's function ``jobs_reap`` (migration 0009), the
+same statements as below, which returns the ids to hand to the queue and the counts, nothing else.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ARRAY, Integer, Uuid, bindparam, delete, func, select, text, update
 from sqlalchemy.engine import Connection
 
 from appliance.db.base import utcnow
@@ -52,6 +56,13 @@ def reap(
     """One pass; the caller commits, then pushes ``requeue``. ``pending``: the messages waiting in the
     queue now (appliance.workers.queue.depth)."""
     moment = now or utcnow()
+    stale = moment - dt.timedelta(seconds=requeue_after)
+    old = moment - dt.timedelta(days=keep_days)
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(
+            _REAP, {"now": moment, "stale": stale, "old": old, "pending": pending, "batch": BATCH}
+        ).one()
+        return Reaped(list(row.requeue), row.expired, row.lost_pushes, row.dead, row.removed)
     expired = conn.execute(
         select(Job.id, Job.attempts, Job.max_attempts)
         .where(Job.state == JobState.RUNNING.value, Job.lease_until < moment)
@@ -84,7 +95,6 @@ def reap(
                 last_error="the worker running its last attempt stopped (its lease ran out)",
             )
         )
-    stale = moment - dt.timedelta(seconds=requeue_after)
     waiting = (Job.state == JobState.QUEUED.value) & (Job.run_at <= stale) & (Job.pushed_at <= stale)
     lost: list[uuid.UUID] = []
     if pending > 0:
@@ -100,7 +110,6 @@ def reap(
         )
     if lost:
         conn.execute(update(Job).where(Job.id.in_(lost)).values(pushed_at=moment))
-    old = moment - dt.timedelta(days=keep_days)
     removed = conn.execute(
         delete(Job).where(
             Job.id.in_(
@@ -112,3 +121,20 @@ def reap(
         )
     ).rowcount
     return Reaped(again + lost, len(again), len(lost), len(dead), removed or 0)
+
+
+_TIME = Job.__table__.c.run_at.type
+_REAP = (
+    text(
+        "SELECT requeue, expired, lost_pushes, dead, removed "
+        "FROM jobs_reap(:now, :stale, :old, :pending, :batch)"
+    )
+    .bindparams(bindparam("now", type_=_TIME), bindparam("stale", type_=_TIME), bindparam("old", type_=_TIME))
+    .columns(
+        requeue=ARRAY(Uuid()),
+        expired=Integer(),
+        lost_pushes=Integer(),
+        dead=Integer(),
+        removed=Integer(),
+    )
+)

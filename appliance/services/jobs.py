@@ -10,6 +10,14 @@ are idempotent, so at-least-once is safe.
 The state machine is appliance.models.job.JOB_TRANSITIONS; each function below names the edge it takes.
 The worker's hot path (:func:`claim`, :func:`succeed`, :func:`fail`) is one statement each on a connection,
 so a no-op job costs two short transactions.
+
+On PostgreSQL, ``jobs`` is under row-level security: a transaction sees the jobs of the tenant it is set to,
+or with no tenant set the platform's own. A claim finds its job by id before its tenant is known, so it goes
+through the owner's function ``jobs_claim`` (migration 0009), which runs the same statement and returns
+what the worker needs; the other moves of a claimed job name its tenant first (:func:`succeed`,
+:func:`fail`, :func:`renew`), and an operator's job is found through ``jobs_tenant_of`` and then read and
+changed inside its tenant (:func:`get`, :func:`retry`, :func:`cancel`). Enqueue a tenant's job inside that
+tenant's scope, the platform's own outside every tenant: it is written with the caller's transaction.
 """
 
 from __future__ import annotations
@@ -22,10 +30,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, event, select, true, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    event,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from appliance.db import tenancy
 from appliance.db.base import utcnow
 from appliance.errors import Conflict, NotFound
 from appliance.models.job import Job, JobState
@@ -240,6 +263,20 @@ _SUCCEED = (
 _RENEW = (
     update(_JOBS).where(_HELD).values(lease_until=bindparam("lease_until", type_=_JOBS.c.lease_until.type))
 )
+#: `_CLAIM` on PostgreSQL, where a worker may not see the job before it knows its tenant: the owner's
+#: function runs the same UPDATE (migration 0009) and returns the same columns.
+_CLAIM_BY_FUNCTION = (
+    text(
+        "SELECT tenant_id, kind, payload, attempts, max_attempts "
+        "FROM jobs_claim(:job_id, :due, :lease_until, CAST(:worker AS text), :now)"
+    )
+    .bindparams(
+        bindparam("due", type_=_JOBS.c.run_at.type),
+        bindparam("lease_until", type_=_JOBS.c.lease_until.type),
+        bindparam("now", type_=_JOBS.c.started_at.type),
+    )
+    .columns(tenant_id=Uuid(), kind=String(), payload=JSON(), attempts=Integer(), max_attempts=Integer())
+)
 
 
 def claim(
@@ -249,7 +286,7 @@ def claim(
     finished, was cancelled, or this push came early). One statement; the caller commits."""
     moment = now or utcnow()
     row = conn.execute(
-        _CLAIM,
+        _CLAIM_BY_FUNCTION if conn.dialect.name == "postgresql" else _CLAIM,
         {
             "job_id": job_id,
             "due": moment + dt.timedelta(seconds=1),
@@ -266,8 +303,10 @@ def claim(
 def succeed(
     conn: Connection | Session, job: Claimed, result: Any = None, now: dt.datetime | None = None
 ) -> bool:
-    """RUNNING -> SUCCEEDED, if this attempt still holds the job (False: the reaper gave it to another)."""
+    """RUNNING -> SUCCEEDED, if this attempt still holds the job (False: the reaper gave it to another).
+    In a Session, it is the body's own transaction, scoped to the job's tenant already."""
     target = conn.connection() if isinstance(conn, Session) else conn
+    tenancy.set_connection_tenant(target, job.tenant_id)
     done = target.execute(
         _SUCCEED,
         {"job_id": job.id, "attempt": job.attempt, "result": result, "now": now or utcnow()},
@@ -293,6 +332,7 @@ def fail(
         values |= {"state": JobState.QUEUED.value, "run_at": run_at, "pushed_at": moment}
     else:
         values |= {"state": JobState.DEAD.value, "finished_at": moment}
+    tenancy.set_connection_tenant(conn, job.tenant_id)
     changed = conn.execute(
         update(Job)
         .where(by_key(Job.id == job.id, Job.state == JobState.RUNNING.value, Job.attempts == job.attempt))
@@ -308,10 +348,17 @@ def renew(conn: Connection, jobs: Sequence[Claimed], lease: float, now: dt.datet
     if not jobs:
         return 0
     lease_until = (now or utcnow()) + dt.timedelta(seconds=lease)
-    renewed = 0
+    by_tenant: dict[uuid.UUID | None, list[Claimed]] = {}
     for job in jobs:
-        result = conn.execute(_RENEW, {"job_id": job.id, "attempt": job.attempt, "lease_until": lease_until})
-        renewed += result.rowcount
+        by_tenant.setdefault(job.tenant_id, []).append(job)
+    renewed = 0
+    for tenant_id, held in by_tenant.items():
+        tenancy.set_connection_tenant(conn, tenant_id)
+        for job in held:
+            result = conn.execute(
+                _RENEW, {"job_id": job.id, "attempt": job.attempt, "lease_until": lease_until}
+            )
+            renewed += result.rowcount
     return renewed
 
 
@@ -321,11 +368,41 @@ def renew(conn: Connection, jobs: Sequence[Claimed], lease: float, now: dt.datet
 def get(
     session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None, *, every_tenant: bool = False
 ) -> Job:
-    """One job of ``tenant_id`` (or any job, for an operator); JOB_NOT_FOUND otherwise."""
-    job = session.get(Job, job_id)
-    if job is None or (not every_tenant and job.tenant_id != tenant_id):
-        raise NotFound(f"Job '{job_id}' was not found.", code="JOB_NOT_FOUND", details={"job": str(job_id)})
+    """One job of ``tenant_id`` (None: the platform's own), or any job for an operator (``every_tenant``);
+    JOB_NOT_FOUND otherwise. It is read inside its tenant's scope (see the module), whatever the session's."""
+    if every_tenant:
+        owner = _tenant_of(session, job_id)
+        if owner is None:
+            raise _not_found(job_id)
+        tenant_id = owner[0]
+    with tenancy.inside(session, tenant_id):
+        job = session.get(Job, job_id)
+    if job is None or job.tenant_id != tenant_id:
+        raise _not_found(job_id)
     return job
+
+
+def _tenant_of(session: Session, job_id: uuid.UUID) -> tuple[uuid.UUID | None] | None:
+    """(the job's tenant,), or None when there is no such job: on PostgreSQL through the owner's function,
+    which tells the tenant of any job by its id and nothing else."""
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(_TENANT_OF, {"job_id": job_id}).first()
+    else:
+        row = session.execute(select(Job.tenant_id).where(Job.id == job_id)).first()
+    return None if row is None else (row[0],)
+
+
+_TENANT_OF = text("SELECT tenant_id FROM jobs_tenant_of(:job_id)").columns(tenant_id=Uuid())
+
+
+def _not_found(job_id: uuid.UUID) -> NotFound:
+    return NotFound(f"Job '{job_id}' was not found.", code="JOB_NOT_FOUND", details={"job": str(job_id)})
+
+
+def _write(session: Session, job: Job) -> None:
+    """Write a change of ``job`` now, inside its tenant's scope (an operator's session is in none)."""
+    with tenancy.inside(session, job.tenant_id):
+        session.flush()
 
 
 def retry(session: Session, job: Job, now: dt.datetime | None = None) -> Job:
@@ -339,6 +416,7 @@ def retry(session: Session, job: Job, now: dt.datetime | None = None) -> Job:
     moment = now or utcnow()
     job.state, job.attempts, job.run_at, job.pushed_at = JobState.QUEUED.value, 0, moment, moment
     job.finished_at = None
+    _write(session, job)
     push_after_commit(session, job.id)
     return job
 
@@ -352,4 +430,5 @@ def cancel(session: Session, job: Job, now: dt.datetime | None = None) -> Job:
             details={"job": str(job.id), "state": job.state},
         )
     job.state, job.finished_at = JobState.CANCELLED.value, now or utcnow()
+    _write(session, job)
     return job

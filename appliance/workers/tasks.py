@@ -12,7 +12,7 @@ from typing import Any
 from huey import crontab
 
 from appliance.db.session import Database
-from appliance.services import heartbeats, jobs, tenants
+from appliance.services import heartbeats, idempotency, jobs, tenants
 from appliance.workers import runtime
 from appliance.workers.jobs import JobContext, plain_handler
 from appliance.workers.queue import periodic_task, task
@@ -55,6 +55,15 @@ def purge_tenants_periodic() -> list[str]:
         owner.dispose()
     log.info("purged deleted tenants", extra={"purged": len(purged), "tenants": purged})
     return purged
+
+
+@periodic_task(crontab(minute="41"), name="idempotency.purge_periodic")
+def purge_idempotency_keys_periodic() -> int:
+    """Hourly: remove every tenant's idempotency keys past their 24 hours, with the answers they kept
+    (which may hold a credential, and are never replayed any more)."""
+    removed = idempotency.purge_expired(runtime.current().database, dt.datetime.now(dt.UTC))
+    log.info("removed expired idempotency keys", extra={"removed": removed})
+    return removed
 
 
 NOOP = jobs.kind("system.noop", max_attempts=3, delays=(1, 5))
