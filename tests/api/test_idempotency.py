@@ -121,3 +121,76 @@ def test_a_request_that_fails_validation_does_not_use_up_its_key(identity: Ident
     assert good.status_code == 201, good.text
     assert "idempotent-replayed" not in good.headers
     assert _tenants(identity) == 1
+
+
+APPS = "/api/v1/apps"
+SHOP = {"name": "Shop", "kind": "heartbeat", "interval": 60, "grace": 30}
+
+
+def _apps(identity: Identity, headers: dict[str, str]) -> dict[str, str]:
+    items = identity.client.get(APPS, headers=headers).json()["items"]
+    return {item["id"]: item["heartbeat_url"] for item in items}
+
+
+def test_the_same_key_in_another_tenant_acts_there_and_nothing_of_the_first_is_replayed(
+    identity: Identity,
+) -> None:
+    """One person in tenants A and B sends the same POST with the same Idempotency-Key, first with an API key
+    of A, then with their B token: B gets a new app of its own (201, no Idempotent-Replayed), never A's app
+    and its heartbeat URL (a credential); nor after the person has left A. The same with their A token then
+    their B token (the same user as principal). The same key with another method or path is no replay."""
+    acme, globex = identity.tenant("acme"), identity.tenant("globex")
+    email = "dual@example.test"
+    in_acme = identity.member(acme, email, "admin")
+    in_globex = identity.member(globex, email, "admin")
+    made = identity.client.post(
+        "/api/v1/api-keys",
+        json={"name": "ci", "scopes": ["apps:read", "apps:write"]},
+        headers=in_acme.headers,
+    )
+    assert made.status_code == 201, made.text
+    acme_key = {"X-API-Key": made.json()["key"]}
+
+    def send(headers: dict[str, str], key: str) -> httpx.Response:
+        return identity.client.post(APPS, json=SHOP, headers={**headers, "Idempotency-Key": key})
+
+    in_a = send(acme_key, "shop-1")
+    assert in_a.status_code == 201, in_a.text
+    assert send(acme_key, "shop-1").headers.get("idempotent-replayed") == "true"  # A's own repeat
+    in_b = send(in_globex.headers, "shop-1")
+    assert in_b.status_code == 201, in_b.text
+    assert "idempotent-replayed" not in in_b.headers
+    assert in_b.json()["id"] != in_a.json()["id"]
+    assert in_b.json()["heartbeat_url"] != in_a.json()["heartbeat_url"]
+    # The same user as principal in both tenants: still two callers.
+    by_token_in_a = send(in_acme.headers, "shop-2")
+    by_token_in_b = send(in_globex.headers, "shop-2")
+    assert (by_token_in_a.status_code, by_token_in_b.status_code) == (201, 201)
+    assert "idempotent-replayed" not in by_token_in_b.headers
+    assert by_token_in_b.json()["id"] != by_token_in_a.json()["id"]
+    assert set(_apps(identity, in_globex.headers)) == {in_b.json()["id"], by_token_in_b.json()["id"]}
+    assert set(_apps(identity, acme.owner.headers)) == {in_a.json()["id"], by_token_in_a.json()["id"]}
+
+    # The person leaves A: their B token replays B's own answers, and nothing of A.
+    assert in_acme.membership_id is not None
+    left = identity.client.delete(f"/api/v1/members/{in_acme.membership_id}", headers=acme.owner.headers)
+    assert left.status_code == 204, left.text
+    for key, answer in (("shop-1", in_b), ("shop-2", by_token_in_b)):
+        again = send(in_globex.headers, key)
+        assert (again.status_code, again.headers.get("idempotent-replayed")) == (201, "true")
+        assert again.json() == answer.json()
+    assert len(_apps(identity, in_globex.headers)) == 2
+
+    # Another path or method with the same key is never a replay: a conflict, or a plain answer.
+    other_path = identity.client.post(
+        "/api/v1/organizations",
+        json={"slug": "eng", "name": "Eng"},
+        headers={**in_globex.headers, "Idempotency-Key": "shop-1"},
+    )
+    assert other_path.status_code == 409
+    assert other_path.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert "idempotent-replayed" not in other_path.headers
+    listed = identity.client.get(APPS, headers={**in_globex.headers, "Idempotency-Key": "shop-1"})
+    assert listed.status_code == 200
+    assert "idempotent-replayed" not in listed.headers
+    assert {item["id"] for item in listed.json()["items"]} == set(_apps(identity, in_globex.headers))

@@ -222,6 +222,11 @@ def test_the_narrow_paths_are_the_owners_functions_only_the_app_role_runs(app_ro
             {"n": list(NARROW_PATHS)},
         ).scalar()
     assert runs is True
+    with app_role.engine.begin() as conn:
+        tenancy.set_tenant(conn, app_role.seeded.tenant_a)
+        conn.execute(text("SELECT * FROM jobs_state_counts()")).all()
+        # A function leaves the setting as it found it.
+        assert conn.execute(text("SELECT current_setting('app.definer', true)")).scalar() in ("", None)
 
 
 def test_the_app_role_cannot_bypass_rls(app_role: AppRole) -> None:
@@ -406,6 +411,10 @@ def test_a_tenant_sees_only_its_own_jobs_sessions_and_idempotency_keys(ledger: L
     with ledger.app.engine.begin() as conn:
         tenancy.set_tenant(conn, seeded.tenant_a)
         assert _column(conn, "SELECT id FROM jobs") == {ledger.job["a"]}
+        # The setting the owner's functions run under gives the app role nothing (the policy is the owner's).
+        conn.execute(text("SELECT set_config('app.definer', 'jobs', true)"))
+        assert _column(conn, "SELECT id FROM jobs") == {ledger.job["a"]}
+        conn.execute(text("SELECT set_config('app.definer', 'refresh_tokens', true)"))
         assert _column(conn, "SELECT family_id FROM refresh_tokens") == {ledger.family["a"]}
         assert _column(conn, "SELECT response_body FROM idempotency_keys") == {b"the answer of a"}
         # Nor does it change another tenant's, or write one.

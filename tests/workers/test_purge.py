@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from appliance.db import tenancy
 from appliance.db.session import Database
-from appliance.services import audit, tenants
+from appliance.models import IdempotencyKey
+from appliance.services import audit, idempotency, tenants
 from appliance.services.actors import cli_operator
 from appliance.workers import runtime, tasks
 from tests.db.seed import Seeded, seed
@@ -67,4 +69,38 @@ def test_the_purge_is_scheduled_daily() -> None:
     assert [when for when in runs if task.validate_datetime(when)] == [
         dt.datetime(2024, 5, 1, 3, 17),
         dt.datetime(2024, 5, 2, 3, 17),
+    ]
+
+
+def test_the_hourly_task_removes_every_tenants_expired_idempotency_keys(owner: Database) -> None:
+    """Their stored answers may hold credentials and are never replayed after 24 hours: the worker removes
+    them for every tenant (on PostgreSQL as the app role, through the owner's function) and keeps the rest."""
+    with owner.session_scope() as session:
+        seeded = seed(session)
+    app = runtime.current().database
+    now = dt.datetime.now(dt.UTC)
+    old, fresh = now - idempotency.RETENTION - dt.timedelta(minutes=1), now - dt.timedelta(hours=1)
+    answer = idempotency.Replay(201, [], b"{}")
+    for tenant_id, when in (
+        (seeded.tenant_a, old),
+        (seeded.tenant_b, old),
+        (None, old),
+        (seeded.tenant_a, fresh),
+    ):
+        scope = idempotency.scope(tenant_id, "user:x")
+        request = idempotency.Request(tenant_id, scope, f"k-{when.timestamp()}", "POST", "/api/v1/apps", "h")
+        idempotency.keep(app, request, answer, when)
+
+    assert tasks.purge_idempotency_keys_periodic.call_local() == 3
+    assert tasks.purge_idempotency_keys_periodic.call_local() == 0
+    with owner.session_scope(write=False) as session:
+        kept = session.execute(select(IdempotencyKey.tenant_id, IdempotencyKey.created_at)).all()
+    assert [(tenant_id, when) for tenant_id, when in kept] == [(seeded.tenant_a, fresh)]
+
+
+def test_the_idempotency_key_purge_is_scheduled_hourly() -> None:
+    task = tasks.purge_idempotency_keys_periodic.task_class()
+    runs = [dt.datetime(2024, 5, 1, 0, 0) + dt.timedelta(minutes=m) for m in range(3 * 60)]
+    assert [when for when in runs if task.validate_datetime(when)] == [
+        dt.datetime(2024, 5, 1, hour, 41) for hour in range(3)
     ]
