@@ -157,7 +157,9 @@ def rls_statements(table: str) -> list[str]:
 
     There is deliberately no policy the app role could switch on to see every tenant: platform (operator)
     work that must cross tenants will connect with a separate role, not by setting a flag. (The counts of
-    several named tenants are read through a view of the owner's: appliance.db.tenant_counts.)"""
+    several named tenants are read through a view of the owner's: appliance.db.tenant_counts; the work
+    across tenants of jobs, sessions and idempotency keys through the owner's functions of
+    :data:`NARROW_PATHS`, whose ``<table>_definer`` policies are the owner's, not the app role's.)"""
     statements = [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         # FORCE: the policies apply to the table's owner too (unless it is a superuser or has BYPASSRLS).

@@ -31,9 +31,10 @@ from appliance.errors import NotFound
 from appliance.models import Project
 from appliance.services import idempotency, job_queries, job_reaper, jobs, sessions, tokens
 from appliance.services.actors import RequestInfo
+from appliance.services.job_claims import Claims
 from tests.conftest import PgDatabase
 from tests.db.seed import Seeded, seed
-from tests.support import make_settings
+from tests.support import make_settings, wait_for
 
 TENANT = "tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid"
 #: Every table with a tenant_id the application knows of (the catalog check below needs none of them).
@@ -546,3 +547,22 @@ def test_expired_idempotency_keys_of_every_tenant_are_purged(ledger: Ledger) -> 
     with ledger.app.engine.begin() as conn:
         tenancy.set_tenant(conn, ledger.seeded.tenant_a)
         assert _column(conn, "SELECT count(*) FROM idempotency_keys") == {0}
+
+
+def test_the_workers_hot_path_claims_and_records_any_tenants_successes(ledger: Ledger) -> None:
+    hot = Claims(ledger.app)
+    told: list[bool] = []
+    try:
+        claimed = [hot.claim(ledger.job[name], "w", 30) for name in ("a", "b", "platform")]
+        for job in claimed:
+            assert job is not None
+            hot.succeed_soon(job, {"done": job.payload["of"]}, told.append)
+        wait_for(lambda: len(told) == 3, 10, what="the successes written")
+    finally:
+        hot.close()
+    assert told == [True, True, True]
+    for tenant_id, name in ((ledger.seeded.tenant_a, "a"), (ledger.seeded.tenant_b, "b")):
+        with ledger.app.engine.begin() as conn:
+            tenancy.set_tenant(conn, tenant_id)
+            rows = conn.execute(text("SELECT state, result::text FROM jobs")).all()
+            assert [tuple(row) for row in rows] == [("succeeded", f'{{"done": "{name}"}}')]
