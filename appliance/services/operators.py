@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from appliance.db import tenancy
 from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
 from appliance.models import Membership, MfaFactor, User
-from appliance.services import audit, mfa, pagination, passwords, platform_permissions, sessions
+from appliance.services import api_keys, audit, mfa, pagination, passwords, platform_permissions, sessions
 from appliance.services.actors import Actor, cli_operator
 
 # Deliberately permissive: one @, no spaces, a dot in the domain. Full validation is the mail server's.
@@ -208,6 +208,8 @@ def disable(session: Session, actor: Actor, operator_id: uuid.UUID, now: dt.date
     user.is_active = False
     ended = sessions.revoke_user(session, user.id, now)
     _record(session, actor, "operator.disable", user, {"email": user.email, "sessions_ended": len(ended)})
+    # An operator may also be a tenant's member: the keys they made there stop with the account.
+    api_keys.revoke_all_of(session, actor, user.id, api_keys.CREATOR_DISABLED, now)
     return Ended(user, ended)
 
 

@@ -389,3 +389,22 @@ def test_a_key_whose_creator_went_another_way_is_revoked_at_its_next_use(
         assert record.actor_api_key_id is None
         assert record.request_id is not None
     assert stored(identity, acme, key["id"]).revoked_at is not None
+
+
+def test_disabling_an_account_revokes_its_keys_at_once(identity: Identity) -> None:
+    """An operator who is also a tenant's owner made a key there; another operator disables the account:
+    the key is revoked then (not at its next use), audited in the tenant's trail."""
+    member_operator = identity.new_operator()
+    acme = identity.tenant("acme", owner_email=member_operator.email)
+    key = new_key(identity, acme.owner.headers, "projects:read")
+    disabled = identity.client.post(
+        f"/api/v1/operators/{member_operator.user_id}/disable", headers=identity.operator.headers
+    )
+    assert disabled.status_code == 200, disabled.text
+    assert stored(identity, acme, key["id"]).revoked_at is not None
+    (record,) = audit_records(identity, acme, "api_key.revoke")
+    assert record.resource_id == key["id"]
+    assert record.summary["reason"] == "creator_disabled"
+    assert record.actor_user_id == identity.operator.user_id
+    refused = identity.client.get("/api/v1/projects", headers={"X-API-Key": key["key"]})
+    assert error(refused, 401)["code"] == "API_KEY_REVOKED"
