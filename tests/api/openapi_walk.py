@@ -4,6 +4,7 @@ its own."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Iterator
@@ -12,8 +13,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from appliance.db import tenancy
+from appliance.db.base import utcnow
+from appliance.models import AppIncident
+from appliance.services import app_checks
+from appliance.services.app_checks import CheckRow
+from tests.api.test_isolation import _create
 from tests.api.test_routes import _effective, _route_requirements
-from tests.identity import Identity
+from tests.identity import Identity, TenantHandle
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,53 @@ class Operation:
         if self.public:
             return {}
         return identity.operator.headers if self.operator else owner_headers
+
+
+def seed(identity: Identity, acme: TenantHandle) -> dict[str, str]:
+    """Two or more of everything a list shows (so that a page of one has a next cursor), and the ids of one
+    of each, by the path segment that names its kind."""
+    ids: dict[str, str] = {"tenants": str(acme.id)}
+    for n in (1, 2):
+        org = _create(identity, acme, "/api/v1/organizations", {"name": f"Org {n}", "slug": f"org-{n}"})
+        project = _create(identity, acme, "/api/v1/projects", {"organization_id": org["id"], "name": f"p{n}"})
+        key = _create(identity, acme, "/api/v1/api-keys", {"name": f"k{n}", "scopes": ["projects:read"]})
+        hook = _create(identity, acme, "/api/v1/webhooks/endpoints", {"url": f"https://example.com/h{n}"})
+        app = _create(identity, acme, "/api/v1/apps", {"name": f"a{n}", "url": f"https://example.com/a{n}"})
+    role = _create(identity, acme, "/api/v1/roles", {"name": "auditor", "permissions": ["audit:read"]})
+    ids |= {
+        "organizations": org["id"],
+        "projects": project["id"],
+        "api-keys": key["id"],
+        "roles": role["id"],
+        "webhooks/endpoints": hook["id"],
+        "apps": app["id"],
+    }
+    beating = _create(identity, acme, "/api/v1/apps", {"name": "beats", "kind": "heartbeat"})
+    ids["heartbeats"] = beating["heartbeat_url"].rsplit("/", 1)[1]
+    member = identity.member(acme, "dev@acme.test", "member")
+    if member.membership_id is not None:
+        ids["members"] = str(member.membership_id)
+    ids["operators"] = str(identity.new_operator().user_id)
+    messages = identity.client.get("/api/v1/webhooks/messages", headers=acme.owner.headers).json()
+    ids["webhooks/messages"] = messages["items"][0]["id"]
+    jobs = identity.client.get("/api/v1/jobs", headers=acme.owner.headers).json()
+    ids["jobs"] = jobs["items"][0]["id"]
+    now = utcnow().replace(microsecond=0)
+    app_id = uuid.UUID(app["id"])
+    with identity.database.session_scope() as session:
+        tenancy.set_tenant(session, acme.id)
+        app_checks.record(
+            session,
+            acme.id,
+            [CheckRow(app_id, now - dt.timedelta(minutes=i), True, 200, 1.0) for i in range(3)],
+        )
+        for days in (2, 1):
+            session.add(
+                AppIncident(
+                    tenant_id=acme.id, app_id=app_id, started_at=now - dt.timedelta(days=days), reason="down"
+                )
+            )
+    return ids
 
 
 def operations(app: FastAPI, prefix: str = "/api/v1") -> list[Operation]:
@@ -115,6 +169,13 @@ def _admits(schema: dict[str, Any], kind: str) -> bool:
     if schema.get("type") == kind or (isinstance(schema.get("type"), list) and kind in schema["type"]):
         return True
     return any(option.get("type") == kind for option in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+def admits_string(op: Operation, parameter: dict[str, Any]) -> bool:
+    """Whether ``parameter`` of ``op`` takes a string (alone or as one of its options)."""
+    schema = resolve(op.document, parameter.get("schema", {}))
+    options = [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]
+    return any(resolve(op.document, o).get("type") == "string" for o in options)
 
 
 def body_at(loc: tuple[str | int, ...], value: Any) -> Any:

@@ -6,58 +6,19 @@ keys of the wrong type, count or time zone). Runs on SQLite and on PostgreSQL as
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from appliance.db import tenancy
-from appliance.db.base import utcnow
-from appliance.models import AppIncident
-from appliance.services import app_checks
-from appliance.services.app_checks import CheckRow
-from tests.api.openapi_walk import Operation, error, operations
-from tests.api.test_isolation import _create, _kind
-from tests.identity import Identity, TenantHandle
+from tests.api.openapi_walk import Operation, error, operations, seed
+from tests.api.test_isolation import _kind
+from tests.identity import Identity
 
 
 def forge(document: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(document)).decode().rstrip("=")
-
-
-def _seed(identity: Identity, acme: TenantHandle) -> dict[str, str]:
-    """Two or more of everything a list shows (so that a page of one has a next cursor), and the ids of one
-    of each, by the path segment that names its kind."""
-    ids: dict[str, str] = {"tenants": str(acme.id)}
-    for n in (1, 2):
-        org = _create(identity, acme, "/api/v1/organizations", {"name": f"Org {n}", "slug": f"org-{n}"})
-        _create(identity, acme, "/api/v1/projects", {"organization_id": org["id"], "name": f"p{n}"})
-        _create(identity, acme, "/api/v1/api-keys", {"name": f"k{n}", "scopes": ["projects:read"]})
-        hook = _create(identity, acme, "/api/v1/webhooks/endpoints", {"url": f"https://example.com/h{n}"})
-        app = _create(identity, acme, "/api/v1/apps", {"name": f"a{n}", "url": f"https://example.com/a{n}"})
-    ids |= {"organizations": org["id"], "webhooks/endpoints": hook["id"], "apps": app["id"]}
-    identity.member(acme, "dev@acme.test", "member")
-    identity.new_operator()
-    messages = identity.client.get("/api/v1/webhooks/messages", headers=acme.owner.headers).json()
-    ids["webhooks/messages"] = messages["items"][0]["id"]
-    now = utcnow().replace(microsecond=0)
-    app_id = uuid.UUID(app["id"])
-    with identity.database.session_scope() as session:
-        tenancy.set_tenant(session, acme.id)
-        app_checks.record(
-            session,
-            acme.id,
-            [CheckRow(app_id, now - dt.timedelta(minutes=i), True, 200, 1.0) for i in range(3)],
-        )
-        for days in (2, 1):
-            session.add(
-                AppIncident(
-                    tenant_id=acme.id, app_id=app_id, started_at=now - dt.timedelta(days=days), reason="down"
-                )
-            )
-    return ids
 
 
 @dataclass(frozen=True)
@@ -125,7 +86,7 @@ def _forgeries(own: str | None) -> dict[str, str]:
 def test_every_list_refuses_every_cursor_it_did_not_issue(identity: Identity) -> None:
     acme = identity.tenant("acme")
     identity.tenant("globex")
-    ids = _seed(identity, acme)
+    ids = seed(identity, acme)
     lists = [
         op
         for op in operations(identity.app)
@@ -137,7 +98,7 @@ def test_every_list_refuses_every_cursor_it_did_not_issue(identity: Identity) ->
         values = {}
         for parameter in op.parameters("path"):
             kind = _kind(op.path)
-            assert kind in ids, f"{op.label}: no {kind} to list (add one to _seed)"
+            assert kind in ids, f"{op.label}: no {kind} to list (add one to openapi_walk.seed)"
             values[parameter["name"]] = ids[kind]
         return op.url(values)
 
