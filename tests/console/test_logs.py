@@ -1,7 +1,7 @@
 """The logs view against a real appliance (a live tail of the api's log, its filter, pause and save, and
-switching to the supervisor's own log), and against control sockets that serve known lines (JSON lines are
-shown readable, other lines as written, `v` shows them raw) or end their stream (the view says so,
-reconnects and does not show the replayed lines twice)."""
+switching to the supervisor's own log; the api's JSON lines shown readable, the supervisor's lines as
+written, `v` shows them raw), and against a control socket whose stream ends (the view says so, reconnects
+and does not show the replayed lines twice: the real supervisor cannot be made to end a stream)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import datetime as dt
 import json
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
@@ -23,12 +25,13 @@ from textual.widgets import Input, Label
 from appliance.client.supervisor import SupervisorClient
 from console.app import ConsoleApp
 from console.log_lines import readable
-from console.screens.logs import LogsScreen
+from console.screens.logs import BACKLOG_LINES, LogsScreen
 from console.screens.program_picker import ProgramPicker
 from console.screens.save_dialog import SaveDialog
 from console.widgets.log_tail import LogTail
 from tests.console.conftest import RunningAppliance, console_app
 from tests.console.pilot import screen_text, until
+from tests.identity import bearer
 
 
 async def logs_view(pilot: Pilot[None], app: ConsoleApp) -> LogsScreen:
@@ -45,12 +48,29 @@ def says(app: ConsoleApp, reason: str) -> bool:
     return isinstance(screen, SaveDialog) and reason in str(screen.query_one("#save-error", Label).content)
 
 
+def get(appliance: RunningAppliance, path: str, request_id: str) -> httpx.Response:
+    """The operator's GET of `path`, under the request id `request_id` (its access line carries it)."""
+    with httpx.Client(base_url=appliance.api_url, timeout=30) as http:
+        return http.get(path, headers=bearer(appliance.operator_token) | {"X-Request-ID": request_id})
+
+
+def logged(supervisor: SupervisorClient, program: str, needle: str) -> list[str]:
+    """The last 30 lines of `program`'s log, once one of them holds `needle`."""
+    deadline = time.monotonic() + 20
+    while True:
+        recent = supervisor.logs(program, 30)
+        if any(needle in line for line in recent):
+            return recent
+        assert time.monotonic() < deadline, f"no line of {program} holds {needle!r}: {recent}"
+        time.sleep(0.05)
+
+
 def test_api_log_filter_and_save(appliance: RunningAppliance, tmp_path: Path) -> None:
     supervisor = SupervisorClient(appliance.control_socket)
-    recent = supervisor.logs("api", 30)
-    pid = next(p["pid"] for p in supervisor.status()["programs"] if p["name"] == "api")
-    needle = f"server process [{pid}]"  # uvicorn's first line, of this process only
-    assert any(needle in line for line in recent), recent
+    needle = f"filter-{uuid.uuid4().hex}"  # the access line of this request only
+    asked = get(appliance, "/api/v1/auth/me", needle)
+    assert asked.status_code == 200, asked.text
+    recent = logged(supervisor, "api", needle)
     app = console_app(appliance, tmp_path, first_view="logs")
 
     async def scenario() -> None:
@@ -219,96 +239,101 @@ def test_an_ended_stream_is_said_and_resumed_without_repeats(
     asyncio.run(scenario())
 
 
-ACCESS: dict[str, Any] = {
-    "time": "2026-01-01T00:00:01.234Z",
-    "level": "info",
-    "logger": "appliance.access",
-    "process": "api",
-    "message": "GET /api/v1/projects 200",
-    "request_id": "req_7",
-    "status": 200,
-    "duration_ms": 1.5,
-    "route": "/api/v1/projects",
-}
-FAILURE: dict[str, Any] = {
-    "time": "2026-01-01T00:00:02.000Z",
-    "level": "error",
-    "logger": "appliance.jobs",
-    "process": "worker",
-    "message": "job 7 failed\nretrying",
-    "request_id": None,
-    "error": "timeout after 5 s",
-    "attempt": 2,
-}
-SERVED = [
-    f"2026-01-01T00:00:01.240Z stderr {json.dumps(ACCESS)}",
-    f"2026-01-01T00:00:02.001Z stderr {json.dumps(FAILURE)}",
-    "2026-01-01T00:00:03.000Z stderr INFO:     Started server process [12]",
-    "2026-01-01T00:00:04.000Z supervisor[1] started worker (pid 13)",
-]
-
-
 def local(stamp: str) -> str:
     """A UTC stamp as the view writes it: local time, to the millisecond."""
     moment = dt.datetime.fromisoformat(stamp).astimezone()
     return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
-class Serving:
-    """Answers `status` (no programs) and serves SERVED as the backlog of any log, then stays open."""
+def test_json_lines_are_readable_and_raw_on_a_key(appliance: RunningAppliance, tmp_path: Path) -> None:
+    """The api's real access line of a request made here is drawn readable (local time, level, program,
+    message, its fields, the request id and logger last), `v` shows it as the supervisor sent it, the
+    filter finds it by either form; the supervisor's own lines (not JSON) keep their text."""
+    supervisor = SupervisorClient(appliance.control_socket)
+    request_id = f"logs-view-{uuid.uuid4().hex}"
+    missing = uuid.uuid4()
+    app = console_app(appliance, tmp_path, first_view="logs")
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = json.loads(await reader.readline())
-        if request["cmd"] == "status":
-            answer = {"ok": True, "programs": [], "supervisor": {"pid": 1, "started_at": 0, "version": "t"}}
-            writer.write(json.dumps(answer).encode() + b"\n")
-        else:
-            writer.write(json.dumps({"ok": True, "lines": SERVED}).encode() + b"\n")
-            await writer.drain()
-            await reader.read()  # until the console goes
-        await writer.drain()
-        writer.close()
-
-
-def test_json_lines_are_readable_and_raw_on_a_key(
-    appliance: RunningAppliance, tmp_path: Path, short_dir: Path
-) -> None:
-    socket_path = short_dir / "control.sock"
-    app = console_app(
-        appliance, tmp_path, target=appliance.target(control_socket=socket_path), first_view="logs"
-    )
-    readable_lines = [
-        f"{local(ACCESS['time'])} INFO  api    GET /api/v1/projects 200  status=200 duration_ms=1.5 "
-        "route=/api/v1/projects request_id=req_7 logger=appliance.access",
-        f"{local(FAILURE['time'])} ERROR worker job 7 failed↵retrying  "
-        'error="timeout after 5 s" attempt=2 logger=appliance.jobs',
-        f"{local('2026-01-01T00:00:03.000Z')} stderr INFO:     Started server process [12]",
-        f"{local('2026-01-01T00:00:04.000Z')} supervisor[1] started worker (pid 13)",
-    ]
+    async def filter_by(pilot: Pilot[None], needle: str) -> None:
+        await pilot.press("escape", "slash", *needle, "enter")
 
     async def scenario() -> None:
-        server = await asyncio.start_unix_server(Serving().serve, path=str(socket_path))
-        async with server, app.run_test(size=(160, 30)) as pilot:
+        async with app.run_test(size=(260, 30)) as pilot:  # the whole line fits
             screen = await logs_view(pilot, app)
             tail = screen.query_one(LogTail)
-            await until(pilot, lambda: len(tail.lines) == len(SERVED), "the served lines")
-            assert list(tail.lines) == readable_lines
+            await until(
+                pilot, lambda: screen.program == "api" and "streaming" in screen.status_text, "the api"
+            )
+            answer = await asyncio.to_thread(get, appliance, f"/api/v1/tenants/{missing}", request_id)
+            assert answer.status_code == 404, answer.text
+            assert answer.headers["X-Request-ID"] == request_id
+            await until(pilot, lambda: any(request_id in x for x in tail.shown), "the request's access line")
+
+            raw = next(x for x in tail.shown if request_id in x)
+            assert raw in await asyncio.to_thread(supervisor.logs, "api", BACKLOG_LINES)  # as it sent it
+            _, stream, text = raw.split(" ", 2)
+            assert stream == "stderr"
+            entry = json.loads(text)
+            assert entry["level"] == "info"
+            assert entry["process"] == "api"
+            assert entry["logger"] == "appliance.access"
+            assert entry["message"] == f"GET /api/v1/tenants/{missing} 404"
+            assert entry["request_id"] == request_id
+            assert entry["status"] == 404
+            assert entry["route"] == "/api/v1/tenants/{tenant_id}"
+            own = {"time", "level", "process", "message", "request_id", "logger"}
+            assert set(entry) == own | {"status", "duration_ms", "route"}  # all that the line below shows
+            readable_line = (
+                f"{local(entry['time'])} INFO  api    {entry['message']}  status={entry['status']} "
+                f"duration_ms={entry['duration_ms']} route={entry['route']} request_id={entry['request_id']} "
+                f"logger={entry['logger']}"
+            )
+            assert readable_line in tail.lines
+            assert raw not in tail.lines
+            assert list(tail.lines) == [readable(x) for x in tail.shown]
+
+            await filter_by(pilot, request_id)
+            assert list(tail.shown) == [raw]
+            assert list(tail.lines) == [readable_line]
             await pilot.pause()
-            shown = screen_text(app)
-            assert "INFO api GET /api/v1/projects 200 status=200 duration_ms=1.5" in shown
-            error = next(s for s in tail.render_line(1) if s.text == "ERROR")
-            assert error.style is not None
-            assert error.style.color is not None
-            assert error.style.color.name == "red"
+            assert " ".join(readable_line.split()) in screen_text(app)
+            level = next(s for s in tail.render_line(0) if s.text == "INFO")
+            assert level.style is not None
+            assert level.style.color is not None
+            assert level.style.color.name == "green"
 
             await pilot.press("v")
-            assert list(tail.lines) == SERVED
+            assert list(tail.lines) == [raw]
             assert " · raw" in screen.status_text
-            await pilot.press("slash", *"timeout", "enter")  # the filter finds what either form shows
-            assert list(tail.shown) == [SERVED[1]]
+            await pilot.pause()
+            assert raw[:200] in screen_text(app)  # (all that fits)
+
+            # The filter finds what either form shows, whichever form is drawn.
+            only_raw, only_readable = f'"request_id":"{request_id}"', f"request_id={request_id}"
+            assert only_raw in raw
+            assert only_raw not in readable_line
+            assert only_readable in readable_line
+            assert only_readable not in raw
+            for needle in (only_raw, only_readable):
+                await filter_by(pilot, needle)
+                assert list(tail.shown) == [raw], needle
+                assert list(tail.lines) == [raw]
+                await pilot.press("v")
+                assert list(tail.lines) == [readable_line]
+                assert " · raw" not in screen.status_text
+                await pilot.press("v")
+
+            await pilot.press("v", "escape", "p")
+            await until(pilot, lambda: isinstance(app.screen, ProgramPicker), "the program picker")
+            await pilot.press("end", "enter")
+            await until(pilot, lambda: screen.program == "supervisor", "the supervisor chosen")
+            await until(pilot, lambda: any(": spawned pid " in x for x in tail.shown), "a spawn in its log")
+            assert not tail.raw
+            as_written = list(tail.shown)
+            as_drawn = [f"{local(x.split(' ', 1)[0])} {x.split(' ', 1)[1]}" for x in as_written]
+            assert list(tail.lines) == as_drawn  # the same words, the time made local
             await pilot.press("v")
-            assert list(tail.lines) == [readable_lines[1]]
-            assert " · raw" not in screen.status_text
+            assert list(tail.lines) == list(tail.shown)
 
     asyncio.run(scenario())
 
