@@ -61,8 +61,17 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+#: C0 control characters and DEL written as escapes in a plain-text line: a request path may carry any of
+#: them percent-encoded (``%0A``, ``%00``), and written raw they would forge a line or hide one.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
 class TextFormatter(logging.Formatter):
     """A plain line for reading by eye, still carrying the request id."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The record's own line (a traceback that follows keeps its line breaks).
+        return super().formatMessage(record).translate(_CONTROLS)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
