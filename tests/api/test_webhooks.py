@@ -17,7 +17,9 @@ from sqlalchemy import select
 
 from appliance.db import tenancy
 from appliance.models import Job, WebhookDelivery
-from appliance.services import events, http_clients, webhook_delivery
+from appliance.services.outbound import clients as http_clients
+from appliance.services.webhooks import delivery as webhook_delivery
+from appliance.services.webhooks import events
 from tests.conftest import PgDatabase
 from tests.identity import Identity, TenantHandle, identity_api
 from tests.receivers import Receiver, Reply, verifying

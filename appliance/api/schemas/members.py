@@ -8,7 +8,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.models import Invitation, Membership, User
-from appliance.services.members import Entry, Status, status_of
+from appliance.services.tenancy.members import Entry, Status, status_of
 
 
 class MemberIn(BaseModel):

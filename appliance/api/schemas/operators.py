@@ -7,7 +7,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.services.operators import Operator
+from appliance.services.tenancy.operators import Operator
 
 
 class OperatorIn(BaseModel):

@@ -7,7 +7,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.services.roles import RoleView
+from appliance.services.tenancy.roles import RoleView
 
 
 class RoleIn(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.models import Tenant
-from appliance.services.tenants import Counts
+from appliance.services.tenancy.tenants import Counts
 
 
 class TenantIn(BaseModel):
