@@ -28,7 +28,7 @@ def services_file(settings: Settings) -> Path:
     """`supervisor.services_file`, or the one built into the package."""
     if settings.supervisor.services_file is not None:
         return settings.supervisor.services_file
-    return Path(__file__).parent / "supervisor" / "default_services.toml"
+    return Path(__file__).parents[2] / "supervisor" / "default_services.toml"
 
 
 def supervisor_env(
