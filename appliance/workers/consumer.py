@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from functools import partial
 
 from appliance.config import Settings
 from appliance.db.session import Database
@@ -42,7 +43,9 @@ def run(settings: Settings, workers: int | None = None, periodic: bool | None = 
     duties = [job_keeper.lease_keeper(runner).start()]
     # Says to the supervisor whether this worker can work (database, queue), so it is not shown "running"
     # while its database refuses it (appliance/program_status.py).
-    reporter = StatusReporter(dependency_check(settings, instance), os.environ.pop("NOTIFY_SOCKET", None))
+    reporter = StatusReporter(
+        dependency_check(settings, partial(queue.ping, instance)), os.environ.pop("NOTIFY_SOCKET", None)
+    )
     reporter.start()
     monitor: Monitor | None = None
     if is_periodic:

@@ -55,12 +55,11 @@ async def deliver(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     state = _state(ctx)
     attempt = webhook_delivery.JobAttempt(ctx.job_id, ctx.attempt, ctx.max_attempts)
     return await webhook_delivery.deliver(
-        ctx.database,
+        state.store,
         ctx.tenant_id,
         uuid.UUID(payload["delivery_id"]),
         attempt=attempt,
         config=state.config,
         clients=state.clients,
-        store=state.store,
         sending=state.slots,
     )

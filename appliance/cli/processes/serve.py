@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+from functools import partial
 
 from appliance.config import Settings
 from appliance.errors import OperationFailed
@@ -36,6 +37,7 @@ def serve_api(
     from appliance.api.server import DrainingServer, inherited_socket, socket_from_fd
     from appliance.program_status import StatusReporter, dependency_check
     from appliance.supervisor.listeners import backlog
+    from appliance.workers import queue
 
     signing_key(settings)  # refuse a missing or default key before accepting any request
     setup_logging(settings.logging.level, settings.logging.json_format, "api")
@@ -65,7 +67,7 @@ def serve_api(
     gc.freeze()
     # Tells the supervisor whether this process can work (its database and queue answer): a process that
     # runs but cannot is shown "not ready" with the reason, not "running" (program_status.py).
-    check = dependency_check(settings, app.state.ctx.queue)
+    check = dependency_check(settings, partial(queue.ping, app.state.ctx.queue))
     reporter = StatusReporter(check, server.notify_socket).start()
     try:
         server.run(sockets=[listener] if listener is not None else None)

@@ -28,14 +28,13 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from appliance.config import Settings
 from appliance.db.base import utcnow
-from appliance.db.session import Database
 from appliance.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from appliance.services.jobs import durable as jobs
 from appliance.services.outbound import clients as http_clients
@@ -44,7 +43,6 @@ from appliance.services.webhooks import endpoints as webhook_endpoints
 from appliance.services.webhooks import events
 from appliance.services.webhooks import sender as webhook_sender
 from appliance.services.webhooks import signing as webhook_signing
-from appliance.services.webhooks import store as webhook_store
 
 #: The wait a Retry-After may ask for, in seconds: at least a second, at most the schedule's longest wait.
 RETRY_AFTER_RANGE = (1.0, 36_000.0)
@@ -125,6 +123,26 @@ class Found:
     enabled: bool
     disabled_reason: str | None
     failing: bool
+
+
+class Store(Protocol):
+    """Where attempts read what to send and write what happened: :func:`prepare` and :func:`record` run
+    under the delivery's tenant (appliance.services.webhooks.store.SessionStore, a session per step, or
+    appliance.services.webhooks.batches.BatchedStore, batched across deliveries on PostgreSQL)."""
+
+    async def prepare(
+        self, tenant_id: uuid.UUID, delivery_id: uuid.UUID, job_id: uuid.UUID, now: dt.datetime
+    ) -> Prepared | Skip: ...
+
+    async def record(
+        self,
+        prepared: Prepared,
+        *,
+        answer: webhook_sender.Answer,
+        attempt: JobAttempt,
+        config: DeliveryConfig,
+        now: dt.datetime,
+    ) -> Decision: ...
 
 
 def judge(found: Found | None, delivery_id: uuid.UUID, job_id: uuid.UUID) -> Prepared | Skip:
@@ -299,7 +317,7 @@ def _finish(
 
 
 async def deliver(
-    database: Database,
+    store: Store,
     tenant_id: uuid.UUID,
     delivery_id: uuid.UUID,
     *,
@@ -307,16 +325,16 @@ async def deliver(
     config: DeliveryConfig,
     clients: http_clients.Clients,
     now: Callable[[], dt.datetime] = utcnow,
-    store: webhook_store.Store | None = None,
     sending: AbstractAsyncContextManager[Any] | None = None,
 ) -> dict[str, Any]:
     """One attempt of a delivery; raises jobs.RetryLater or jobs.PermanentFailure for the job runner.
 
-    ``store``: where it reads and writes (default: a session per step on ``database``). ``sending``: held
-    while the request is signed and sent, and only then (the limit of requests in flight): a delivery that
-    reads or records holds no slot, so the connections to receivers are not left idle meanwhile."""
-    steps = store or webhook_store.SessionStore(database)
-    prepared = await steps.prepare(tenant_id, delivery_id, attempt.job_id, now())
+    ``store``: where it reads and writes, built by the caller (the worker's comes from
+    appliance.services.webhooks.batches.for_database: batched on PostgreSQL, a session per step on SQLite).
+    ``sending``: held while the request is signed and sent, and only then (the limit of requests in flight):
+    a delivery that reads or records holds no slot, so the connections to receivers are not left idle
+    meanwhile."""
+    prepared = await store.prepare(tenant_id, delivery_id, attempt.job_id, now())
     if isinstance(prepared, Skip):
         if prepared.permanent:
             raise jobs.PermanentFailure(prepared.reason)
@@ -326,7 +344,7 @@ async def deliver(
         answer = await webhook_sender.send(
             clients, prepared.url, headers, prepared.body, config.limits, now=now
         )
-    decision = await steps.record(prepared, answer=answer, attempt=attempt, config=config, now=now())
+    decision = await store.record(prepared, answer=answer, attempt=attempt, config=config, now=now())
     if decision.retry_in is not None:
         raise jobs.RetryLater(answer.error or "failed", delay=decision.retry_in)
     if decision.failed is not None:

@@ -1,5 +1,6 @@
-"""Where a webhook attempt reads what to send and writes what happened: the :class:`Store` that
-appliance.services.webhooks.delivery.deliver is given, and its plainest kind, a session per step.
+"""Where a webhook attempt reads what to send and writes what happened, its plainest kind: a session per
+step, an appliance.services.webhooks.delivery.Store (the protocol lives with delivery, which uses it; this
+module implements it, so the import runs one way).
 
 The session steps (appliance.services.webhooks.delivery.prepare and .record) run on a thread of the loop's
 default executor, each in a short transaction of its own under the delivery's tenant: SQLite's way (its
@@ -13,7 +14,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -21,34 +22,14 @@ from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.services.webhooks import delivery as webhook_delivery
 from appliance.services.webhooks import sender as webhook_sender
-
-if TYPE_CHECKING:
-    from appliance.services.webhooks.delivery import DeliveryConfig, JobAttempt, Prepared, Skip
+from appliance.services.webhooks.delivery import DeliveryConfig, JobAttempt, Prepared, Skip
 
 T = TypeVar("T")
 
 
-class Store(Protocol):
-    """Where attempts read what to send and write what happened."""
-
-    async def prepare(
-        self, tenant_id: uuid.UUID, delivery_id: uuid.UUID, job_id: uuid.UUID, now: dt.datetime
-    ) -> Prepared | Skip: ...
-
-    async def record(
-        self,
-        prepared: Prepared,
-        *,
-        answer: webhook_sender.Answer,
-        attempt: JobAttempt,
-        config: DeliveryConfig,
-        now: dt.datetime,
-    ) -> webhook_delivery.Decision: ...
-
-
 class SessionStore:
-    """Each step in a session of its own, on a thread of the loop's default executor: SQLite's way, and
-    PostgreSQL's for what is not batched."""
+    """A delivery Store with each step in a session of its own, on a thread of the loop's default
+    executor: SQLite's way, and PostgreSQL's for what is not batched."""
 
     def __init__(self, database: Database):
         self.database = database

@@ -91,13 +91,12 @@ class Harness:
         store = webhook_batches.for_database(self.db)  # as the worker's: batched on PostgreSQL
         try:
             return await webhook_delivery.deliver(
-                self.db,
+                store,
                 self.tenant_id,
                 delivery.id,
                 attempt=webhook_delivery.JobAttempt(delivery.job_id, number, events.DELIVER.max_attempts),
                 config=cfg or config(),
                 clients=clients,
-                store=store,
                 now=now or utcnow,
             )
         except (jobs.RetryLater, jobs.PermanentFailure) as exc:

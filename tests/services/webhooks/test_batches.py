@@ -100,13 +100,12 @@ async def _deliver_all(store: BatchedStore, runs: list[tuple[Harness, WebhookDel
         async def one(harness: Harness, delivery: WebhookDelivery) -> Any:
             assert delivery.job_id is not None
             return await webhook_delivery.deliver(
-                harness.db,
+                store,
                 harness.tenant_id,
                 delivery.id,
                 attempt=webhook_delivery.JobAttempt(delivery.job_id, 1, events.DELIVER.max_attempts),
                 config=config(),
                 clients=clients,
-                store=store,
             )
 
         return await asyncio.gather(*(one(h, d) for h, d in runs), return_exceptions=True)
