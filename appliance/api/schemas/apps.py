@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.api.schemas.projects import Timestamp
+from appliance.api.schemas.times import Timestamp
 from appliance.models import App, AppCheck, AppIncident
 from appliance.services.monitoring.checks import Uptime
 

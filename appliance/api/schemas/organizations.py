@@ -6,7 +6,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.api.schemas.projects import Timestamp
+from appliance.api.schemas.times import Timestamp
 from appliance.models import Organization
 from appliance.services.tenancy.organizations import OrganizationView
 

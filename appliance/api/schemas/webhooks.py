@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.api.schemas.projects import Timestamp
+from appliance.api.schemas.times import Timestamp
 from appliance.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from appliance.services.webhooks import signing as webhook_signing
 from appliance.services.webhooks.log import MessageView
