@@ -20,14 +20,11 @@ import logging
 import threading
 from collections.abc import Callable
 
-from huey import Huey
-
 from appliance.config import Settings
 from appliance.db import migrate
 from appliance.db.session import Database
 from appliance.errors import Unavailable
 from appliance.supervisor.notify import notify
-from appliance.workers import queue
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +32,13 @@ OK_EVERY_S = 15.0  # seconds between two checks while everything answers
 FAILING_EVERY_S = 5.0  # ... and while something does not, so that recovery shows soon
 
 
-def dependency_check(settings: Settings, queue_instance: Huey) -> Callable[[], str | None]:
+def dependency_check(settings: Settings, ping_queue: Callable[[], None]) -> Callable[[], str | None]:
     """A check of the database (reachable, at the schema this code needs) and of the queue: None when
-    both answer, else what is wrong in a few words ("database unavailable: <the driver's reason>")."""
+    both answer, else what is wrong in a few words ("database unavailable: <the driver's reason>").
+
+    ``ping_queue`` raises Unavailable unless the queue answers (appliance.workers.queue.ping on the
+    program's queue): given by the caller, so that this module, which the workers use, imports none of
+    them."""
     database = Database(settings)
 
     def check() -> str | None:
@@ -50,7 +51,7 @@ def dependency_check(settings: Settings, queue_instance: Huey) -> Callable[[], s
         if problem:
             return f"database schema: {problem}"
         try:
-            queue.ping(queue_instance)
+            ping_queue()
         except Unavailable as exc:
             return f"queue unavailable: {exc.reason or exc.message}"
         return None

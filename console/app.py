@@ -21,6 +21,7 @@ from appliance.client.errors import ApiError, Unauthorized
 from appliance.client.supervisor import SupervisorError, SupervisorUnavailable
 from console import commands
 from console.connection import WRITE_PERMISSION, Connection
+from console.host import ConsoleHost
 from console.palette import ConsoleCommands
 from console.screens.base import ConsoleScreen
 from console.screens.dashboard import DashboardScreen
@@ -260,3 +261,8 @@ class ConsoleApp(App[None]):
 
     def program_names(self) -> list[str]:
         return sorted({str(p["name"]) for p in self.state.programs})
+
+
+def _satisfies_host(app: ConsoleApp) -> ConsoleHost:
+    """Never called: mypy checks here that the app offers what its screens ask of it (console.host)."""
+    return app

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from console import commands
-
-if TYPE_CHECKING:
-    from console.app import ConsoleApp
+from console.host import ConsoleHost, host
 
 #: Tenants offered per query: the palette finds one to jump to, the tenants view lists them all.
 TENANT_HITS = 30
@@ -23,8 +20,8 @@ class ConsoleCommands(Provider):
     """Actions first, then services and tenants by name."""
 
     @property
-    def console(self) -> ConsoleApp:
-        return cast("ConsoleApp", self.app)
+    def console(self) -> ConsoleHost:
+        return host(self.app)
 
     def _actions(self) -> Iterator[Entry]:
         app = self.console

@@ -207,7 +207,7 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(autouse=True, scope="session")
 def _light_password_hashes() -> None:
     """Services called straight from a test hash as the suite's settings do (tests.support.LIGHT_HASHES)."""
-    from appliance.services import passwords
+    from appliance.services.identity import passwords
     from tests.support import LIGHT_HASHES
 
     passwords.configure(LIGHT_HASHES["password_hash_memory_kib"], LIGHT_HASHES["password_hash_passes"])

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from appliance.api.app import create_app
 from appliance.config import Settings
 from appliance.db.session import Database
-from appliance.services import operators
+from appliance.services.tenancy import operators
 from tests.support import LiveServer, make_settings
 
 STRONG_PASSWORD = "correct-horse-battery-staple-42"

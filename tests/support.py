@@ -34,7 +34,8 @@ def clean_environ() -> dict[str, str]:
 
 
 #: argon2id at its lightest (1 MiB, 1 pass): the suite signs in thousands of times, and the default 64 MiB
-#: costs a quarter of a second each on the CI machine. tests/services/test_passwords.py checks the defaults.
+#: costs a quarter of a second each on the CI machine. tests/services/identity/test_passwords.py checks the
+#: defaults.
 LIGHT_HASHES = {"password_hash_memory_kib": 1024, "password_hash_passes": 1}
 
 

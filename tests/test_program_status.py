@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 from huey import RedisHuey, SqliteHuey
 
 from appliance.db import migrate
 from appliance.program_status import StatusReporter, dependency_check
+from appliance.workers import queue
 from tests.servers import free_port
 from tests.support import make_settings
 
 
 def test_the_check_names_a_missing_schema_then_passes_once_migrated(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, migrated=False)
-    check = dependency_check(settings, SqliteHuey("status-test", filename=str(tmp_path / "queue.db")))
+    check = dependency_check(
+        settings, partial(queue.ping, SqliteHuey("status-test", filename=str(tmp_path / "queue.db")))
+    )
     assert check() == "database schema: the database has no schema yet: run `appliance migrate`"
     migrate.upgrade(settings)
     assert check() is None
@@ -26,7 +30,7 @@ def test_the_check_names_a_missing_schema_then_passes_once_migrated(tmp_path: Pa
 def test_the_check_names_a_queue_that_does_not_answer(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     nobody = RedisHuey("status-test", url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
-    problem = dependency_check(settings, nobody)()
+    problem = dependency_check(settings, partial(queue.ping, nobody))()
     assert problem is not None
     assert problem.startswith("queue unavailable: ")
     assert "Connection refused" in problem

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from appliance.cli.processes.serve import DRAIN_S, KEEPALIVE_DRAIN_S
 from appliance.client.supervisor import SupervisorClient, SupervisorUnavailable
-from appliance.serve import DRAIN_S, KEEPALIVE_DRAIN_S
 from appliance.supervisor.specs import load_services
 from tests.servers import free_port, unavailable
 from tests.support import clean_environ, wait_for

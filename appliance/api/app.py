@@ -41,7 +41,8 @@ from appliance.config import Settings
 from appliance.db.session import Database
 from appliance.keys import signing_key
 from appliance.logs import AccessLog, install_request_id_factory, text_access_log
-from appliance.services import jobs, passwords
+from appliance.services.identity import passwords
+from appliance.services.jobs import durable as jobs
 from appliance.workers import jobs as job_runner
 from appliance.workers import queue
 

@@ -15,11 +15,12 @@ from appliance.api.offload import Offloader
 from appliance.config import Settings
 from appliance.db.async_pool import AsyncDatabase
 from appliance.db.session import Database
-from appliance.services import rate_limit_settings, ratelimit
-from appliance.services.auth import LoginGuard
-from appliance.services.authenticator import Authenticator
-from appliance.services.ratelimit_redis import AsyncRedisRateLimiter
-from appliance.services.refresher import Refresher
+from appliance.services.common.refresher import Refresher
+from appliance.services.identity.auth import LoginGuard
+from appliance.services.identity.authenticator import Authenticator
+from appliance.services.limits import limiter as ratelimit
+from appliance.services.limits import settings as rate_limit_settings
+from appliance.services.limits.redis_limiter import AsyncRedisRateLimiter
 
 log = logging.getLogger("appliance.api")
 

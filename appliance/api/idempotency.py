@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on POST requests (API.md), the HTTP side of appliance.services.idempotency.
+"""``Idempotency-Key`` on POST requests (API.md), the HTTP side of appliance.services.common.idempotency.
 
 The app-wide `guard` reads the key and the body before anything acts; the route's one hop
 (appliance.api.routing) claims the key in the route's own transaction and writes the response there before
@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from appliance.api.context import AppContext
-from appliance.services import idempotency
-from appliance.services.actors import Actor
+from appliance.services.common import idempotency
+from appliance.services.identity.actors import Actor
 
 STATE_KEY = "idempotency"
 #: Where appliance.api.auth leaves the request's authenticated caller.

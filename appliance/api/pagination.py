@@ -7,7 +7,7 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel
 
-from appliance.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from appliance.services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ waits for a thread, and the process freezes until timeouts pick it apart. Here a
 1. runs the route with the sessions its dependencies made (they only make the Session object, which
    touches no connection until the route uses it; appliance.api.auth);
 2. renders the response as FastAPI would (the route's response model, status code and headers);
-3. stores an idempotent request's response in the same transaction (appliance.services.idempotency), so a
-   retry gets the first answer even if the connection drops right after the commit;
+3. stores an idempotent request's response in the same transaction (appliance.services.common.idempotency), so
+   a retry gets the first answer even if the connection drops right after the commit;
 4. commits (appliance.db.session.Database.transaction), and closes the sessions.
 
 No connection is held between two calls, so a call never waits on a thread. A read (GET, HEAD) whose

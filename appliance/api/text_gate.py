@@ -1,9 +1,9 @@
 """The gate every request's text passes before its route sees it: no value a database cannot store.
 
 PostgreSQL's text cannot hold the NUL character and no database can be given a lone surrogate
-(appliance.services.text); a request carrying one in a path segment, a query parameter or anywhere in its
-JSON body is refused here with 422 ``VALIDATION_FAILED`` naming the field, the way a value of the wrong type
-is, on SQLite as on PostgreSQL. The route class (appliance.api.routing) puts the gate in front of every
+(appliance.services.common.text); a request carrying one in a path segment, a query parameter or anywhere in
+its JSON body is refused here with 422 ``VALIDATION_FAILED`` naming the field, the way a value of the wrong
+type is, on SQLite as on PostgreSQL. The route class (appliance.api.routing) puts the gate in front of every
 route, so a new route is covered without a line of its own.
 
 The common request pays almost nothing: the path and the query string are searched for a NUL (``%00``) as
@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from appliance.services.text import unstorable
+from appliance.services.common.text import unstorable
 
 #: A JSON escape of NUL or of a surrogate (paired or not: the walk tells them apart).
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|d[89a-f][0-9a-f]{2})", re.IGNORECASE)

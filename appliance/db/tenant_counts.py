@@ -36,7 +36,8 @@ COUNTED_TABLES: tuple[str, ...] = ("memberships", "organizations", "projects", "
 LIVE_ROWS: dict[str, str] = {"api_keys": "revoked_at IS NULL"}
 VIEW = "tenant_row_counts"
 SETTING = "app.tenant_ids"
-#: At most this many tenants at once: a page of the tenant list (appliance.services.pagination.MAX_LIMIT).
+#: At most this many tenants at once: a page of the tenant list
+#: (appliance.services.common.pagination.MAX_LIMIT).
 MAX_TENANTS = 200
 
 

@@ -28,7 +28,7 @@ class AppStatus(enum.StrEnum):
     """Failed ``fail_threshold`` checks in a row; an incident is open until it recovers."""
 
 
-#: Allowed changes of an app's status, each with why (appliance.services.app_status applies them).
+#: Allowed changes of an app's status, each with why (appliance.services.monitoring.status applies them).
 APP_STATUS_TRANSITIONS: dict[tuple[AppStatus, AppStatus], str] = {
     # UNKNOWN -> UP: nothing was wrong to recover from, so the first success is enough.
     (AppStatus.UNKNOWN, AppStatus.UP): "its first check succeeded",
@@ -47,7 +47,8 @@ class App(Base):
     __tablename__ = "apps"
     __table_args__ = (
         UniqueConstraint("tenant_id", "id"),
-        # The heartbeat route finds its app by the token (which names the tenant: appliance.services.apps).
+        # The heartbeat route finds its app by the token (which names the tenant:
+        # appliance.services.monitoring.apps).
         UniqueConstraint("tenant_id", "heartbeat_token"),
         Index("ix_apps_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
     )
@@ -63,7 +64,7 @@ class App(Base):
     timeout: Mapped[float] = mapped_column(default=10.0)
     expected_status: Mapped[int] = mapped_column(default=200)
     keyword: Mapped[str | None] = mapped_column(String(200), default=None)
-    """Text the body must contain (searched in its first bytes only: appliance.services.probes)."""
+    """Text the body must contain (searched in its first bytes only: appliance.services.monitoring.probes)."""
     grace: Mapped[int] = mapped_column(default=0)
     """Heartbeat apps: seconds of lateness tolerated after the interval."""
     heartbeat_token: Mapped[str | None] = mapped_column(String(100), default=None)

@@ -30,8 +30,8 @@ class IdempotencyKey(Base):
     )
     """The tenant the caller acted in; None for an operator's key."""
     principal: Mapped[str] = mapped_column(String(80))
-    """The caller's scope: ``<tenant id or platform>/<user:id or key:id>`` (appliance.services.idempotency
-    .scope), so that a key is unique per tenant and caller."""
+    """The caller's scope: ``<tenant id or platform>/<user:id or key:id>``
+    (appliance.services.common.idempotency .scope), so that a key is unique per tenant and caller."""
     key: Mapped[str] = mapped_column(String(255))
     method: Mapped[str] = mapped_column(String(10))
     path: Mapped[str] = mapped_column(String(500))

@@ -24,7 +24,7 @@ class JobState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-#: Allowed transitions, each with why (appliance.services.jobs applies them).
+#: Allowed transitions, each with why (appliance.services.jobs.durable applies them).
 JOB_TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.QUEUED, JobState.RUNNING): "a worker claimed it (one claim wins: the UPDATE checks the state)",
     (JobState.RUNNING, JobState.SUCCEEDED): "its task body returned",

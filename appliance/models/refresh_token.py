@@ -15,8 +15,8 @@ class RefreshToken(Base):
     """One link of a rotation chain. Under row-level security on PostgreSQL: a tenant's transaction sees the
     tenant's sessions; a token is found by the hash of a secret only its holder knows, before its tenant is
     known (``refresh_tokens_lookup``), and then acted on as its user's (``refresh_tokens_user``: a user's own
-    sessions in every tenant, operators' included, which have no tenant). appliance.services.sessions sets
-    both (appliance.db.tenancy.refresh_token_lookup, as_user)."""
+    sessions in every tenant, operators' included, which have no tenant). appliance.services.identity.sessions
+    sets both (appliance.db.tenancy.refresh_token_lookup, as_user)."""
 
     __tablename__ = "refresh_tokens"
     __table_args__ = (

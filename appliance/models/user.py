@@ -22,7 +22,8 @@ class User(Base):
     is_operator: Mapped[bool] = mapped_column(default=False)
     """A platform operator (on-prem admin), distinct from any role inside a tenant."""
     operator_read_only: Mapped[bool] = mapped_column(default=False, server_default=false())
-    """An operator who may read the platform but change nothing (appliance.services.platform_permissions)."""
+    """An operator who may read the platform but change nothing
+    (appliance.services.tenancy.platform_permissions)."""
     is_active: Mapped[bool] = mapped_column(default=True)
     """False: the account is disabled and signs in nowhere (an operator disabled with `appliance admin
     disable` or by another operator)."""
@@ -31,6 +32,6 @@ class User(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     operator_removed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
-    """When the account stopped being an operator (appliance.services.operators.remove). The row is kept so
-    that the audit records naming it still say who acted; ``appliance admin create`` with its address makes
-    it an operator again."""
+    """When the account stopped being an operator (appliance.services.tenancy.operators.remove). The row is
+    kept so that the audit records naming it still say who acted; ``appliance admin create`` with its address
+    makes it an operator again."""

@@ -65,7 +65,7 @@ class DeliveryState(enum.StrEnum):
     """No attempt left, the receiver answered 410, or the endpoint was disabled."""
 
 
-#: Allowed transitions, each with why (appliance.services.webhook_delivery and webhook_replay apply them).
+#: Allowed transitions, each with why (appliance.services.webhooks.delivery and webhook_replay apply them).
 DELIVERY_TRANSITIONS: dict[tuple[DeliveryState, DeliveryState], str] = {
     (DeliveryState.PENDING, DeliveryState.SUCCEEDED): "the receiver answered 2xx",
     (DeliveryState.PENDING, DeliveryState.PENDING): "an attempt failed and attempts remain (next_attempt_at)",

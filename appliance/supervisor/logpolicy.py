@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.supervisor.specs import SpecError
+from appliance.supervisor.specvalues import SpecError
 
 LOG_KEYS = ("max_bytes", "max_age", "quota_bytes", "compress")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.supervisor.specs import SpecError
+from appliance.supervisor.specvalues import SpecError
 from appliance.supervisor.states import State
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

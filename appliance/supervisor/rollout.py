@@ -4,14 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from appliance.supervisor.events import Events
 from appliance.supervisor.instance import Instance
 from appliance.supervisor.specs import ProgramSpec, ServicesSpec
 from appliance.supervisor.states import State
 
-if TYPE_CHECKING:
-    from appliance.supervisor.supervisor import Supervisor
+
+class Supervisor(Protocol):
+    """What a rollout uses of the supervisor (appliance.supervisor.supervisor.Supervisor): a protocol, so
+    that this module, which the supervisor imports, does not import it back."""
+
+    instances: dict[str, list[Instance]]
+    surge: list[Instance]
+    events: Events
+    services: ServicesSpec
+    log: Callable[[str], None]
+
+    def new_instance(self, spec: ProgramSpec, index: int) -> Instance: ...
+
+    def retire(self, inst: Instance) -> None: ...
+
+    def rolled_before(self, job: ReloadJob, name: str) -> bool: ...
+
+    def spec(self, name: str) -> ProgramSpec: ...
+
 
 _NOT_YET = (State.STOPPED, State.STARTING)  # a fresh instance in these has not failed (yet)
 

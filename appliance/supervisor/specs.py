@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.supervisor.logpolicy import load_log_policy
+from appliance.supervisor.metrics import parse_metrics
 from appliance.supervisor.specvalues import STOP_SIGNALS, Context, SpecError, type_name
 
 __all__ = ["STOP_SIGNALS", "HealthSpec", "ProgramSpec", "ReadySpec", "ServicesSpec", "SpecError"]
@@ -138,11 +140,7 @@ def parse_services(
     for key in data:
         if key not in ("programs", "metrics", "logs"):
             raise SpecError(f"{where}: unknown top-level key {key!r} (allowed: programs, metrics, logs)")
-    from appliance.supervisor.metrics import parse_metrics  # here: metrics imports this module
-
     parse_metrics(data, where)  # checked now, so that --check and start-up refuse a bad [metrics] table
-    from appliance.supervisor.logpolicy import load_log_policy  # here: logpolicy imports this module
-
     load_log_policy(data.get("logs", {}), where)  # checked now too; the runtime's LogManager reads it
     table = data.get("programs", {})
     if not isinstance(table, dict):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from functools import partial
 
 from appliance.config import Settings
 from appliance.db.session import Database
 from appliance.program_status import StatusReporter, dependency_check
-from appliance.services import jobs as job_service
+from appliance.services.jobs import durable as job_service
 from appliance.workers import job_keeper, jobs, queue, runtime
 from appliance.workers import tasks as _tasks  # (also registers the tasks on the instance)
 from appliance.workers import webhook_tasks as _webhook_tasks  # noqa: F401  (registers its job handler)
@@ -42,7 +43,9 @@ def run(settings: Settings, workers: int | None = None, periodic: bool | None = 
     duties = [job_keeper.lease_keeper(runner).start()]
     # Says to the supervisor whether this worker can work (database, queue), so it is not shown "running"
     # while its database refuses it (appliance/program_status.py).
-    reporter = StatusReporter(dependency_check(settings, instance), os.environ.pop("NOTIFY_SOCKET", None))
+    reporter = StatusReporter(
+        dependency_check(settings, partial(queue.ping, instance)), os.environ.pop("NOTIFY_SOCKET", None)
+    )
     reporter.start()
     monitor: Monitor | None = None
     if is_periodic:

@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from appliance.services import job_reaper
+from appliance.services.jobs import reaper as job_reaper
 from appliance.workers import job_metrics, queue
 from appliance.workers.jobs import Runner
 

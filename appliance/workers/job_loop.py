@@ -14,11 +14,40 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from appliance.services.jobs import Claimed
-    from appliance.workers.jobs import Handler, Runner
+    from appliance.services.jobs.claims import Claims
+    from appliance.services.jobs.durable import Claimed, Kind
+
+
+# Protocols of what the loop uses of appliance.workers.jobs, which starts the loop: that module imports this
+# one, so this one does not import it back.
+class Handler(Protocol):
+    """A registered async handler (appliance.workers.jobs.Handler)."""
+
+    @property
+    def kind(self) -> Kind: ...
+
+    @property
+    def async_body(self) -> Callable[[Any, dict[str, Any]], Awaitable[Any]] | None: ...
+
+    @property
+    def concurrency(self) -> int: ...
+
+
+class Runner(Protocol):
+    """The job runner (appliance.workers.jobs.Runner): a job's context, its claims, how an attempt ends."""
+
+    @property
+    def claims(self) -> Claims: ...
+
+    def context(self, claimed: Claimed) -> Any: ...
+
+    def finish_succeeded(self, claimed: Claimed, held: bool, seconds: float) -> None: ...
+
+    def finish_failed(self, claimed: Claimed, exc: BaseException, seconds: float) -> None: ...
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -1,8 +1,8 @@
 """The durable job runner: one Huey task runs any job by id; handlers are registered per kind.
 
 A Huey message carries only a job's id. The runner claims the row (QUEUED -> RUNNING, with a lease), runs
-the kind's handler, and records the outcome (appliance.services.jobs). Huey's own retries are off for this
-task: retries, backoff and the dead state are the job's. While a job runs, the process's lease keeper
+the kind's handler, and records the outcome (appliance.services.jobs.durable). Huey's own retries are off for
+this task: retries, backoff and the dead state are the job's. While a job runs, the process's lease keeper
 renews its lease; a process that dies stops renewing, and the reaper hands its jobs to another worker.
 
 Three kinds of handler:
@@ -11,7 +11,7 @@ Three kinds of handler:
   the database takes effect exactly once.
 - ``@plain_handler(kind)``: ``def body(ctx, payload)``, run on a Huey thread with no session, for a body
   that touches no database (its effect is elsewhere, or none); its success is group-committed with
-  others' by one writer thread (appliance.services.job_claims).
+  others' by one writer thread (appliance.services.jobs.claims).
 - ``@async_handler(kind, concurrency)``: ``async def body(ctx, payload)``, run on the process's asyncio
   loop (appliance.workers.job_loop), so a body that waits on the network (a webhook receiver that hangs)
   holds no Huey thread; at most ``concurrency`` of a kind run at once per process.
@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 from appliance.config import Settings
 from appliance.db import tenancy
 from appliance.db.session import Database
-from appliance.services import jobs
-from appliance.services.job_claims import Claims
+from appliance.services.jobs import durable as jobs
+from appliance.services.jobs.claims import Claims
 from appliance.workers import job_metrics
 from appliance.workers.queue import UnrevokedTask, task
 
@@ -106,7 +106,7 @@ def _register(entry: Handler) -> None:
 @task(name="jobs.run", retries=0, task_base=UnrevokedTask)
 def run_job(job_id: str) -> None:
     """Run the durable job ``job_id`` (a no-op unless it is queued and due). Cancelling a job is a change
-    of its row (appliance.services.jobs.cancel), never a Huey revocation."""
+    of its row (appliance.services.jobs.durable.cancel), never a Huey revocation."""
     current().run(uuid.UUID(job_id))
 
 
@@ -265,8 +265,8 @@ class Runner:
 
 
 def push(items: Sequence[tuple[uuid.UUID, dt.datetime | None]]) -> None:
-    """The pusher (appliance.services.jobs.install_pusher) of a process whose Huey instance is configured:
-    a job due now goes to the queue, one due later to Huey's schedule."""
+    """The pusher (appliance.services.jobs.durable.install_pusher) of a process whose Huey instance is
+    configured: a job due now goes to the queue, one due later to Huey's schedule."""
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
     for job_id, run_at in items:
         if run_at is not None and run_at > soon:

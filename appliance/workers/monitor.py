@@ -3,7 +3,7 @@ thread running one asyncio loop.
 
 Why this shape (1,000 apps at a 5 s interval from one process, probes starting within a second of their
 time, under half a core: tests/bench/bench_monitoring.py): a heap keyed on each app's next due time, so the
-loop wakes only when something is due; shared keep-alive clients (appliance.services.http_clients: one per
+loop wakes only when something is due; shared keep-alive clients (appliance.services.outbound.clients: one per
 https name, no redirects) and a semaphore of ``monitoring.concurrency`` probes in flight; each app's first
 probe placed at a fixed offset within its interval (from its id), so a thousand apps do not all fire in the
 same instant. Results are counted by the state machine in the loop (pure, no I/O) and written about once a
@@ -35,9 +35,12 @@ from appliance.config import Settings
 from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.models import AppKind, AppStatus
-from appliance.services import app_status, monitoring, outbound, probes
-from appliance.services.app_checks import CheckRow
-from appliance.services.app_status import Tracker, Transition
+from appliance.services.monitoring import monitor as monitoring
+from appliance.services.monitoring import probes
+from appliance.services.monitoring import status as app_status
+from appliance.services.monitoring.checks import CheckRow
+from appliance.services.monitoring.status import Tracker, Transition
+from appliance.services.outbound import guard as outbound
 from appliance.workers import monitor_metrics
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,10 @@ from typing import Any
 from huey import crontab
 
 from appliance.db.session import Database
-from appliance.services import heartbeats, idempotency, jobs, tenants
+from appliance.services.common import idempotency
+from appliance.services.jobs import durable as jobs
+from appliance.services.jobs import heartbeats
+from appliance.services.tenancy import tenants
 from appliance.workers import runtime
 from appliance.workers.jobs import JobContext, plain_handler
 from appliance.workers.queue import periodic_task, task

@@ -1,4 +1,5 @@
-"""The webhook delivery job's body: parse the payload, send one attempt (appliance.services.webhook_delivery).
+"""The webhook delivery job's body: parse the payload, send one attempt
+(appliance.services.webhooks.delivery).
 
 It runs on the worker process's event loop (an async handler), where the HTTP clients and the limit of
 ``webhooks.concurrency`` deliveries in flight live, one set per loop."""
@@ -11,7 +12,10 @@ from typing import Any
 
 from appliance.config import Settings
 from appliance.db.session import Database
-from appliance.services import events, http_clients, webhook_batches, webhook_delivery
+from appliance.services.outbound import clients as http_clients
+from appliance.services.webhooks import batches as webhook_batches
+from appliance.services.webhooks import delivery as webhook_delivery
+from appliance.services.webhooks import events
 from appliance.workers.jobs import JobContext, async_handler
 
 #: The runner's own cap per process; the configured ``webhooks.concurrency`` (at most this) applies below.
@@ -25,7 +29,7 @@ class _LoopState:
 
     def __init__(self, settings: Settings, database: Database):
         # About four requests in flight per lane, so that each lane holds a few connections
-        # (appliance.services.http_clients).
+        # (appliance.services.outbound.clients).
         self.clients = http_clients.Clients(lanes=max(1, settings.webhooks.concurrency // 4))
         self.slots = asyncio.Semaphore(settings.webhooks.concurrency)
         self.config = webhook_delivery.DeliveryConfig.of(settings)
@@ -51,12 +55,11 @@ async def deliver(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     state = _state(ctx)
     attempt = webhook_delivery.JobAttempt(ctx.job_id, ctx.attempt, ctx.max_attempts)
     return await webhook_delivery.deliver(
-        ctx.database,
+        state.store,
         ctx.tenant_id,
         uuid.UUID(payload["delivery_id"]),
         attempt=attempt,
         config=state.config,
         clients=state.clients,
-        store=state.store,
         sending=state.slots,
     )

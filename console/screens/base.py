@@ -4,7 +4,7 @@ gating through the app, and a hook called after each poll."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -14,10 +14,8 @@ from textual.widgets import Footer
 from appliance.client.errors import ApiError, Unauthorized
 from appliance.client.supervisor import SupervisorError, SupervisorUnavailable
 from console import commands
+from console.host import ConsoleHost, host
 from console.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from console.app import ConsoleApp
 
 T = TypeVar("T")
 
@@ -35,8 +33,8 @@ class ConsoleScreen(Screen[None]):
         super().__init_subclass__(**kwargs)
 
     @property
-    def console(self) -> ConsoleApp:
-        return cast("ConsoleApp", self.app)
+    def console(self) -> ConsoleHost:
+        return host(self.app)
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.TITLE)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,9 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from console import commands
-
-if TYPE_CHECKING:
-    from console.app import ConsoleApp
+from console.host import host
 
 
 def _key(command: commands.Command) -> str:
@@ -29,7 +25,7 @@ class KeysScreen(ModalScreen[None]):
         self.rows: list[tuple[str, str, str, str]] = []  # view, key, action, what it does
 
     def compose(self) -> ComposeResult:
-        app = cast("ConsoleApp", self.app)
+        app = host(self.app)
         table = Table(box=None, expand=True, show_header=True, header_style="bold")
         table.add_column("View", no_wrap=True)
         table.add_column("Key", no_wrap=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,9 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from appliance.client.errors import ApiError, ApiUnavailable, Unauthorized
-
-if TYPE_CHECKING:
-    from console.app import ConsoleApp
+from console.host import ConsoleHost, host
 
 
 class LoginScreen(ModalScreen[bool]):
@@ -27,8 +23,8 @@ class LoginScreen(ModalScreen[bool]):
         self.reason, self.email = reason, email
 
     @property
-    def console(self) -> ConsoleApp:
-        return cast("ConsoleApp", self.app)
+    def console(self) -> ConsoleHost:
+        return host(self.app)
 
     def compose(self) -> ComposeResult:
         target = self.console.connection.target

@@ -6,8 +6,6 @@ says so."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,9 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from appliance.client.errors import ApiError
-
-if TYPE_CHECKING:
-    from console.app import ConsoleApp
+from console.host import host
 
 
 class PasswordScreen(ModalScreen[bool]):
@@ -63,7 +59,7 @@ class PasswordScreen(ModalScreen[bool]):
 
     def sign_out(self) -> None:
         self.dismiss(False)
-        cast("ConsoleApp", self.app).action_sign_out()
+        host(self.app).action_sign_out()
 
     @work(exclusive=True, group="password")
     async def change(self) -> None:
@@ -74,7 +70,7 @@ class PasswordScreen(ModalScreen[bool]):
             return
         error.update("Changing…")
         try:
-            await cast("ConsoleApp", self.app).connection.api.change_password(self.current, new)
+            await host(self.app).connection.api.change_password(self.current, new)
         except ApiError as exc:
             error.update(exc.message)  # names the rule it breaks (too short, too common...)
             return

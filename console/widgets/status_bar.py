@@ -4,15 +4,12 @@ for the API and the supervisor, so the screen says "API down, supervisor up" ins
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.widgets import Static
 
+from console.host import host
 from console.state import Link
-
-if TYPE_CHECKING:
-    from console.app import ConsoleApp
 
 ACCENT_COLOURS = {
     "green": "#2e7d32",
@@ -49,12 +46,12 @@ class StatusBar(Static):
         self.view = view
 
     def on_mount(self) -> None:
-        accent = cast("ConsoleApp", self.app).connection.target.accent
+        accent = host(self.app).connection.target.accent
         self.styles.background = ACCENT_COLOURS.get(accent, ACCENT_COLOURS["green"])
         self.show()
 
     def show(self) -> None:
-        app = cast("ConsoleApp", self.app)
+        app = host(self.app)
         now = time.time()
         line = Text()
         line.append(app.connection.target.name, style="bold")

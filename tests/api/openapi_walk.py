@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from appliance.db import tenancy
 from appliance.db.base import utcnow
 from appliance.models import AppIncident
-from appliance.services import app_checks
-from appliance.services.app_checks import CheckRow
+from appliance.services.monitoring import checks as app_checks
+from appliance.services.monitoring.checks import CheckRow
 from tests.api.test_isolation import _create
 from tests.api.test_routes import _effective, _route_requirements
 from tests.identity import Identity, TenantHandle

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from appliance.db import tenancy
 from appliance.models import ApiKey, AuditLog, Membership, User
-from appliance.services import tokens
+from appliance.services.identity import tokens
 from tests.identity import Identity, TenantHandle
 
 KEYS = "/api/v1/api-keys"

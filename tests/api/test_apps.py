@@ -14,8 +14,8 @@ from sqlalchemy import select
 from appliance.db import tenancy
 from appliance.db.base import utcnow
 from appliance.models import AppIncident, AuditLog
-from appliance.services import app_checks
-from appliance.services.app_checks import CheckRow
+from appliance.services.monitoring import checks as app_checks
+from appliance.services.monitoring.checks import CheckRow
 from tests.api.test_projects import invite
 from tests.identity import Identity, Member, TenantHandle, identity_api
 

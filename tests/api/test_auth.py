@@ -12,7 +12,7 @@ from sqlalchemy import select
 from appliance.db import tenancy
 from appliance.keys import signing_key
 from appliance.models import AuditLog
-from appliance.services import tokens
+from appliance.services.identity import tokens
 from tests.identity import Identity, bearer
 
 

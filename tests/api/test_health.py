@@ -9,7 +9,7 @@ import httpx
 from appliance import __version__
 from appliance.api.app import create_app
 from appliance.db.session import Database
-from appliance.services import heartbeats
+from appliance.services.jobs import heartbeats
 from tests.servers import PostgresServer, RedisServer
 from tests.support import LiveServer, make_settings, wait_for
 

@@ -175,7 +175,7 @@ def test_shipped_prometheus_files_exist(name: str) -> None:
 
 def test_jobs_by_state_and_job_durations_by_kind(tmp_path: Path) -> None:
     from appliance.db.session import Database
-    from appliance.services import jobs
+    from appliance.services.jobs import durable as jobs
     from appliance.workers.jobs import Runner
     from appliance.workers.tasks import NOOP
 

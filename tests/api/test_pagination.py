@@ -1,7 +1,8 @@
-"""Every cursor a client sends back is decoded and checked by one function (appliance.services.pagination):
-every list of the OpenAPI document (each GET with a ``cursor`` parameter) answers a cursor it did not issue
-with 422 ``INVALID_CURSOR`` naming the parameter, never 500 (a forged cursor once reached the database with
-keys of the wrong type, count or time zone). Runs on SQLite and on PostgreSQL as the app role."""
+"""Every cursor a client sends back is decoded and checked by one function
+(appliance.services.common.pagination): every list of the OpenAPI document (each GET with a ``cursor``
+parameter) answers a cursor it did not issue with 422 ``INVALID_CURSOR`` naming the parameter, never 500 (a
+forged cursor once reached the database with keys of the wrong type, count or time zone). Runs on SQLite and
+on PostgreSQL as the app role."""
 
 from __future__ import annotations
 

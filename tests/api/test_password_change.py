@@ -15,7 +15,7 @@ from sqlalchemy import update
 from appliance.api.errors import STATUS
 from appliance.errors import PasswordChangeRequired
 from appliance.models import User
-from appliance.services import operators
+from appliance.services.tenancy import operators
 from tests.identity import STRONG_PASSWORD, Identity, Member, TenantHandle, bearer
 
 #: What an account that must change its password may still call.

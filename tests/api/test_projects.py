@@ -19,7 +19,7 @@ from appliance.db import tenancy
 from appliance.models import AuditLog, Project
 from tests.identity import Identity, Member, TenantHandle
 
-TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")  # appliance.api.schemas.times
 PROJECTS = "/api/v1/projects"
 
 

@@ -17,7 +17,10 @@ from sqlalchemy import select
 
 from appliance.db import tenancy
 from appliance.models import Job, WebhookDelivery
-from appliance.services import events, http_clients, webhook_delivery
+from appliance.services.outbound import clients as http_clients
+from appliance.services.webhooks import delivery as webhook_delivery
+from appliance.services.webhooks import events
+from appliance.services.webhooks import store as webhook_store
 from tests.conftest import PgDatabase
 from tests.identity import Identity, TenantHandle, identity_api
 from tests.receivers import Receiver, Reply, verifying
@@ -86,7 +89,7 @@ def send(hooks: Identity, tenant: TenantHandle, delivery_id: str, number: int = 
         clients = http_clients.Clients()
         try:
             return await webhook_delivery.deliver(
-                hooks.database,
+                webhook_store.SessionStore(hooks.database),
                 tenant.id,
                 uuid.UUID(delivery_id),
                 attempt=webhook_delivery.JobAttempt(job_id, number, 8),

@@ -270,9 +270,9 @@ async def live():
     return {"status": "ok"}
 """
 
-# The server options of appliance/serve.py's uvicorn.Config, as uvicorn CLI flags (loop and http stay "auto":
-# uvloop and httptools when installed, as for the appliance). log_config=None there only means uvicorn leaves
-# logging alone; with its access log off nothing is logged per request either way.
+# The server options of appliance/cli/processes/serve.py's uvicorn.Config, as uvicorn CLI flags (loop and http
+# stay "auto": uvloop and httptools when installed, as for the appliance). log_config=None there only means
+# uvicorn leaves logging alone; with its access log off nothing is logged per request either way.
 BARE_UVICORN_FLAGS = [
     "--no-access-log",
     "--no-proxy-headers",
@@ -331,7 +331,7 @@ def start_bare(work: Path, processes: int) -> Server:
 
 # The bare app on N processes sharing one inherited socket, like the appliance (--fd-control). "uvicorn --fd"
 # is what `appliance api --fd` does today; "socket(fileno=fd)" hands uvicorn a socket object of the fd's real
-# family (Server.run(sockets=...)), the change proposed for appliance/serve.py.
+# family (Server.run(sockets=...)), the change proposed for appliance/cli/processes/serve.py.
 BARE_FD_RUNNER = """
 import socket, sys
 import uvicorn

@@ -115,7 +115,7 @@ class Burst:
 
 
 def prepare(work: Path, pg: PostgresServer, redis: RedisServer, args: argparse.Namespace) -> dict[str, str]:
-    from appliance.services import passwords
+    from appliance.services.identity import passwords
 
     pg.create_database(DATABASE)
     pg.create_role(APP_ROLE, APP_PASSWORD)

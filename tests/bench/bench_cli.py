@@ -35,7 +35,7 @@ class Spawn(subprocess.Popen):
     def __init__(self, *args, **kwargs):
         raise SystemExit(9)
 subprocess.Popen = Spawn
-from appliance.cli import app
+from appliance.cli.main import app
 app(["up"])
 """
 

@@ -30,7 +30,7 @@ from sqlalchemy import String, cast, delete, func, select
 
 from appliance.db.session import Database
 from appliance.models import Job
-from appliance.services import jobs
+from appliance.services.jobs import durable as jobs
 from appliance.workers import jobs as job_runner
 from appliance.workers import queue
 from appliance.workers.tasks import NOOP

@@ -164,7 +164,7 @@ SELECT gen_random_uuid(), t.id, u.id, 'owner', now() FROM u, tenants t WHERE t.s
 
 def seed(pg: PostgresServer, tenants: int, per_tenant: int, owner_projects: int) -> tuple[int, float]:
     """Tenants, organizations, projects and the owner, as the superuser; returns (projects, seconds)."""
-    from appliance.services.passwords import hash_password
+    from appliance.services.identity.passwords import hash_password
 
     began = time.perf_counter()
     with pg.connect(DATABASE, autocommit=False) as conn, conn.cursor() as cur:

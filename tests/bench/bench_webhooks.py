@@ -13,7 +13,7 @@ Run: .venv/bin/python tests/bench/bench_webhooks.py [--messages 2000] [--concurr
    - direct: --messages signed POSTs from one httpx.AsyncClient, --concurrency at once (this script with
      --direct, in a child process); the goal's baseline;
    - direct in lanes: the same from --concurrency/4 clients taken in turn, as the worker sends
-     (appliance.services.http_clients): what the worker costs over a client tuned as it is;
+     (appliance.services.outbound.clients): what the worker costs over a client tuned as it is;
    - worker: --messages events published (100 per transaction: a message, a delivery and a durable job
      each, pushed to Redis after the commit) while no worker runs; then one `appliance worker` process
      (webhooks.concurrency = --concurrency) drains them.
@@ -53,8 +53,12 @@ import psutil  # noqa: E402
 from appliance.db import tenancy  # noqa: E402
 from appliance.db.session import Database  # noqa: E402
 from appliance.models import Tenant  # noqa: E402
-from appliance.services import events, jobs, outbound, webhook_endpoints, webhook_signing  # noqa: E402
-from appliance.services.actors import Actor  # noqa: E402
+from appliance.services.identity.actors import Actor  # noqa: E402
+from appliance.services.jobs import durable as jobs  # noqa: E402
+from appliance.services.outbound import guard as outbound  # noqa: E402
+from appliance.services.webhooks import endpoints as webhook_endpoints  # noqa: E402
+from appliance.services.webhooks import events  # noqa: E402
+from appliance.services.webhooks import signing as webhook_signing  # noqa: E402
 from appliance.workers import jobs as job_runner  # noqa: E402
 from appliance.workers import queue  # noqa: E402
 from tests.receivers import Receiver  # noqa: E402

@@ -29,9 +29,13 @@ from appliance.db.tenancy import (
 from appliance.db.tenant_counts import COUNTED_TABLES
 from appliance.errors import NotFound
 from appliance.models import Project
-from appliance.services import idempotency, job_queries, job_reaper, jobs, sessions, tokens
-from appliance.services.actors import RequestInfo
-from appliance.services.job_claims import Claims
+from appliance.services.common import idempotency
+from appliance.services.identity import sessions, tokens
+from appliance.services.identity.actors import RequestInfo
+from appliance.services.jobs import durable as jobs
+from appliance.services.jobs import queries as job_queries
+from appliance.services.jobs import reaper as job_reaper
+from appliance.services.jobs.claims import Claims
 from tests.conftest import PgDatabase
 from tests.db.seed import Seeded, seed
 from tests.support import make_settings, wait_for

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from appliance.config import Settings
 from appliance.db.session import Database
 from appliance.models import Job, JobState
-from appliance.services import jobs
+from appliance.services.jobs import durable as jobs
 from appliance.workers import jobs as job_runner
 from appliance.workers import queue
 from appliance.workers.tasks import NOOP

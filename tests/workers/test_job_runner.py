@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from appliance.db.session import Database
 from appliance.models import Job, JobState, WorkerHeartbeat
-from appliance.services import jobs
+from appliance.services.jobs import durable as jobs
 from appliance.workers.jobs import JobContext, Runner, async_handler, handler
 from tests.support import make_settings, wait_for
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from appliance.config import Settings
 from appliance.db.session import Database
 from appliance.models import Job, JobState, WorkerHeartbeat
-from appliance.services import jobs
+from appliance.services.jobs import durable as jobs
 from appliance.workers import jobs as job_runner
 from appliance.workers import queue, runtime, tasks
 from tests.support import make_settings

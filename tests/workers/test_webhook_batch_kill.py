@@ -17,9 +17,12 @@ from appliance.config import Settings
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.models import Tenant, WebhookAttempt, WebhookDelivery
-from appliance.services import events, jobs, outbound, webhook_endpoints
-from appliance.services.actors import Actor
-from appliance.services.webhook_batches import APPLICATION_NAME
+from appliance.services.identity.actors import Actor
+from appliance.services.jobs import durable as jobs
+from appliance.services.outbound import guard as outbound
+from appliance.services.webhooks import endpoints as webhook_endpoints
+from appliance.services.webhooks import events
+from appliance.services.webhooks.batches import APPLICATION_NAME
 from appliance.workers import jobs as job_runner
 from appliance.workers import queue
 from tests.conftest import PgDatabase

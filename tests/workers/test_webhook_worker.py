@@ -19,8 +19,11 @@ from appliance.config import Settings
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.models import Tenant, WebhookDelivery
-from appliance.services import events, jobs, outbound, webhook_endpoints
-from appliance.services.actors import Actor
+from appliance.services.identity.actors import Actor
+from appliance.services.jobs import durable as jobs
+from appliance.services.outbound import guard as outbound
+from appliance.services.webhooks import endpoints as webhook_endpoints
+from appliance.services.webhooks import events
 from appliance.workers import jobs as job_runner
 from appliance.workers import queue
 from tests.conftest import PgDatabase

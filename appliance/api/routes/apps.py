@@ -14,8 +14,10 @@ from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.apps import AppIn, AppOut, AppPatch, CheckOut, IncidentOut, UptimeOut
 from appliance.api.schemas.errors import error_responses
 from appliance.db.base import utcnow
-from appliance.services import app_checks, app_status, apps
-from appliance.services.actors import Actor
+from appliance.services.identity.actors import Actor
+from appliance.services.monitoring import apps
+from appliance.services.monitoring import checks as app_checks
+from appliance.services.monitoring import status as app_status
 
 router = routing.router(prefix="/apps", tags=["apps"], responses=error_responses(401, 403, 422, 429))
 

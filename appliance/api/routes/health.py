@@ -26,7 +26,8 @@ from appliance.db import migrate
 from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.errors import Unavailable
-from appliance.services import heartbeats, job_queries
+from appliance.services.jobs import heartbeats
+from appliance.services.jobs import queries as job_queries
 from appliance.workers import queue
 
 router = routing.router(tags=["health"], responses=error_responses(500))

@@ -11,7 +11,7 @@ from fastapi import Path, Response
 from appliance.api import routing
 from appliance.api.auth import PlatformSession, Public
 from appliance.api.schemas.errors import error_responses
-from appliance.services import apps
+from appliance.services.monitoring import apps
 
 router = routing.router(prefix="/heartbeats", tags=["apps"], responses=error_responses(404, 429))
 

@@ -1,5 +1,5 @@
 """/api/v1/invitations: the invitee's side of invitations, listed and answered signed in, or accepted with
-the token the tenant's admins handed over (see appliance.services.invitations)."""
+the token the tenant's admins handed over (see appliance.services.tenancy.invitations)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from appliance.api.deps import ContextDep, SessionDep
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.invitations import AcceptIn, InvitationOut, JoinedOut
-from appliance.services import invitations
+from appliance.services.tenancy import invitations
 
 router = routing.router(prefix="/invitations", tags=["invitations"], responses=error_responses(401, 422, 429))
 

@@ -12,9 +12,11 @@ from appliance.api.auth import PlatformSession, TenantSession, require, require_
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.jobs import JobOut
-from appliance.services import job_queries, jobs, platform_permissions
-from appliance.services.actors import Actor
-from appliance.services.organizations import tenant_of
+from appliance.services.identity.actors import Actor
+from appliance.services.jobs import durable as jobs
+from appliance.services.jobs import queries as job_queries
+from appliance.services.tenancy import platform_permissions
+from appliance.services.tenancy.organizations import tenant_of
 
 router = routing.router(prefix="/jobs", tags=["jobs"], responses=error_responses(401, 403, 422, 429))
 platform = routing.router(

@@ -15,9 +15,9 @@ from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.operators import OperatorIn, OperatorOut, OperatorWithPassword
-from appliance.services import operators, platform_permissions
-from appliance.services.actors import Actor
-from appliance.services.operators import Operator
+from appliance.services.identity.actors import Actor
+from appliance.services.tenancy import operators, platform_permissions
+from appliance.services.tenancy.operators import Operator
 
 router = routing.router(
     prefix="/operators", tags=["operators"], responses=error_responses(401, 403, 422, 429)

@@ -17,8 +17,8 @@ from appliance.api.schemas.organizations import (
     OrganizationOut,
     OrganizationPatch,
 )
-from appliance.services import organizations
-from appliance.services.actors import Actor
+from appliance.services.identity.actors import Actor
+from appliance.services.tenancy import organizations
 
 router = routing.router(
     prefix="/organizations", tags=["organizations"], responses=error_responses(401, 403, 422, 429)

@@ -24,9 +24,9 @@ from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.projects import ProjectIn, ProjectOut, ProjectPatch, render_page
 from appliance.db import tenancy
 from appliance.db.session import Database
-from appliance.services import projects
-from appliance.services.actors import Actor
-from appliance.services.organizations import tenant_of
+from appliance.services.identity.actors import Actor
+from appliance.services.tenancy import projects
+from appliance.services.tenancy.organizations import tenant_of
 
 router = routing.router(prefix="/projects", tags=["projects"], responses=error_responses(401, 403, 422, 429))
 

@@ -16,8 +16,9 @@ from appliance.api.schemas.api_keys import ApiKeyOut
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.members import MemberOut
 from appliance.api.schemas.organizations import OrganizationOut
-from appliance.services import platform_permissions, tenant_contents
-from appliance.services.actors import Actor
+from appliance.services.identity.actors import Actor
+from appliance.services.tenancy import contents as tenant_contents
+from appliance.services.tenancy import platform_permissions
 
 router = routing.router(
     prefix="/tenants/{tenant_id}", tags=["tenants"], responses=error_responses(401, 403, 404, 422, 429)

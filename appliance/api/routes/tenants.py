@@ -21,8 +21,8 @@ from appliance.api.schemas.tenants import (
     TenantPatch,
 )
 from appliance.models import Tenant
-from appliance.services import platform_permissions, tenants
-from appliance.services.actors import Actor
+from appliance.services.identity.actors import Actor
+from appliance.services.tenancy import platform_permissions, tenants
 
 router = routing.router(prefix="/tenants", tags=["tenants"], responses=error_responses(401, 403, 422, 429))
 

@@ -21,8 +21,10 @@ from appliance.api.schemas.webhooks import (
     ReplayMessageIn,
     ReplayOut,
 )
-from appliance.services import events, webhook_log, webhook_replay
-from appliance.services.actors import Actor
+from appliance.services.identity.actors import Actor
+from appliance.services.webhooks import events
+from appliance.services.webhooks import log as webhook_log
+from appliance.services.webhooks import replay as webhook_replay
 
 router = routing.router(prefix="/webhooks", tags=["webhooks"], responses=error_responses(401, 403, 422, 429))
 

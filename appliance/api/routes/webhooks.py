@@ -22,8 +22,11 @@ from appliance.api.schemas.webhooks import (
     ReplaySinceIn,
     SecretOut,
 )
-from appliance.services import outbound, webhook_endpoints, webhook_log, webhook_replay
-from appliance.services.actors import Actor
+from appliance.services.identity.actors import Actor
+from appliance.services.outbound import guard as outbound
+from appliance.services.webhooks import endpoints as webhook_endpoints
+from appliance.services.webhooks import log as webhook_log
+from appliance.services.webhooks import replay as webhook_replay
 
 router = routing.router(
     prefix="/webhooks/endpoints", tags=["webhooks"], responses=error_responses(401, 403, 422, 429)

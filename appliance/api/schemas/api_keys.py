@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from appliance.api.schemas.times import Timestamp
 from appliance.models import ApiKey
 
 
@@ -32,14 +32,14 @@ class ApiKeyOut(BaseModel):
     """What the key may do now: its scopes as far as its creator still holds them in this tenant (a
     demotion narrows the key at once); empty once it is revoked or expired, and while its creator must
     change their password."""
-    created_at: dt.datetime
+    created_at: Timestamp
     created_by: uuid.UUID | None
     """The member the key acts for, whose current permissions bound it: who created it, or, for a key
     created with another key, that key's creator. None: the account is gone (the key is refused)."""
-    expires_at: dt.datetime | None
-    last_used_at: dt.datetime | None
+    expires_at: Timestamp | None
+    last_used_at: Timestamp | None
     """Approximate (written at most once a minute)."""
-    revoked_at: dt.datetime | None
+    revoked_at: Timestamp | None
 
     @classmethod
     def of(cls, key: ApiKey, effective_scopes: list[str]) -> ApiKeyOut:

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.api.schemas.projects import Timestamp
+from appliance.api.schemas.times import Timestamp
 from appliance.models import App, AppCheck, AppIncident
-from appliance.services.app_checks import Uptime
+from appliance.services.monitoring.checks import Uptime
 
 Kind = Literal["http", "heartbeat"]
 HEARTBEATS_PATH = "/api/v1/heartbeats"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from appliance.api.schemas.times import Timestamp
 
 
 class Body(BaseModel):
@@ -48,7 +49,7 @@ class TokenOut(BaseModel):
     """Seconds the access token is valid."""
     refresh_token: str
     """Exchange it at /auth/refresh for a new pair; each one works once."""
-    refresh_expires_at: dt.datetime
+    refresh_expires_at: Timestamp
     session_id: uuid.UUID
     tenant: TenantRef | None
     """None for a platform operator's session."""
@@ -67,8 +68,8 @@ class UserOut(BaseModel):
     """A read-only operator: the read platform permissions only (see ``permissions``)."""
     must_change_password: bool
     mfa_enabled: bool
-    created_at: dt.datetime
-    last_login_at: dt.datetime | None
+    created_at: Timestamp
+    last_login_at: Timestamp | None
 
 
 class MeOut(BaseModel):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.api.schemas.auth import TenantRef
+from appliance.api.schemas.times import Timestamp
 from appliance.models import Invitation, Tenant
-from appliance.services.invitations import Joined
+from appliance.services.tenancy.invitations import Joined
 
 
 def _tenant(tenant: Tenant) -> TenantRef:
@@ -23,8 +23,8 @@ class InvitationOut(BaseModel):
     tenant: TenantRef
     role: str
     """The role the membership gets on acceptance."""
-    created_at: dt.datetime
-    expires_at: dt.datetime
+    created_at: Timestamp
+    expires_at: Timestamp
 
     @classmethod
     def of(cls, invitation: Invitation, tenant: Tenant) -> InvitationOut:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from appliance.api.schemas.projects import Timestamp
+from appliance.api.schemas.times import Timestamp
 from appliance.models.job import Job
 
 

@@ -7,8 +7,9 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.api.schemas.times import Timestamp
 from appliance.models import Invitation, Membership, User
-from appliance.services.members import Entry, Status, status_of
+from appliance.services.tenancy.members import Entry, Status, status_of
 
 
 class MemberIn(BaseModel):
@@ -40,10 +41,10 @@ class MemberOut(BaseModel):
     """None while invited."""
     role: str
     """The member's role, or the role the invitation offers."""
-    created_at: dt.datetime
+    created_at: Timestamp
     """When the user joined the tenant, or when they were invited."""
-    last_login_at: dt.datetime | None
-    expires_at: dt.datetime | None
+    last_login_at: Timestamp | None
+    expires_at: Timestamp | None
     """Until when an invitation may be accepted; None for a member."""
 
     @classmethod

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.services.operators import Operator
+from appliance.api.schemas.times import Timestamp
+from appliance.services.tenancy.operators import Operator
 
 
 class OperatorIn(BaseModel):
@@ -34,8 +34,8 @@ class OperatorOut(BaseModel):
     """A disabled operator signs in nowhere until enabled again."""
     must_change_password: bool
     """The operator still has a one-time password, to be changed at the next sign-in."""
-    last_login_at: dt.datetime | None
-    created_at: dt.datetime
+    last_login_at: Timestamp | None
+    created_at: Timestamp
 
     @classmethod
     def of(cls, operator: Operator) -> OperatorOut:

@@ -6,9 +6,9 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.api.schemas.projects import Timestamp
+from appliance.api.schemas.times import Timestamp
 from appliance.models import Organization
-from appliance.services.organizations import OrganizationView
+from appliance.services.tenancy.organizations import OrganizationView
 
 
 class OrganizationIn(BaseModel):

@@ -1,35 +1,19 @@
-"""Request and response bodies of /api/v1/projects, and the one rule for rendering times in them.
+"""Request and response bodies of /api/v1/projects.
 
-The list route skips pydantic and serializes plain rows with orjson (:func:`render_page`); :data:`Timestamp`
-and :data:`ORJSON_OPTIONS` render a time the same way (``2026-11-22T01:27:39Z``), so that a project reads
-the same in a list and on its own (tests/api/test_projects.py compares them)."""
+The list route skips pydantic and serializes plain rows with orjson (:func:`render_page`), rendering their
+times with appliance.api.schemas.times.rfc3339 as :data:`Timestamp` does, so that a project reads the same
+in a list and on its own (tests/api/test_projects.py compares them)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.api.schemas.times import Timestamp, rfc3339
 from appliance.models import Project
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """``2026-11-22T01:27:39Z``: UTC, whole seconds (API.md)."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-#: A time in a response body, rendered as :func:`rfc3339` does.
-Timestamp = Annotated[
-    dt.datetime,
-    PlainSerializer(rfc3339, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-22T01:27:39Z"]}),
-]
-
-#: orjson's rendering of the same times: UTC as 'Z', no fraction of a second (naive ones taken as UTC).
-ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS | orjson.OPT_NAIVE_UTC
 
 
 class ProjectIn(BaseModel):
@@ -75,5 +59,11 @@ class ProjectOut(BaseModel):
 
 
 def render_page(items: list[dict[str, Any]], next_cursor: str | None) -> bytes:
-    """A ``Page[ProjectOut]`` body from plain rows (the fields of ProjectOut), serialized once."""
-    return orjson.dumps({"items": items, "next_cursor": next_cursor}, option=ORJSON_OPTIONS)
+    """A ``Page[ProjectOut]`` body from plain rows (the fields of ProjectOut), serialized once.
+
+    orjson has no fixed-width fraction (it drops a zero one), so the two times are rendered here."""
+    rows = [
+        {**row, "created_at": rfc3339(row["created_at"]), "updated_at": rfc3339(row["updated_at"])}
+        for row in items
+    ]
+    return orjson.dumps({"items": rows, "next_cursor": next_cursor})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.services.roles import RoleView
+from appliance.api.schemas.times import Timestamp
+from appliance.services.tenancy.roles import RoleView
 
 
 class RoleIn(BaseModel):
@@ -40,8 +40,8 @@ class RoleOut(BaseModel):
     own_permissions: list[str]
     """The permissions given to the role itself (a built-in role's are all its own)."""
     inherits: str | None
-    created_at: dt.datetime | None
-    updated_at: dt.datetime | None
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
 
     @classmethod
     def of(cls, view: RoleView) -> RoleOut:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.api.schemas.times import Timestamp
 from appliance.models import Tenant
-from appliance.services.tenants import Counts
+from appliance.services.tenancy.tenants import Counts
 
 
 class TenantIn(BaseModel):
@@ -37,10 +37,10 @@ class TenantOut(BaseModel):
     name: str
     plan: str
     status: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    deleted_at: dt.datetime | None
-    purge_after: dt.datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    deleted_at: Timestamp | None
+    purge_after: Timestamp | None
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantOut:

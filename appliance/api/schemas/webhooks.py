@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.api.schemas.projects import Timestamp
+from appliance.api.schemas.times import Timestamp
 from appliance.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from appliance.services import webhook_signing
-from appliance.services.webhook_log import MessageView
+from appliance.services.webhooks import signing as webhook_signing
+from appliance.services.webhooks.log import MessageView
 
 # Longer than any URL the appliance accepts, so that a long one reaches the service's check and is refused
 # there with the reason (422 INVALID_URL), not as a bare length error.

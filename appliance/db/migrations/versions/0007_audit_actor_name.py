@@ -6,7 +6,7 @@ Create Date: 2026-12-20 10:00:00.000000
 
 Audit records name who acted where no user or key id says it: ``cli:<OS user>@<host>`` for the command line.
 Records written before it keep their hashes: the field is hashed only when set
-(appliance.services.audit_format.compute_hash).
+(appliance.services.audit.format.compute_hash).
 """
 
 from collections.abc import Sequence

@@ -5,7 +5,7 @@ Revises: 0011
 Create Date: 2026-12-21 12:00:00.000000
 
 Hand-written, data only. A key acts for its creator and never does more than that member can do now
-(appliance.services.api_keys); a key made with another key acts for the member behind that key. Keys made
+(appliance.services.identity.api_keys); a key made with another key acts for the member behind that key. Keys made
 that way before this version have ``created_by`` NULL, which now means "no member answers for it" (the key
 is revoked at its next use). This fills each one in from the audit trail: its ``api_key.create`` record
 names the key that made it, whose creator (followed back through a chain of keys) becomes its own. A key

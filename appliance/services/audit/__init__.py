@@ -1,0 +1,8 @@
+"""Audit: the tenants' and the platform's tamper-evident logs (hash chains).
+
+Owns appending records (log), how a record is written down and hashed (format: changing it changes every
+hash), and naming who acted in words a reader knows (actors).
+
+Offers to the other domains: log (record, verify, query), format.rfc, actors.
+May call: identity.actors, webhooks.events (audit actions that become webhook events), common.
+"""

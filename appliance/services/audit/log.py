@@ -1,0 +1,439 @@
+"""The audit log: append records to a tenant's (or the platform's) hash chain, verify chains, query them.
+
+Each record's ``hash`` is the SHA-256 of a canonical JSON document of its stored fields and ``prev_hash``,
+the hash of the record before it in the same chain, so that an edit, a deletion or a reordering by someone
+who can write the table directly (the owner, a superuser, the SQLite file) shows in :func:`verify`. A chain
+cannot reveal on its own that its newest records were removed, or that every hash after an edit was
+recomputed: for that, keep the heads (:attr:`ChainReport.head_hash`) somewhere the database owner cannot
+write.
+
+Records are written in the caller's transaction (the session scope commits them with the change they
+describe, or rolls both back), but linked into their chain only as that transaction commits: `record` keeps
+the record on the session, and the session's commit takes the chain's lock, reads its head, and appends the
+records it holds (`_append_pending`). The lock is held from there to the end of the commit, a few
+milliseconds, never for the whole transaction, so a tenant's writes (or everyone's sign-ins, on the
+platform chain) do not queue behind the slowest transaction that holds a chain. A record whose action is an
+event (appliance.services.webhooks.events.AUDIT_EVENTS) is also published to the tenant's webhook endpoints in
+that transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeVarTuple
+
+from sqlalchemy import ColumnElement, Select, event, insert, select, text, tuple_
+from sqlalchemy.orm import Session, SessionTransaction
+
+from appliance.db import tenancy
+from appliance.db.base import utcnow
+from appliance.db.session import Database
+from appliance.db.tenancy import TenantScopeError
+from appliance.errors import InvalidInput, NotFound
+from appliance.models import GENESIS_HASH, AuditLog, Tenant
+from appliance.services.audit.format import (
+    HASHED_FIELDS,
+    compute_hash,
+    redact,
+    to_json,
+    utc,
+)
+from appliance.services.identity.actors import Actor, RequestInfo
+from appliance.services.webhooks import events
+
+#: The largest page :func:`query` returns.
+MAX_PAGE = 500
+
+#: How the record failed verification: its fields no longer match its hash; its prev_hash is not the
+#: previous record's hash (that record was altered and re-hashed, or replaced); seq numbers are missing
+#: before it (records were removed); its seq does not follow the previous one (a forged record).
+ProblemKind = Literal["altered", "broken_link", "gap", "out_of_order"]
+
+_Row = TypeVarTuple("_Row")
+
+# Free text from the request is clipped to the columns, so that a long header cannot fail the change it
+# comes with.
+_IP_MAX, _USER_AGENT_MAX, _REQUEST_ID_MAX, _ACTOR_NAME_MAX = 45, 400, 64, 200
+_ACTION_MAX, _RESOURCE_TYPE_MAX, _RESOURCE_ID_MAX = 100, 50, 100
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One record that fails verification."""
+
+    seq: int
+    kind: ProblemKind
+    message: str
+    record_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of verifying one chain."""
+
+    tenant_id: uuid.UUID | None
+    records: int
+    problems: tuple[Problem, ...]
+    problems_omitted: int = 0
+    """Problems found past ``max_problems`` (counted, not kept)."""
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+    """The newest record's hash: kept elsewhere, it proves later that no record was removed from the end."""
+    slug: str | None = None
+    """The tenant's slug (set by :func:`verify_all`); None for the platform chain."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.problems_omitted
+
+    @property
+    def label(self) -> str:
+        """The chain's name for people: the tenant's slug (or id), or ``platform``."""
+        if self.tenant_id is None:
+            return "platform"
+        return self.slug or str(self.tenant_id)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain to verify: a tenant's (by id and slug), or the platform's (both None)."""
+
+    tenant_id: uuid.UUID | None
+    slug: str | None
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def record(
+    session: Session,
+    *,
+    action: str,
+    tenant_id: uuid.UUID | None,
+    actor: Actor | None = None,
+    resource_type: str | None = None,
+    resource_id: str | uuid.UUID | None = None,
+    summary: Mapping[str, Any] | None = None,
+    request: RequestInfo | None = None,
+    now: dt.datetime | None = None,
+) -> AuditLog:
+    """Add a record to the chain of ``tenant_id`` (None: the platform chain) with the session's transaction.
+
+    A tenant's record needs the session scoped to that tenant (or platform scope); a platform record may be
+    written from any session. ``summary`` is redacted (:func:`redact`) and made JSON (UUIDs and times as
+    strings); a value JSON cannot hold exactly is refused (TypeError, ValueError).
+
+    The record returned gets its place in the chain (``seq``, ``prev_hash``, ``hash``) and, unless ``now``
+    is given, its time when the transaction commits; until then it is not in the table."""
+    _check_scope(session, tenant_id, writing=True)
+    info = request or (actor.request if actor is not None else RequestInfo())
+    entry = AuditLog(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        actor_user_id=actor.user_id if actor is not None else None,
+        actor_api_key_id=actor.api_key_id if actor is not None else None,
+        actor_name=_clip(actor.name, _ACTOR_NAME_MAX) if actor is not None else None,
+        action=_bounded("action", action, _ACTION_MAX),
+        resource_type=_optional("resource_type", resource_type, _RESOURCE_TYPE_MAX),
+        resource_id=_optional("resource_id", resource_id, _RESOURCE_ID_MAX),
+        summary=to_json(redact(summary or {})),
+        ip=_clip(info.ip, _IP_MAX),
+        user_agent=_clip(info.user_agent, _USER_AGENT_MAX),
+        request_id=_clip(info.request_id, _REQUEST_ID_MAX),
+        created_at=utcnow() if now is None else utc(now, "now"),
+    )
+    session.info.setdefault(_PENDING, []).append(_Pending(entry, fixed_time=now is not None))
+    _hook_sessions()
+    # The one hook from changes to webhooks: a record whose action is an event (events.AUDIT_EVENTS) is
+    # published to its tenant's endpoints in this same transaction.
+    if entry.action in events.AUDIT_EVENTS:
+        events.from_audit(session, entry)
+    return entry
+
+
+_PENDING = "audit_pending"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    entry: AuditLog
+    fixed_time: bool
+    """The caller gave the record's time: keep it (else the time is read when the chain is ours)."""
+
+
+def _hook_sessions() -> None:
+    if not event.contains(Session, "before_commit", _append_pending):
+        event.listen(Session, "before_commit", _append_pending)
+        event.listen(Session, "after_soft_rollback", _forget_pending)
+
+
+def _append_pending(session: Session) -> None:
+    """Append the session's records to their chains, as its transaction commits: each chain's lock is taken
+    here (in one order, so two commits never wait on each other's chains) and held to the commit's end."""
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    session.flush()  # the rows the records name (a new tenant) go first
+    by_chain: dict[str, list[_Pending]] = {}
+    for item in pending:
+        by_chain.setdefault(str(item.entry.tenant_id or "platform"), []).append(item)
+    for chain in sorted(by_chain):
+        items = by_chain[chain]
+        tenant_id = items[0].entry.tenant_id
+        if tenant_id is None or tenancy.current_tenant(session) == tenant_id:
+            _append(session, tenant_id, items)
+        else:  # a record made inside another tenant's scope (tenancy.inside): append it in that scope
+            with tenancy.inside(session, tenant_id):
+                _append(session, tenant_id, items)
+
+
+def _append(session: Session, tenant_id: uuid.UUID | None, items: list[_Pending]) -> None:
+    """Append ``items`` to one chain, holding its lock to the end of the transaction."""
+    _lock_chain(session, tenant_id)
+    head = session.execute(
+        _in_chain(select(AuditLog.seq, AuditLog.hash), tenant_id).order_by(AuditLog.seq.desc()).limit(1)
+    ).one_or_none()
+    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    rows = []
+    for item in items:
+        entry = item.entry
+        seq += 1
+        entry.seq, entry.prev_hash = seq, prev_hash
+        if not item.fixed_time:
+            # Read the clock once the chain is ours, so that times follow seq within one host.
+            entry.created_at = utcnow()
+        values = {column: getattr(entry, column) for column in _COLUMNS if column != "hash"}
+        entry.hash = prev_hash = compute_hash(values)
+        rows.append(values | {"hash": entry.hash})
+    # A Core insert rather than session.add: the flush check refuses a platform row (tenant_id None)
+    # from a session scoped to a tenant, which is where sign-ins and operator actions are often
+    # recorded. record()'s _check_scope is this write's ORM guard; row-level security is still the floor.
+    session.execute(insert(AuditLog), rows)
+
+
+def _forget_pending(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None:  # the whole transaction, not a savepoint
+        session.info.pop(_PENDING, None)
+
+
+_COLUMNS: tuple[str, ...] = tuple(column.key for column in AuditLog.__table__.columns)
+
+
+def _lock_chain(session: Session, tenant_id: uuid.UUID | None) -> None:
+    """Hold the chain until the transaction ends, so that two writers never read the same head."""
+    connection = session.connection()
+    backend = connection.dialect.name
+    if backend == "postgresql":
+        key = f"audit:{tenant_id or 'platform'}"
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+    elif backend == "sqlite":
+        # One writer at a time. A writing scope (BEGIN IMMEDIATE) holds the lock already; a read scope's
+        # deferred transaction takes it only at its first write, after two such could have read the same
+        # head. A write that changes nothing takes it now (waiting up to busy_timeout) until the end.
+        session.execute(text("UPDATE audit_logs SET seq = seq WHERE 0 = 1"))
+    else:  # pragma: no cover - the appliance runs on these two only
+        raise RuntimeError(f"no chain lock for the {backend} database")
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+def verify(
+    session: Session, tenant_id: uuid.UUID | None, *, batch_size: int = 1000, max_problems: int = 100
+) -> ChainReport:
+    """Check every record of one chain in seq order, reading ``batch_size`` rows at a time (a server-side
+    cursor on PostgreSQL), so that a chain of millions is never in memory. The session must be scoped to
+    the tenant (platform chain: no tenant set), as for :func:`query`."""
+    _check_scope(session, tenant_id, writing=False)
+    columns = [getattr(AuditLog, name) for name in ("id", "hash", *HASHED_FIELDS)]
+    statement = _in_chain(select(*columns), tenant_id).order_by(AuditLog.seq)
+    problems: list[Problem] = []
+    omitted = records = prev_seq = 0
+    prev_hash = GENESIS_HASH
+
+    def report(row: Any, kind: ProblemKind, message: str) -> None:
+        nonlocal omitted
+        if len(problems) < max_problems:
+            problems.append(Problem(row.seq, kind, message, row.id))
+        else:
+            omitted += 1
+
+    for row in session.execute(statement.execution_options(yield_per=batch_size)):
+        records += 1
+        if compute_hash(dict(row._mapping)) != row.hash:
+            report(row, "altered", "its fields do not match its hash: the record was edited")
+        if row.seq <= prev_seq:
+            report(row, "out_of_order", f"seq {row.seq} does not follow seq {prev_seq}")
+        elif row.seq > prev_seq + 1:
+            missing = f"{prev_seq + 1}" if row.seq == prev_seq + 2 else f"{prev_seq + 1} to {row.seq - 1}"
+            report(row, "gap", f"the records before it are missing (seq {missing}): they were removed")
+        elif row.prev_hash != prev_hash:
+            before = "the chain's start" if prev_seq == 0 else f"record {prev_seq}'s hash"
+            report(row, "broken_link", f"its prev_hash is not {before}: a record before it was replaced")
+        prev_seq, prev_hash = row.seq, row.hash
+    return ChainReport(tenant_id, records, tuple(problems), omitted, prev_seq, prev_hash)
+
+
+def chains(session: Session, slug: str | None = None) -> list[Chain]:
+    """Every chain (the platform's first, then each tenant's by slug), or the one tenant named by ``slug``
+    (NotFound when there is none)."""
+    if slug is not None:
+        found = session.execute(select(Tenant.id, Tenant.slug).where(Tenant.slug == slug)).one_or_none()
+        if found is None:
+            raise NotFound(f"no tenant has the slug {slug!r}", details={"slug": slug})
+        return [Chain(found.id, found.slug)]
+    tenants = session.execute(select(Tenant.id, Tenant.slug).order_by(Tenant.slug))
+    return [Chain(None, None), *(Chain(row.id, row.slug) for row in tenants)]
+
+
+def verify_all(
+    database: Database,
+    *,
+    slug: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 1000,
+) -> list[ChainReport]:
+    """Verify every chain (or the tenant named by ``slug``), each in a transaction of its own.
+
+    It takes the Database rather than a session because the role the appliance connects as sees one
+    tenant's records per transaction (row-level security on ``app.tenant_id``, set once per transaction),
+    and because a read-only transaction per chain keeps each snapshot short and blocks no writer (SQLite's
+    write scopes hold the database's lock) on a database with thousands of tenants.
+    ``progress(done, total)`` is called after each chain."""
+    with database.session_scope(write=False) as session:
+        targets = chains(session, slug)
+    reports: list[ChainReport] = []
+    for done, chain in enumerate(targets, start=1):
+        with database.session_scope(write=False) as session:
+            if chain.tenant_id is not None:
+                tenancy.set_tenant(session, chain.tenant_id)
+            found = verify(session, chain.tenant_id, batch_size=batch_size)
+        reports.append(replace(found, slug=chain.slug))
+        if progress is not None:
+            progress(done, len(targets))
+    return reports
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def query(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID | None,
+    actor_user_id: uuid.UUID | None = None,
+    actor_api_key_id: uuid.UUID | None = None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | uuid.UUID | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 50,
+    after: tuple[dt.datetime, uuid.UUID] | None = None,
+    descending: bool = True,
+) -> list[AuditLog]:
+    """One page of a chain's records, newest first (oldest first with ``descending=False``).
+
+    ``action`` is exact, or a prefix when it ends with ``.*`` (``project.*``); ``since`` is inclusive,
+    ``until`` exclusive. Pages follow each other by keyset: pass the last record's ``(created_at, id)`` as
+    ``after``. A session scoped to a tenant reads that tenant's chain only; the platform chain is read with
+    no tenant set (or in platform scope)."""
+    _check_scope(session, tenant_id, writing=False)
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, not {limit}", details={"limit": limit})
+    statement = _in_chain(select(AuditLog), tenant_id)
+    if actor_user_id is not None:
+        statement = statement.where(AuditLog.actor_user_id == actor_user_id)
+    if actor_api_key_id is not None:
+        statement = statement.where(AuditLog.actor_api_key_id == actor_api_key_id)
+    if action is not None:
+        if action.endswith(".*"):
+            statement = statement.where(AuditLog.action.startswith(action[:-1], autoescape=True))
+        else:
+            statement = statement.where(AuditLog.action == action)
+    if resource_type is not None:
+        statement = statement.where(AuditLog.resource_type == resource_type)
+    if resource_id is not None:
+        statement = statement.where(AuditLog.resource_id == str(resource_id))
+    if since is not None:
+        statement = statement.where(AuditLog.created_at >= _checked_utc(since, "since"))
+    if until is not None:
+        statement = statement.where(AuditLog.created_at < _checked_utc(until, "until"))
+    return list(session.scalars(_page(statement, after, descending).limit(limit)))
+
+
+def _page(
+    statement: Select[AuditLog], after: tuple[dt.datetime, uuid.UUID] | None, descending: bool
+) -> Select[AuditLog]:
+    """Order by (created_at, id), the index's order after tenant_id, and start past ``after``."""
+    key = tuple_(AuditLog.created_at, AuditLog.id)
+    if after is not None:
+        bound = (_checked_utc(after[0], "after"), after[1])
+        statement = statement.where(key < bound if descending else key > bound)
+    if descending:
+        return statement.order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+    return statement.order_by(AuditLog.created_at, AuditLog.id)
+
+
+# --------------------------------------------------------------------------- scope
+
+
+def _in_chain(statement: Select[*_Row], tenant_id: uuid.UUID | None) -> Select[*_Row]:
+    """Restrict ``statement`` to one chain. It names its tenant itself (the platform chain is tenant_id
+    NULL, which the session's tenant filter would hide), so the ORM filter is told not to add its own;
+    _check_scope has made sure the session may read this chain."""
+    chain: ColumnElement[bool] = (
+        AuditLog.tenant_id.is_(None) if tenant_id is None else AuditLog.tenant_id == tenant_id
+    )
+    return statement.where(chain).execution_options(**{tenancy.EXPLICIT_TENANT: True})
+
+
+def _check_scope(session: Session, tenant_id: uuid.UUID | None, *, writing: bool) -> None:
+    """A session scoped to a tenant reads and writes that tenant's chain, and may append to the platform's
+    (sign-ins, operator actions); a session with no tenant reads and writes the platform chain only;
+    platform scope (tenancy.set_platform) may do anything the database lets it."""
+    if session.info.get("platform"):
+        return
+    current = tenancy.current_tenant(session)
+    if tenant_id is None:
+        if writing or current is None:
+            return
+        raise TenantScopeError(
+            f"a session scoped to tenant {current} read the platform audit chain: "
+            "read it with no tenant set (or in platform scope)"
+        )
+    if current != tenant_id:
+        scoped = f"scoped to tenant {current}" if current else "with no tenant set"
+        verb = "wrote a record to" if writing else "read"
+        raise TenantScopeError(
+            f"a session {scoped} {verb} the audit chain of tenant {tenant_id}: "
+            f"call appliance.db.tenancy.set_tenant(session, tenant_id) first"
+        )
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _bounded(name: str, value: str, limit: int) -> str:
+    if not value or len(value) > limit:
+        raise ValueError(f"{name} must be 1 to {limit} characters, not {value!r}")
+    return value
+
+
+def _optional(name: str, value: str | uuid.UUID | None, limit: int) -> str | None:
+    return None if value is None else _bounded(name, str(value), limit)
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    return None if value is None else value[:limit]
+
+
+def _checked_utc(moment: dt.datetime, name: str) -> dt.datetime:
+    """A time given by a caller of query (an API parameter): a naive one is the caller's mistake."""
+    try:
+        return utc(moment, name)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), details={name: moment.isoformat()}) from exc

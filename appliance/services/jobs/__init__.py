@@ -1,0 +1,9 @@
+"""Jobs: durable units of work, so that nothing the appliance accepted is lost when a worker dies.
+
+Owns the job rows and their state machine (durable), the workers' hot path of claims and batched successes
+(claims), reading jobs (queries), the reaper that hands stale jobs back to the queue (reaper), and the worker
+heartbeats (heartbeats: the workers' liveness, which the reaper and the health checks read).
+
+Offers to the other domains: durable (enqueue, states), queries.
+May call: common, webhooks.pages (the newest-first keysets jobs share with the webhook log).
+"""

@@ -1,0 +1,57 @@
+"""The platform permissions of operators, in one place: which exist, which only read, who holds which.
+
+A platform permission is checked on the platform (operator) routes only; it is distinct from every tenant
+permission (appliance.models.role), so neither kind can stand in for the other. A full operator holds
+every platform permission; a read-only operator (``users.operator_read_only``) holds the read ones.
+
+An operator's access token carries no list of them: it carries the read-only flag (the ``ro`` claim, see
+appliance.services.identity.tokens), and `for_operator` turns that into permissions when the token is
+verified, so the hot path needs no database and a token stays small.
+"""
+
+from __future__ import annotations
+
+TENANTS_READ = "tenants:read"
+"""List and inspect tenants, their counts, members, organizations and API keys (never a key's secret)."""
+TENANTS_MANAGE = "tenants:manage"
+"""Create, rename, re-plan, suspend, resume and delete tenants."""
+PLATFORM_AUDIT = "platform:audit"
+"""Read the platform's audit trail."""
+RATE_LIMITS_READ = "rate_limits:read"
+"""Read the rate limits in force and the operators' overrides."""
+RATE_LIMITS_MANAGE = "rate_limits:manage"
+"""Change or reset the rate limits at run time."""
+PLATFORM_JOBS_READ = "platform_jobs:read"
+"""List and inspect the jobs of every tenant and the platform's own."""
+PLATFORM_JOBS_MANAGE = "platform_jobs:manage"
+"""Retry and cancel any job."""
+OPERATORS_READ = "operators:read"
+"""List and inspect the operator accounts (address, permissions, two-factor, disabled, last sign-in)."""
+OPERATORS_MANAGE = "operators:manage"
+"""Create, disable, enable and remove operators; reset their password or their two-factor authentication."""
+
+#: What a read-only operator holds: reading, nothing that changes the platform or a tenant.
+READ: frozenset[str] = frozenset(
+    {TENANTS_READ, PLATFORM_AUDIT, RATE_LIMITS_READ, PLATFORM_JOBS_READ, OPERATORS_READ}
+)
+#: What changes something; held by full operators only.
+WRITE: frozenset[str] = frozenset(
+    {TENANTS_MANAGE, RATE_LIMITS_MANAGE, PLATFORM_JOBS_MANAGE, OPERATORS_MANAGE}
+)
+#: Every platform permission: what a full operator holds.
+ALL: frozenset[str] = READ | WRITE
+
+assert not READ & WRITE, "a platform permission reads or writes, not both"
+
+
+def for_operator(read_only: bool) -> frozenset[str]:
+    """The platform permissions of an operator account (or of its token's ``ro`` claim)."""
+    return READ if read_only else ALL
+
+
+def check(permission: str) -> str:
+    """``permission`` if it is a platform permission; ValueError otherwise (a route naming a typo would
+    otherwise refuse every operator)."""
+    if permission not in ALL:
+        raise ValueError(f"{permission!r} is not a platform permission (known: {', '.join(sorted(ALL))})")
+    return permission
