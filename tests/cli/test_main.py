@@ -14,7 +14,7 @@ from tests.support import clean_environ
 # The revisions shipped in the package, in order (each file is named after its revision).
 MIGRATIONS = sorted(
     path.name.split("_")[0]
-    for path in (Path(__file__).parent.parent / "appliance/db/migrations/versions").glob("[0-9]*_*.py")
+    for path in (Path(__file__).parents[2] / "appliance/db/migrations/versions").glob("[0-9]*_*.py")
 )
 
 
