@@ -6,7 +6,7 @@ fails for a route that declares none:
 
 * ``require(permission)`` -- a tenant's user or API key holding ``permission`` (``projects:read``, ...);
 * ``require_operator(permission)`` -- a platform operator holding ``permission`` (``tenants:read``,
-  ``tenants:manage``, ...; see appliance.services.tenancy.platform_permissions);
+  ``tenants:manage``, ...; see appliance.services.access.platform_permissions);
 * ``signed_in`` -- any valid credential (two-factor settings);
 * ``signed_in_pending`` -- any valid credential, also one whose account must change its password first:
   ``/auth/password``, ``/auth/me`` and ``/auth/logout`` only;
@@ -36,10 +36,10 @@ from appliance.api.idempotency import ACTOR_KEY
 from appliance.db import tenancy
 from appliance.errors import Forbidden, PasswordChangeRequired, RateLimited, Unauthenticated
 from appliance.logs import request_id_var
-from appliance.services.identity.actors import Actor, RequestInfo
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import Actor, RequestInfo
 from appliance.services.limits import limiter as ratelimit
 from appliance.services.limits.gcra import Decision
-from appliance.services.tenancy import platform_permissions
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/login.")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A tenant's API key (fak_...).")
@@ -295,7 +295,7 @@ def _check_permission(actor: Actor, permission: str) -> Actor:
 @cache
 def require_operator(permission: str) -> Callable[..., Actor]:
     """A platform operator holding the platform permission ``permission`` (a full operator holds every
-    one, a read-only operator the read ones: appliance.services.tenancy.platform_permissions)."""
+    one, a read-only operator the read ones: appliance.services.access.platform_permissions)."""
     platform_permissions.check(permission)
 
     async def dependency(actor: AuthDep) -> Actor:

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from appliance.api.context import AppContext
+from appliance.services.access.actors import Actor
 from appliance.services.common import idempotency
-from appliance.services.identity.actors import Actor
 
 STATE_KEY = "idempotency"
 #: Where appliance.api.auth leaves the request's authenticated caller.

@@ -69,7 +69,7 @@ def disable(ctx: typer.Context, email: OperatorEmail) -> None:
     """Disable an operator: they sign in nowhere, and their sessions end (running API processes refuse
     their tokens within seconds). The last active operator with full permissions cannot be disabled.
     Undo with `enable`."""
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import operators
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -81,7 +81,7 @@ def disable(ctx: typer.Context, email: OperatorEmail) -> None:
 
 def enable(ctx: typer.Context, email: OperatorEmail) -> None:
     """Let a disabled operator sign in again, with the password they had."""
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import operators
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -96,7 +96,7 @@ def remove(ctx: typer.Context, email: OperatorEmail) -> None:
     so the audit trail still names them (an account that belongs to no tenant keeps no password); the
     last active operator with full permissions cannot be removed. `appliance admin create` with the same
     address makes them an operator again."""
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import operators
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -109,7 +109,7 @@ def remove(ctx: typer.Context, email: OperatorEmail) -> None:
 def reset_password(ctx: typer.Context, email: OperatorEmail) -> None:
     """Give an operator a new one-time password and print it (shown only this once; it must be changed at
     the next sign-in). Their sessions end."""
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import operators
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -127,7 +127,7 @@ def reset_password(ctx: typer.Context, email: OperatorEmail) -> None:
 def mfa_reset(ctx: typer.Context, email: OperatorEmail) -> None:
     """Turn an operator's two-factor authentication off (a lost device): they sign in with their password
     alone and may enrol again."""
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import operators
 
     with open_database(ctx) as database, database.session_scope() as session:

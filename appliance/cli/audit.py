@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from appliance.cli.shared import open_database
+
 if TYPE_CHECKING:
     from appliance.models import AuditLog
     from appliance.services.audit.log import ChainReport
@@ -31,14 +33,10 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check every record of every chain; exit 1 naming each record that was altered or removed."""
-    from appliance.db.session import Database
     from appliance.services.audit import log as audit
 
-    database = Database(ctx.obj.settings)
-    try:
+    with open_database(ctx) as database:
         reports = audit.verify_all(database, slug=tenant, progress=_progress)
-    finally:
-        database.dispose()
     for report in reports:
         if as_json:
             typer.echo(json.dumps(_report_json(report)))
@@ -67,19 +65,14 @@ def list_records(
 ) -> None:
     """Print a chain's newest records: a tenant's, or the platform's (sign-ins, operator actions)."""
     from appliance.db import tenancy
-    from appliance.db.session import Database
     from appliance.services.audit import log as audit
 
-    database = Database(ctx.obj.settings)
-    try:
-        with database.session_scope(write=False) as session:
-            (chain,) = audit.chains(session, tenant) if tenant is not None else [audit.Chain(None, None)]
-            if chain.tenant_id is not None:
-                tenancy.set_tenant(session, chain.tenant_id)
-            records = audit.query(session, tenant_id=chain.tenant_id, action=action, limit=limit)
-            rows = [_record_json(record, chain.slug) for record in records]
-    finally:
-        database.dispose()
+    with open_database(ctx) as database, database.session_scope(write=False) as session:
+        (chain,) = audit.chains(session, tenant) if tenant is not None else [audit.Chain(None, None)]
+        if chain.tenant_id is not None:
+            tenancy.set_tenant(session, chain.tenant_id)
+        records = audit.query(session, tenant_id=chain.tenant_id, action=action, limit=limit)
+        rows = [_record_json(record, chain.slug) for record in records]
     for row in rows:
         typer.echo(json.dumps(row) if as_json else _record_line(row))
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from appliance.cli.shared import JsonOption, open_database
+
 if TYPE_CHECKING:
-    from appliance.config import Settings
     from appliance.models import Job
 
 jobs_app = typer.Typer(help="List, inspect, retry and cancel the durable jobs.", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
 JobId = Annotated[str, typer.Argument(help="The job's id (as `appliance jobs list` shows it).")]
 
 
@@ -31,19 +31,14 @@ def list_jobs(
     as_json: JsonOption = False,
 ) -> None:
     """The newest jobs of every tenant (or of one), by state and kind."""
-    from appliance.db.session import Database
     from appliance.services.jobs import queries as job_queries
     from appliance.services.tenancy import tenants
 
-    database = Database(ctx.obj.settings)
-    try:
-        with database.session_scope(write=False) as session:
-            tenant_id = tenants.by_slug(session, tenant).id if tenant else None
-            rows, _ = job_queries.list_page(
-                session, tenant_id=tenant_id, every_tenant=tenant is None, state=state, kind=kind, limit=limit
-            )
-    finally:
-        database.dispose()
+    with open_database(ctx) as database, database.session_scope(write=False) as session:
+        tenant_id = tenants.by_slug(session, tenant).id if tenant else None
+        rows, _ = job_queries.list_page(
+            session, tenant_id=tenant_id, every_tenant=tenant is None, state=state, kind=kind, limit=limit
+        )
     if as_json:
         typer.echo(json.dumps([_fields(job) for job in rows]))
         return
@@ -61,46 +56,36 @@ def list_jobs(
 @jobs_app.command("show")
 def show(ctx: typer.Context, job_id: JobId) -> None:
     """Everything about one job, as JSON."""
-    from appliance.db.session import Database
     from appliance.services.jobs import durable as jobs
 
-    database = Database(ctx.obj.settings)
-    try:
-        with database.session_scope(write=False) as session:
-            job = jobs.get(session, _uuid(job_id), None, every_tenant=True)
-            typer.echo(json.dumps(_fields(job), indent=2))
-    finally:
-        database.dispose()
+    with open_database(ctx) as database, database.session_scope(write=False) as session:
+        job = jobs.get(session, _uuid(job_id), None, every_tenant=True)
+        typer.echo(json.dumps(_fields(job), indent=2))
 
 
 @jobs_app.command("retry")
 def retry(ctx: typer.Context, job_id: JobId) -> None:
     """Run a dead or cancelled job again, with a fresh set of attempts."""
-    _change(ctx.obj.settings, job_id, "retry")
+    _change(ctx, job_id, "retry")
 
 
 @jobs_app.command("cancel")
 def cancel(ctx: typer.Context, job_id: JobId) -> None:
     """Cancel a queued job."""
-    _change(ctx.obj.settings, job_id, "cancel")
+    _change(ctx, job_id, "cancel")
 
 
-def _change(settings: Settings, job_id: str, action: str) -> None:
-    from appliance.db.session import Database
+def _change(ctx: typer.Context, job_id: str, action: str) -> None:
     from appliance.services.jobs import durable as jobs
     from appliance.workers import jobs as job_runner
     from appliance.workers import queue
 
-    queue.configure(settings)
+    queue.configure(ctx.obj.settings)
     jobs.install_pusher(job_runner.push)  # a retried job goes to the queue at once (or the reaper hands it)
-    database = Database(settings)
-    try:
-        with database.session_scope() as session:
-            job = jobs.get(session, _uuid(job_id), None, every_tenant=True)
-            (jobs.retry if action == "retry" else jobs.cancel)(session, job)
-            state = job.state
-    finally:
-        database.dispose()
+    with open_database(ctx) as database, database.session_scope() as session:
+        job = jobs.get(session, _uuid(job_id), None, every_tenant=True)
+        (jobs.retry if action == "retry" else jobs.cancel)(session, job)
+        state = job.state
     typer.echo(f"job {job_id} is {state}")
 
 

@@ -22,6 +22,7 @@ from appliance.cli import jobs as jobs_cli
 from appliance.cli import programs as programs_cli
 from appliance.cli import tenants as tenant_cli
 from appliance.cli import users as user_cli
+from appliance.cli.shared import open_database
 from appliance.errors import ApplianceError
 
 TRACEBACK_VAR = "APPLIANCE_TRACEBACK"
@@ -56,11 +57,8 @@ class State:
     def settings(self) -> Settings:
         if self._settings is None:
             from appliance.configfile import load_settings
-            from appliance.services.identity import passwords
 
             self._settings = load_settings(self.config)
-            security = self._settings.security
-            passwords.configure(security.password_hash_memory_kib, security.password_hash_passes)
         return self._settings
 
     @property
@@ -186,18 +184,13 @@ def admin_create(
     ] = False,
 ) -> None:
     """Create a platform operator account and print its one-time password."""
-    from appliance.db.session import Database
     from appliance.services.tenancy import operators
 
-    database = Database(_state(ctx).settings)
-    try:
-        with database.session_scope() as session:
-            if if_none and operators.count(session) > 0:
-                _echo("an operator account exists already; none created")
-                return
-            created = operators.create(session, email, name, read_only=read_only)
-    finally:
-        database.dispose()
+    with open_database(ctx) as database, database.session_scope() as session:
+        if if_none and operators.count(session) > 0:
+            _echo("an operator account exists already; none created")
+            return
+        created = operators.create(session, email, name, read_only=read_only)
     _echo(f"{'read-only ' if read_only else ''}operator {created.user.email} created")
     _echo(f"one-time password: {created.one_time_password}")
     _echo("it is shown only now; it must be changed at the first login")

@@ -25,10 +25,16 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 @contextmanager
 def open_database(ctx: typer.Context, *, owner: bool = False) -> Iterator[Database]:
-    """The database for one command; ``owner`` connects as the schema owner (database.migrations_url)."""
+    """The database for one command; ``owner`` connects as the schema owner (database.migrations_url).
+
+    Every command that reaches the services opens its database here, so this is where the settings the
+    services read are applied (the password hash's cost, for a command that sets a password)."""
     from appliance.db.session import Database
+    from appliance.services.identity import passwords
 
     settings = ctx.obj.settings
+    security = settings.security
+    passwords.configure(security.password_hash_memory_kib, security.password_hash_passes)
     database = Database(settings, settings.migrations_url, bounded=False) if owner else Database(settings)
     try:
         yield database

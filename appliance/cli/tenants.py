@@ -58,7 +58,7 @@ def create(
 
     With --owner, that user becomes the tenant's owner; when the account is created now, its one-time
     password is printed (shown only this once; it must be changed at the first sign-in)."""
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import tenants
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -145,7 +145,7 @@ def show(ctx: typer.Context, tenant: TenantArg, as_json: JsonOption = False) -> 
 def suspend(ctx: typer.Context, tenant: TenantArg) -> None:
     """Stop all access to a tenant (billing, abuse); nothing is removed. Its tokens and API keys are
     refused with TENANT_SUSPENDED (running API processes notice within seconds). Undo with `resume`."""
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import tenants
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -159,7 +159,7 @@ def suspend(ctx: typer.Context, tenant: TenantArg) -> None:
 def resume(ctx: typer.Context, tenant: TenantArg) -> None:
     """Lift a suspension, or restore a deleted tenant before it is purged."""
     from appliance.models import TenantStatus
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import tenants
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -178,7 +178,7 @@ def delete(ctx: typer.Context, tenant: TenantArg, yes: YesOption = False) -> Non
     Without --yes, asks for the tenant's slug to be typed to confirm; when stdin is not a terminal
     (a script), --yes is required."""
     from appliance.models import DEFAULT_PURGE_GRACE
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import tenants
 
     with open_database(ctx) as database:
@@ -210,7 +210,7 @@ def change_plan(
     plan: Annotated[str, typer.Argument(help=f"The new plan: {PLANS}.")],
 ) -> None:
     """Move a tenant to another plan; its rate limits follow the plan."""
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import tenants
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -235,7 +235,7 @@ def purge(ctx: typer.Context, yes: YesOption = False) -> None:
     Without --yes, lists the tenants due and asks before removing them; when stdin is not a terminal,
     --yes is required."""
     from appliance.models import TenantStatus
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import tenants
 
     now = utc_now()

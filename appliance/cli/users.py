@@ -95,7 +95,7 @@ def invite(
     then; `appliance user remove` revokes it."""
     from datetime import timedelta
 
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import invitations
 
     settings = ctx.obj.settings
@@ -130,7 +130,7 @@ def change_role(
 ) -> None:
     """Give a member of a tenant another role. Their sessions in that tenant end (their tokens carry the
     old role's permissions); they sign in again."""
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import memberships
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -150,7 +150,7 @@ def remove(ctx: typer.Context, email: EmailArg, tenant: TenantOption) -> None:
     tenant end. A tenant's last owner cannot be removed. An address only invited has its invitation
     revoked."""
     from appliance.models import Invitation
-    from appliance.services.identity.actors import cli_operator
+    from appliance.services.access.actors import cli_operator
     from appliance.services.tenancy import members
 
     with open_database(ctx) as database, database.session_scope() as session:
@@ -172,7 +172,7 @@ def _membership_by_email(session: Session, tenant: Tenant, email: str) -> tuple[
 
     from appliance.errors import NotFound
     from appliance.models import Membership, User
-    from appliance.services.tenancy.operators import normalize_email
+    from appliance.services.identity.emails import normalize_email
 
     address = normalize_email(email)
     row = session.execute(

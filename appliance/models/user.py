@@ -23,7 +23,7 @@ class User(Base):
     """A platform operator (on-prem admin), distinct from any role inside a tenant."""
     operator_read_only: Mapped[bool] = mapped_column(default=False, server_default=false())
     """An operator who may read the platform but change nothing
-    (appliance.services.tenancy.platform_permissions)."""
+    (appliance.services.access.platform_permissions)."""
     is_active: Mapped[bool] = mapped_column(default=True)
     """False: the account is disabled and signs in nowhere (an operator disabled with `appliance admin
     disable` or by another operator)."""

@@ -14,7 +14,7 @@ import pyotp
 from sqlalchemy import select, update
 
 from appliance.models import User
-from appliance.services.tenancy import platform_permissions
+from appliance.services.access import platform_permissions
 from tests.identity import Identity, Member
 
 READS = ["operators:read", "platform:audit", "platform_jobs:read", "rate_limits:read", "tenants:read"]

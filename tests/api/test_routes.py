@@ -75,7 +75,7 @@ def test_tenant_routes_name_known_permissions(tmp_path: Path) -> None:
 
 def test_operator_routes_read_with_read_permissions_and_change_with_write_ones(tmp_path: Path) -> None:
     """So that a read-only operator reads every platform page and changes nothing."""
-    from appliance.services.tenancy import platform_permissions
+    from appliance.services.access import platform_permissions
 
     wrong = {}
     for route in _api_routes(tmp_path):

@@ -117,7 +117,7 @@ def make_tenants(env: dict[str, str], count: int) -> None:
         "from appliance.configfile import load_settings\n"
         "from appliance.db.session import Database\n"
         "from appliance.services import tenants\n"
-        "from appliance.services.identity.actors import cli_operator\n"
+        "from appliance.services.access.actors import cli_operator\n"
         "db = Database(load_settings(None))\n"
         "plans = ('free', 'team', 'business', 'enterprise')\n"
         "with db.session_scope() as s:\n"

@@ -53,7 +53,7 @@ import psutil  # noqa: E402
 from appliance.db import tenancy  # noqa: E402
 from appliance.db.session import Database  # noqa: E402
 from appliance.models import Tenant  # noqa: E402
-from appliance.services.identity.actors import Actor  # noqa: E402
+from appliance.services.access.actors import Actor  # noqa: E402
 from appliance.services.jobs import durable as jobs  # noqa: E402
 from appliance.services.outbound import guard as outbound  # noqa: E402
 from appliance.services.webhooks import endpoints as webhook_endpoints  # noqa: E402

@@ -19,9 +19,9 @@ from appliance.db.session import Database
 from appliance.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from appliance.keys import signing_key
 from appliance.models import AuditLog, User
+from appliance.services.access.actors import Actor, RequestInfo, cli_name
 from appliance.services.audit import log as audit
 from appliance.services.identity import mfa, passwords
-from appliance.services.identity.actors import Actor, RequestInfo, cli_name
 from appliance.services.identity.authenticator import Authenticator
 from tests.cli.test_tenants import Cli, app_role_settings, assert_one_line_error, child_env
 from tests.conftest import PgDatabase

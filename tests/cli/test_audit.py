@@ -21,8 +21,8 @@ from appliance.db import tenancy
 from appliance.db.base import Base
 from appliance.db.session import Database
 from appliance.models import AuditLog, Tenant
+from appliance.services.access.actors import Actor, RequestInfo
 from appliance.services.audit import log as audit
-from appliance.services.identity.actors import Actor, RequestInfo
 from tests.support import make_settings, settings_env
 
 AUDIT = Base.metadata.tables["audit_logs"]

@@ -288,7 +288,7 @@ def test_list_filters_by_status_plan_and_search(cli: Cli) -> None:
 
 def _accept(cli: Cli, email: str, printed: str, password: str = "correct-horse-battery-staple-42") -> None:
     """Accept an invitation with the token the CLI printed, as POST /api/v1/invitations/accept does."""
-    from appliance.services.identity.actors import RequestInfo
+    from appliance.services.access.actors import RequestInfo
     from appliance.services.identity.auth import LoginGuard
     from appliance.services.limits import limiter as ratelimit
     from appliance.services.tenancy import invitations

@@ -15,8 +15,8 @@ from appliance.db import tenancy
 from appliance.db.engine import build_engine
 from appliance.db.session import Database
 from appliance.models import ApiKey, Tenant, User
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
-from appliance.services.identity.actors import Actor
 from tests.conftest import PgDatabase
 from tests.support import make_settings
 

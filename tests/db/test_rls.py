@@ -29,9 +29,9 @@ from appliance.db.tenancy import (
 from appliance.db.tenant_counts import COUNTED_TABLES
 from appliance.errors import NotFound
 from appliance.models import Project
+from appliance.services.access.actors import RequestInfo
 from appliance.services.common import idempotency
 from appliance.services.identity import sessions, tokens
-from appliance.services.identity.actors import RequestInfo
 from appliance.services.jobs import durable as jobs
 from appliance.services.jobs import queries as job_queries
 from appliance.services.jobs import reaper as job_reaper

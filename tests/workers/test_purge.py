@@ -14,9 +14,9 @@ from sqlalchemy import select
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.models import IdempotencyKey
+from appliance.services.access.actors import cli_operator
 from appliance.services.audit import log as audit
 from appliance.services.common import idempotency
-from appliance.services.identity.actors import cli_operator
 from appliance.services.tenancy import tenants
 from appliance.workers import runtime, tasks
 from tests.cli.test_tenants import app_role_settings, make_due, rows_of

@@ -17,7 +17,7 @@ from appliance.config import Settings
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.models import Tenant, WebhookAttempt, WebhookDelivery
-from appliance.services.identity.actors import Actor
+from appliance.services.access.actors import Actor
 from appliance.services.jobs import durable as jobs
 from appliance.services.outbound import guard as outbound
 from appliance.services.webhooks import endpoints as webhook_endpoints

@@ -13,8 +13,8 @@ from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.api_keys import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 from appliance.api.schemas.errors import error_responses
+from appliance.services.access.actors import Actor
 from appliance.services.identity import api_keys
-from appliance.services.identity.actors import Actor
 
 router = routing.router(prefix="/api-keys", tags=["api-keys"], responses=error_responses(401, 403, 422, 429))
 

@@ -14,7 +14,7 @@ from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.apps import AppIn, AppOut, AppPatch, CheckOut, IncidentOut, UptimeOut
 from appliance.api.schemas.errors import error_responses
 from appliance.db.base import utcnow
-from appliance.services.identity.actors import Actor
+from appliance.services.access.actors import Actor
 from appliance.services.monitoring import apps
 from appliance.services.monitoring import checks as app_checks
 from appliance.services.monitoring import status as app_status

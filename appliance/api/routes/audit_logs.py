@@ -15,11 +15,11 @@ from appliance.api.auth import PlatformSession, TenantSession, require, require_
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.models import AuditLog
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import Actor
 from appliance.services.audit import actors as audit_actors
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
-from appliance.services.identity.actors import Actor
-from appliance.services.tenancy import platform_permissions
 
 router = routing.router(
     prefix="/audit-logs", tags=["audit-logs"], responses=error_responses(401, 403, 422, 429)

@@ -26,8 +26,8 @@ from appliance.api.schemas.auth import (
 from appliance.api.schemas.errors import ErrorEnvelope, error_responses
 from appliance.errors import InvalidInput
 from appliance.models import Tenant, User
+from appliance.services.access.actors import Actor
 from appliance.services.identity import accounts, auth, mfa
-from appliance.services.identity.actors import Actor
 
 router = routing.router(prefix="/auth", tags=["auth"], responses=error_responses(401, 403, 422, 429))
 

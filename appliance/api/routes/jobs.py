@@ -12,10 +12,10 @@ from appliance.api.auth import PlatformSession, TenantSession, require, require_
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.jobs import JobOut
-from appliance.services.identity.actors import Actor
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import Actor
 from appliance.services.jobs import durable as jobs
 from appliance.services.jobs import queries as job_queries
-from appliance.services.tenancy import platform_permissions
 from appliance.services.tenancy.organizations import tenant_of
 
 router = routing.router(prefix="/jobs", tags=["jobs"], responses=error_responses(401, 403, 422, 429))

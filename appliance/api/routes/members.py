@@ -15,7 +15,7 @@ from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.members import InvitationCreated, MemberIn, MemberOut, MemberPatch
-from appliance.services.identity.actors import Actor
+from appliance.services.access.actors import Actor
 from appliance.services.tenancy import invitations, members, memberships
 
 router = routing.router(prefix="/members", tags=["members"], responses=error_responses(401, 403, 422, 429))

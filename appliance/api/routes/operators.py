@@ -15,8 +15,9 @@ from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.operators import OperatorIn, OperatorOut, OperatorWithPassword
-from appliance.services.identity.actors import Actor
-from appliance.services.tenancy import operators, platform_permissions
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import Actor
+from appliance.services.tenancy import operators
 from appliance.services.tenancy.operators import Operator
 
 router = routing.router(

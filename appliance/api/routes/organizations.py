@@ -17,7 +17,7 @@ from appliance.api.schemas.organizations import (
     OrganizationOut,
     OrganizationPatch,
 )
-from appliance.services.identity.actors import Actor
+from appliance.services.access.actors import Actor
 from appliance.services.tenancy import organizations
 
 router = routing.router(

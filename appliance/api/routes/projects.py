@@ -24,7 +24,7 @@ from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.projects import ProjectIn, ProjectOut, ProjectPatch, render_page
 from appliance.db import tenancy
 from appliance.db.session import Database
-from appliance.services.identity.actors import Actor
+from appliance.services.access.actors import Actor
 from appliance.services.tenancy import projects
 from appliance.services.tenancy.organizations import tenant_of
 

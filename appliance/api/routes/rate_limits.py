@@ -11,10 +11,10 @@ from appliance.api import routing
 from appliance.api.auth import PlatformSession, require_operator
 from appliance.api.deps import ContextDep
 from appliance.api.schemas.errors import error_responses
-from appliance.services.identity.actors import Actor
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import Actor
 from appliance.services.limits import settings as rate_limit_settings
 from appliance.services.limits.limiter import RateLimits
-from appliance.services.tenancy import platform_permissions
 
 router = routing.router(
     prefix="/rate-limits", tags=["rate-limits"], responses=error_responses(401, 403, 422, 429)

@@ -13,7 +13,7 @@ from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.roles import RoleIn, RoleOut, RolePatch
-from appliance.services.identity.actors import Actor
+from appliance.services.access.actors import Actor
 from appliance.services.tenancy import roles
 
 router = routing.router(prefix="/roles", tags=["roles"], responses=error_responses(401, 403, 422, 429))

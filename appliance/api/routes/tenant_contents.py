@@ -16,9 +16,9 @@ from appliance.api.schemas.api_keys import ApiKeyOut
 from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.members import MemberOut
 from appliance.api.schemas.organizations import OrganizationOut
-from appliance.services.identity.actors import Actor
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import Actor
 from appliance.services.tenancy import contents as tenant_contents
-from appliance.services.tenancy import platform_permissions
 
 router = routing.router(
     prefix="/tenants/{tenant_id}", tags=["tenants"], responses=error_responses(401, 403, 404, 422, 429)

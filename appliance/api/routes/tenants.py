@@ -21,8 +21,9 @@ from appliance.api.schemas.tenants import (
     TenantPatch,
 )
 from appliance.models import Tenant
-from appliance.services.identity.actors import Actor
-from appliance.services.tenancy import platform_permissions, tenants
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import Actor
+from appliance.services.tenancy import tenants
 
 router = routing.router(prefix="/tenants", tags=["tenants"], responses=error_responses(401, 403, 422, 429))
 

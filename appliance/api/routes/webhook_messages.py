@@ -21,7 +21,7 @@ from appliance.api.schemas.webhooks import (
     ReplayMessageIn,
     ReplayOut,
 )
-from appliance.services.identity.actors import Actor
+from appliance.services.access.actors import Actor
 from appliance.services.webhooks import events
 from appliance.services.webhooks import log as webhook_log
 from appliance.services.webhooks import replay as webhook_replay

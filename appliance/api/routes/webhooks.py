@@ -22,7 +22,7 @@ from appliance.api.schemas.webhooks import (
     ReplaySinceIn,
     SecretOut,
 )
-from appliance.services.identity.actors import Actor
+from appliance.services.access.actors import Actor
 from appliance.services.outbound import guard as outbound
 from appliance.services.webhooks import endpoints as webhook_endpoints
 from appliance.services.webhooks import log as webhook_log

@@ -4,5 +4,6 @@ Owns appending records (log), how a record is written down and hashed (format: c
 hash), and naming who acted in words a reader knows (actors).
 
 Offers to the other domains: log (record, verify, query), format.rfc, actors.
-May call: identity.actors, webhooks.events (audit actions that become webhook events), common.
+May call: access, common. Higher domains hear of records through log.on_record (webhooks publishes the audit
+actions that are events).
 """

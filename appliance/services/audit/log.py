@@ -12,16 +12,18 @@ describe, or rolls both back), but linked into their chain only as that transact
 the record on the session, and the session's commit takes the chain's lock, reads its head, and appends the
 records it holds (`_append_pending`). The lock is held from there to the end of the commit, a few
 milliseconds, never for the whole transaction, so a tenant's writes (or everyone's sign-ins, on the
-platform chain) do not queue behind the slowest transaction that holds a chain. A record whose action is an
-event (appliance.services.webhooks.events.AUDIT_EVENTS) is also published to the tenant's webhook endpoints in
-that transaction.
+platform chain) do not queue behind the slowest transaction that holds a chain.
+
+Other domains hear of records as they are recorded, in the same transaction, through :func:`on_record`: the
+webhooks domain publishes the records whose action is an event (appliance.services.webhooks.events
+subscribes; the services package wires it, so no caller can record a change and miss its event).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVarTuple
 
@@ -34,6 +36,7 @@ from appliance.db.session import Database
 from appliance.db.tenancy import TenantScopeError
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import GENESIS_HASH, AuditLog, Tenant
+from appliance.services.access.actors import Actor, RequestInfo
 from appliance.services.audit.format import (
     HASHED_FIELDS,
     compute_hash,
@@ -41,8 +44,6 @@ from appliance.services.audit.format import (
     to_json,
     utc,
 )
-from appliance.services.identity.actors import Actor, RequestInfo
-from appliance.services.webhooks import events
 
 #: The largest page :func:`query` returns.
 MAX_PAGE = 500
@@ -147,11 +148,28 @@ def record(
     )
     session.info.setdefault(_PENDING, []).append(_Pending(entry, fixed_time=now is not None))
     _hook_sessions()
-    # The one hook from changes to webhooks: a record whose action is an event (events.AUDIT_EVENTS) is
-    # published to its tenant's endpoints in this same transaction.
-    if entry.action in events.AUDIT_EVENTS:
-        events.from_audit(session, entry)
+    for listener in _LISTENERS.get(entry.action, ()):
+        listener(session, entry)
     return entry
+
+
+#: What is called, in the recording transaction, for a record of each action (:func:`on_record`).
+_LISTENERS: dict[str, list[Callable[[Session, AuditLog], object]]] = {}
+
+
+def on_record(actions: Iterable[str], listener: Callable[[Session, AuditLog], object]) -> None:
+    """Call ``listener(session, record)`` whenever a record of one of ``actions`` is recorded, in the
+    recording session's transaction (before the record has its place in the chain). Subscribing the same
+    listener twice calls it once."""
+    for action in actions:
+        listeners = _LISTENERS.setdefault(action, [])
+        if listener not in listeners:
+            listeners.append(listener)
+
+
+def listened_actions() -> frozenset[str]:
+    """The actions some domain hears of (:func:`on_record`)."""
+    return frozenset(action for action, listeners in _LISTENERS.items() if listeners)
 
 
 _PENDING = "audit_pending"

@@ -2,10 +2,10 @@
 
 Owns accounts and their passwords (hashing, policy), sign-in and sign-out (auth), sessions and refresh-token
 families, access tokens, API keys, two-factor authentication (mfa, totp), failed sign-in throttling, the
-revocation cache, and the request's Actor (actors) with the authenticator that builds it.
+revocation cache, the rule for account addresses (emails), and the authenticator that builds the request's
+Actor (access.actors).
 
-Offers to the other domains: actors (Actor, RequestInfo, cli_operator), authenticator.Authenticator,
-auth (sign-in, LoginGuard), tokens, sessions, passwords, api_keys, mfa.
-May call: audit, limits (throttling), tenancy (roles, platform permissions, operators' e-mail rule, the
-tenant directory), common.
+Offers to the other domains: authenticator.Authenticator, auth (sign-in, LoginGuard), tokens, sessions,
+passwords, api_keys, mfa, emails.normalize_email.
+May call: limits (throttling), audit, access (actors, permissions, the tenant directory), common.
 """

@@ -6,9 +6,9 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import InvalidInput, Unauthenticated
 from appliance.models import User
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
 from appliance.services.identity import password_policy, passwords, sessions
-from appliance.services.identity.actors import Actor
 from appliance.services.identity.authenticator import Authenticator
 
 

@@ -50,11 +50,11 @@ from sqlalchemy.orm import Session
 from appliance.db import tenancy
 from appliance.errors import Forbidden, InvalidInput, NotFound
 from appliance.models import ALL_PERMISSIONS, ApiKey, Membership, User
+from appliance.services.access import role_permissions
+from appliance.services.access.actors import Actor, RequestInfo
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
 from appliance.services.identity import tokens
-from appliance.services.identity.actors import Actor, RequestInfo
-from appliance.services.tenancy import roles
 
 #: Inserts tried before giving up: a prefix carries 41 bits, so a second collision in a row means
 #: something other than chance.
@@ -115,7 +115,7 @@ def standings(
             found[user_id] = Standing(frozenset(), gone=CREATOR_REMOVED)
         else:
             if role not in granted:
-                granted[role] = roles.permissions_for(session, role)
+                granted[role] = role_permissions.permissions_for(session, role)
             found[user_id] = Standing(granted[role], must_change_password=bool(must_change))
     for missing in ids - found.keys():
         found[missing] = UNKNOWN  # the account row is gone

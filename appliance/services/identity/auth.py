@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 from appliance.db import tenancy
 from appliance.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
 from appliance.models import Membership, MfaFactor, Tenant, TenantStatus, User
+from appliance.services.access import platform_permissions, role_permissions
+from appliance.services.access.actors import Actor, RequestInfo
 from appliance.services.audit import log as audit
 from appliance.services.identity import login_throttle, mfa, passwords, sessions
-from appliance.services.identity.actors import Actor, RequestInfo
 from appliance.services.identity.authenticator import Authenticator
+from appliance.services.identity.emails import normalize_email
 from appliance.services.limits import limiter as ratelimit
-from appliance.services.tenancy import platform_permissions, roles
-from appliance.services.tenancy.operators import normalize_email
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ def _permissions(
         return platform_permissions.for_operator(user.operator_read_only)
     assert membership is not None
     tenancy.set_tenant(session, tenant.id)
-    return roles.permissions_for(session, membership.role)
+    return role_permissions.permissions_for(session, membership.role)
 
 
 def _actor(user: User, tenant: Tenant | None, session_id: uuid.UUID, request: RequestInfo) -> Actor:

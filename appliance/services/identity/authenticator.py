@@ -25,12 +25,12 @@ from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.errors import Forbidden, Unauthenticated
 from appliance.models import ApiKey, TenantStatus, User
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import Actor, RequestInfo
+from appliance.services.access.directory import TenantDirectory, TenantInfo
 from appliance.services.common.refresher import Refresher
 from appliance.services.identity import api_keys, sessions, tokens
-from appliance.services.identity.actors import Actor, RequestInfo
 from appliance.services.identity.revocation_cache import RevocationCache
-from appliance.services.tenancy import platform_permissions
-from appliance.services.tenancy.directory import TenantDirectory, TenantInfo
 
 Clock = Callable[[], datetime]
 #: Verified access tokens kept in memory per process (a few MB at most).

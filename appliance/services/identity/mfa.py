@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from appliance.models import MfaFactor, RecoveryCode, User
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
 from appliance.services.identity import totp
-from appliance.services.identity.actors import Actor
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from appliance.db import tenancy
 from appliance.db.base import UTCDateTime
 from appliance.errors import Unauthenticated
 from appliance.models import RefreshToken
+from appliance.services.access.actors import RequestInfo
 from appliance.services.identity import tokens
-from appliance.services.identity.actors import RequestInfo
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ class AccessClaims:
     """The refresh-token family the token was issued from (``sid``): revoking it ends the session at once."""
     read_only: bool = False
     """A read-only operator's token (``ro``): the read platform permissions only (see
-    appliance.services.tenancy.platform_permissions). Only on operators' tokens."""
+    appliance.services.access.platform_permissions). Only on operators' tokens."""
     password_change: bool = False
     """The account had to change its password when the token was issued (``pwc``): such a token is checked
     against the account on each use (appliance.services.identity.authenticator), the others never are."""

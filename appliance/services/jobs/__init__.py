@@ -5,5 +5,5 @@ Owns the job rows and their state machine (durable), the workers' hot path of cl
 heartbeats (heartbeats: the workers' liveness, which the reaper and the health checks read).
 
 Offers to the other domains: durable (enqueue, states), queries.
-May call: common, webhooks.pages (the newest-first keysets jobs share with the webhook log).
+May call: common.
 """

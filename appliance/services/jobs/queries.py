@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from appliance.db import tenancy
 from appliance.errors import InvalidInput
 from appliance.models.job import Job, JobState
+from appliance.services.common import pages as webhook_pages
 from appliance.services.common import pagination
-from appliance.services.webhooks import pages as webhook_pages
 
 STATES = tuple(state.value for state in JobState)
 

@@ -4,5 +4,5 @@ Owns the algorithm (gcra), the in-process and Redis limiters (limiter, redis_lim
 run-time overrides kept in the database (settings).
 
 Offers to the other domains: limiter (RateLimits, RateLimiter, Decision), settings.
-May call: audit, identity.actors, common.
+May call: audit, access, common.
 """

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from appliance.models import PlatformSetting
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
-from appliance.services.identity.actors import Actor
 from appliance.services.limits.limiter import RateLimits
 
 NAME = "rate_limits"

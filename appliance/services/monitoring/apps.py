@@ -23,9 +23,9 @@ from appliance.db import tenancy
 from appliance.db.base import utcnow
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import App, AppKind, Tenant, TenantStatus
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
-from appliance.services.identity.actors import Actor
 from appliance.services.outbound import guard as outbound
 from appliance.services.tenancy.organizations import tenant_of
 

@@ -1,10 +1,9 @@
 """Tenancy: tenants and what lives inside them, and the operators who run the platform.
 
-Owns tenants (lifecycle, the short-lived tenant directory), organizations, projects, memberships, members and
-invitations, roles and their permissions, operators and the platform permissions, and what an operator sees
-inside a tenant (contents).
+Owns tenants (their lifecycle), organizations, projects, memberships, members and
+invitations, roles (their permissions are read through access.role_permissions), operators, and what an
+operator sees inside a tenant (contents).
 
-Offers to the other domains: tenants, organizations (tenant_of), roles, memberships, operators
-(normalize_email, Operator), platform_permissions, directory.TenantDirectory.
-May call: identity, audit, common.
+Offers to the other domains: tenants, organizations (tenant_of), roles, memberships, operators (Operator).
+May call: identity, audit, access, common.
 """

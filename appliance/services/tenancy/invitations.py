@@ -51,13 +51,13 @@ from appliance.models import (
     TenantStatus,
     User,
 )
+from appliance.services.access.actors import Actor, RequestInfo
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
 from appliance.services.identity import login_throttle, mfa, password_policy, passwords
-from appliance.services.identity.actors import Actor, RequestInfo
 from appliance.services.identity.auth import LoginGuard
+from appliance.services.identity.emails import normalize_email
 from appliance.services.tenancy import memberships, roles
-from appliance.services.tenancy.operators import normalize_email
 
 #: The start of every acceptance token, so that one is recognised in a config file or a chat log.
 TOKEN_PREFIX = "inv_"  # noqa: S105  (a prefix, not a secret)

@@ -13,10 +13,10 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.models import Invitation, InvitationState, Membership, User
+from appliance.services.access.actors import Actor
 from appliance.services.common import pagination
-from appliance.services.identity.actors import Actor
+from appliance.services.identity.emails import normalize_email
 from appliance.services.tenancy import invitations, memberships
-from appliance.services.tenancy.operators import normalize_email
 
 #: One entry of the list: a member (with their account), or a pending invitation.
 Entry = tuple[Membership, User] | Invitation

@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import Conflict, Forbidden, NotFound
 from appliance.models import Membership, User
+from appliance.services.access import role_permissions
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
 from appliance.services.identity import api_keys, passwords, sessions
-from appliance.services.identity.actors import Actor
+from appliance.services.identity.emails import normalize_email
 from appliance.services.tenancy import roles
-from appliance.services.tenancy.operators import normalize_email
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def check_grant(session: Session, actor: Actor, role: str) -> None:
     """Nobody grants more than they hold (an admin cannot make an owner); operators may grant anything."""
     if actor.operator:
         return
-    missing = roles.permissions_for(session, role) - actor.permissions
+    missing = role_permissions.permissions_for(session, role) - actor.permissions
     if missing:
         raise Forbidden(
             f"you cannot grant the role {role!r}: it holds permissions you do not "

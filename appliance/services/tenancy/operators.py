@@ -15,7 +15,6 @@ other API processes notice within their revocation sync.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -24,16 +23,14 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from appliance.db import tenancy
-from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
+from appliance.errors import Conflict, Forbidden, NotFound
 from appliance.models import Membership, MfaFactor, User
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import Actor, cli_operator
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
 from appliance.services.identity import api_keys, mfa, passwords, sessions
-from appliance.services.identity.actors import Actor, cli_operator
-from appliance.services.tenancy import platform_permissions
-
-# Deliberately permissive: one @, no spaces, a dot in the domain. Full validation is the mail server's.
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from appliance.services.identity.emails import normalize_email
 
 
 @dataclass(frozen=True)
@@ -72,13 +69,6 @@ class PasswordReset:
     one_time_password: str
     """Shown once; it must be changed at the next sign-in."""
     sessions_ended: list[uuid.UUID]
-
-
-def normalize_email(email: str) -> str:
-    value = email.strip().lower()
-    if not EMAIL.match(value) or len(value) > 320:
-        raise InvalidInput(f"{email!r} is not a valid email address", details={"email": email})
-    return value
 
 
 # --------------------------------------------------------------------------- reading
@@ -158,7 +148,7 @@ def create(
     actor: Actor | None = None,
 ) -> NewOperator:
     """A new operator account with a one-time password that must be changed at first login; a read-only
-    one holds only the read platform permissions (appliance.services.tenancy.platform_permissions). ``actor``
+    one holds only the read platform permissions (appliance.services.access.platform_permissions). ``actor``
     is who creates it (None: the command line). The address of a removed operator makes that account an
     operator again (the audit trail keeps one identity per address)."""
     actor = actor or cli_operator()

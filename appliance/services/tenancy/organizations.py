@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
 from appliance.models import Organization, Project
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
-from appliance.services.identity.actors import Actor
 from appliance.services.tenancy.tenants import SLUG
 
 #: How many child ids a read of one organization names (the rest: list with ?parent_id=).

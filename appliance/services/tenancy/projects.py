@@ -18,9 +18,9 @@ from appliance.db import tenancy
 from appliance.db.tenancy import TenantScopeError
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.models import Project
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
-from appliance.services.identity.actors import Actor
 from appliance.services.tenancy import organizations
 
 #: The columns a list returns, in the order of their keys in each item.

@@ -17,47 +17,14 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
 from appliance.models import ALL_PERMISSIONS, BUILTIN_ROLES, Membership, Role
+from appliance.services.access.actors import Actor
+from appliance.services.access.role_permissions import MAX_DEPTH, custom_roles, resolve
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
 from appliance.services.identity import sessions
-from appliance.services.identity.actors import Actor
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
-#: Deepest inheritance chain accepted; a longer one is almost certainly a mistake.
-MAX_DEPTH = 8
 CURSORS = pagination.Keyset("roles", str)
-
-
-def _custom(session: Session) -> dict[str, Role]:
-    return {role.name: role for role in session.scalars(select(Role))}
-
-
-def permissions_for(session: Session, role_name: str) -> frozenset[str]:
-    """What ``role_name`` may do in the session's tenant: a built-in role, or a custom one with the
-    permissions of every role it inherits from. An unknown role grants nothing."""
-    builtin = BUILTIN_ROLES.get(role_name)
-    if builtin is not None:
-        return builtin.permissions
-    return _resolve(_custom(session), role_name)
-
-
-def _resolve(custom: dict[str, Role], name: str) -> frozenset[str]:
-    granted: set[str] = set()
-    seen: set[str] = set()
-    current: str | None = name
-    while current is not None:
-        if current in seen or len(seen) > MAX_DEPTH:
-            break  # a cycle cannot be stored (validate refuses it), but never loop on one
-        seen.add(current)
-        if current in BUILTIN_ROLES:
-            granted |= BUILTIN_ROLES[current].permissions
-            break
-        role = custom.get(current)
-        if role is None:
-            break
-        granted |= set(role.permissions) & ALL_PERMISSIONS
-        current = role.inherits
-    return frozenset(granted)
 
 
 def role_exists(session: Session, name: str) -> bool:
@@ -129,7 +96,7 @@ class RoleView:
 
 
 def view(session: Session, role: Role) -> RoleView:
-    return RoleView(role.name, _resolve(_custom(session), role.name), role)
+    return RoleView(role.name, resolve(custom_roles(session), role.name), role)
 
 
 def list_page(
@@ -140,12 +107,12 @@ def list_page(
     Every custom role is read anyway to resolve inheritance, so the page is cut in Python: a tenant holds
     a handful of roles, not thousands."""
     after = CURSORS.decode(cursor, "name")[0] if cursor is not None else None
-    custom = _custom(session)
+    custom = custom_roles(session)
     views: list[RoleView] = []
     if builtin is not False:
         views += [RoleView(r.name, r.permissions) for r in BUILTIN_ROLES.values()]
     if builtin is not True:
-        views += [RoleView(name, _resolve(custom, name), role) for name, role in custom.items()]
+        views += [RoleView(name, resolve(custom, name), role) for name, role in custom.items()]
     views.sort(key=lambda v: v.name)
     if after is not None:
         views = [v for v in views if v.name > after]
@@ -183,14 +150,14 @@ def create(
             code="ROLE_NAME_INVALID",
             details={"name": name},
         )
-    custom = _custom(session)
+    custom = custom_roles(session)
     if name in BUILTIN_ROLES or name in custom:
         raise Conflict(f"a role named {name!r} already exists", code="ROLE_EXISTS", details={"name": name})
     _check_inherits(custom, name, inherits)
     role = Role(
         tenant_id=tenant_id, name=name, permissions=_check_permissions(permissions), inherits=inherits
     )
-    _check_strength(actor, name, _resolve({**custom, name: role}, name))
+    _check_strength(actor, name, resolve({**custom, name: role}, name))
     session.add(role)
     session.flush()
     audit.record(
@@ -235,8 +202,8 @@ def update(
     """Change a custom role; ``inherits=False`` leaves it as it is. When something changed, the sessions
     of every holder (directly or through inheritance) in this tenant are ended."""
     role = get(session, role_id)
-    custom = _custom(session)
-    _check_strength(actor, role.name, _resolve(custom, role.name))
+    custom = custom_roles(session)
+    _check_strength(actor, role.name, resolve(custom, role.name))
     changes: dict[str, list[object]] = {}
     if permissions is not None:
         values = _check_permissions(permissions)
@@ -254,7 +221,7 @@ def update(
         permissions=changes.get("permissions", [None, role.permissions])[1],
         inherits=changes.get("inherits", [None, role.inherits])[1],
     )
-    _check_strength(actor, role.name, _resolve({**custom, role.name: after}, role.name))
+    _check_strength(actor, role.name, resolve({**custom, role.name: after}, role.name))
     role.permissions, role.inherits = after.permissions, after.inherits
     session.flush()
     ended: list[uuid.UUID] = []
@@ -275,7 +242,7 @@ def update(
 def holders(session: Session, name: str) -> list[uuid.UUID]:
     """Users whose membership grants ``name`` directly or through inheritance (their sessions carry the
     role's old permissions and are ended when it changes)."""
-    custom = _custom(session)
+    custom = custom_roles(session)
     affected = {name}
     grew = True
     while grew:

@@ -25,9 +25,9 @@ from appliance.models import (
     TenantPlan,
     TenantStatus,
 )
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
 from appliance.services.common import pagination
-from appliance.services.identity.actors import Actor
 from appliance.services.tenancy import memberships
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 from appliance.db.base import utcnow
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.models import WebhookEndpoint
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
-from appliance.services.identity.actors import Actor
+from appliance.services.common import pages as webhook_pages
 from appliance.services.outbound import guard as outbound
 from appliance.services.tenancy.organizations import tenant_of
 from appliance.services.webhooks import events
-from appliance.services.webhooks import pages as webhook_pages
 from appliance.services.webhooks import signing as webhook_signing
 
 #: How long the previous secret still signs after a rotation (Svix and Stripe give 24 hours too).

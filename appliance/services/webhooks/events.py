@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from appliance.db import tenancy
 from appliance.db.base import utcnow
 from appliance.models import AuditLog, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from appliance.services.audit import log as audit
 from appliance.services.jobs import durable as jobs
 
 #: Every event type an endpoint may subscribe to, with what it means (GET /webhooks/event-types).
@@ -199,3 +200,7 @@ def from_audit(session: Session, record: AuditLog) -> WebhookMessage | None:
         return publish(session, tenant_id=tenant_id, event_type=event_type, data=data, now=record.created_at)
     with tenancy.inside(session, tenant_id):
         return publish(session, tenant_id=tenant_id, event_type=event_type, data=data, now=record.created_at)
+
+
+# Every audit record whose action is an event is published, in the transaction that records it.
+audit.on_record(AUDIT_EVENTS, from_audit)

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import WebhookAttempt, WebhookDelivery, WebhookMessage
+from appliance.services.common import pages as webhook_pages
 from appliance.services.webhooks import endpoints as webhook_endpoints
 from appliance.services.webhooks import events
-from appliance.services.webhooks import pages as webhook_pages
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from appliance.db.base import utcnow
 from appliance.errors import Conflict, InvalidInput
 from appliance.models import DeliveryState, WebhookDelivery, WebhookEndpoint
+from appliance.services.access.actors import Actor
 from appliance.services.audit import log as audit
-from appliance.services.identity.actors import Actor
 from appliance.services.jobs import durable as jobs
 from appliance.services.webhooks import endpoints as webhook_endpoints
 from appliance.services.webhooks import events

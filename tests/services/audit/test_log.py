@@ -26,9 +26,9 @@ from appliance.db.session import Database
 from appliance.db.tenancy import TenantScopeError
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import GENESIS_HASH, AuditLog, Tenant
+from appliance.services.access.actors import Actor, RequestInfo
 from appliance.services.audit import format as audit_format
 from appliance.services.audit import log as audit
-from appliance.services.identity.actors import Actor, RequestInfo
 from tests.conftest import PgDatabase
 from tests.support import make_settings
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from appliance.db.session import Database
-from appliance.services.identity.actors import RequestInfo
+from appliance.services.access import platform_permissions
+from appliance.services.access.actors import RequestInfo
 from appliance.services.identity.authenticator import Authenticator
-from appliance.services.tenancy import platform_permissions
 from tests.support import make_settings
 
 READ, ALL = platform_permissions.READ, platform_permissions.ALL

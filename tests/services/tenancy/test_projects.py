@@ -17,8 +17,8 @@ from appliance.db.session import Database
 from appliance.db.tenancy import TenantScopeError
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.models import Organization, Project, Tenant
+from appliance.services.access.actors import Actor
 from appliance.services.common import pagination
-from appliance.services.identity.actors import Actor
 from appliance.services.tenancy import organizations, projects
 
 T0 = dt.datetime(2026, 11, 22, 1, 27, 39, tzinfo=dt.UTC)

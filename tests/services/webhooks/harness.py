@@ -16,7 +16,7 @@ from appliance.db import tenancy
 from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from appliance.services.identity.actors import Actor
+from appliance.services.access.actors import Actor
 from appliance.services.jobs import durable as jobs
 from appliance.services.outbound import clients as http_clients
 from appliance.services.outbound import guard as outbound

@@ -13,8 +13,8 @@ from sqlalchemy import event, update
 
 from appliance.db.session import Database
 from appliance.models import Tenant, TenantStatus
+from appliance.services.access.directory import TenantDirectory
 from appliance.services.common.refresher import Refresher
-from appliance.services.tenancy.directory import TenantDirectory
 from tests.support import make_settings, wait_for
 
 

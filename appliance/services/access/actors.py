@@ -9,7 +9,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
-from appliance.services.tenancy import platform_permissions
+from appliance.services.access import platform_permissions
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Actor:
     ``permissions`` are what the actor may do in ``tenant_id`` (the role's permissions, or the key's
     scopes as far as its creator still holds them: appliance.services.identity.api_keys); an operator acts on
     platform routes only, and its ``permissions`` are platform permissions
-    (appliance.services.tenancy.platform_permissions), never a tenant's."""
+    (appliance.services.access.platform_permissions), never a tenant's."""
 
     user_id: uuid.UUID | None
     tenant_id: uuid.UUID | None
