@@ -6,9 +6,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Uuid
+from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names, so that migrations can find and alter constraints on every database.
@@ -54,3 +54,12 @@ class Base(DeclarativeBase):
         uuid.UUID: Uuid(),
         dt.datetime: UTCDateTime(),
     }
+
+
+class TenantOwned:
+    """The column of a table whose every row belongs to one tenant: ``tenant_id``, never NULL, and the rows
+    go with their tenant (ON DELETE CASCADE). Such a table is under row-level security and the ORM's tenant
+    filter (appliance.db.tenancy.TENANT_OWNED_TABLES lists it; tests/db/test_tenancy.py holds the two
+    together)."""
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

@@ -8,15 +8,14 @@ import uuid
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from appliance.db.base import Base, utcnow
+from appliance.db.base import Base, TenantOwned, utcnow
 
 
-class ApiKey(Base):
+class ApiKey(TenantOwned, Base):
     __tablename__ = "api_keys"
     __table_args__ = (Index("ix_api_keys_tenant_id_created_at", "tenant_id", "created_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     """The public start of the key, unique across tenants: how a presented key is found before its tenant

@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from appliance.db.base import Base, utcnow
+from appliance.db.base import Base, TenantOwned, utcnow
 
 
 class AppKind(enum.StrEnum):
@@ -41,7 +41,7 @@ APP_STATUS_TRANSITIONS: dict[tuple[AppStatus, AppStatus], str] = {
 }
 
 
-class App(Base):
+class App(TenantOwned, Base):
     """An application a tenant runs and wants watched."""
 
     __tablename__ = "apps"
@@ -54,7 +54,6 @@ class App(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16), default=AppKind.HTTP.value)
     url: Mapped[str | None] = mapped_column(String(2048), default=None)
@@ -82,7 +81,7 @@ class App(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class AppCheck(Base):
+class AppCheck(TenantOwned, Base):
     """One check's result (kept for ``monitoring.raw_days``)."""
 
     __tablename__ = "app_checks"
@@ -95,7 +94,6 @@ class AppCheck(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     app_id: Mapped[uuid.UUID]
     checked_at: Mapped[dt.datetime]
     ok: Mapped[bool]
@@ -127,7 +125,7 @@ class AppCheckHourly(Base):
     latency_count: Mapped[int] = mapped_column(default=0)
 
 
-class AppIncident(Base):
+class AppIncident(TenantOwned, Base):
     """A down period of an app: open (ended_at None) until it recovers."""
 
     __tablename__ = "app_incidents"
@@ -137,7 +135,6 @@ class AppIncident(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     app_id: Mapped[uuid.UUID]
     started_at: Mapped[dt.datetime]
     """The first failed check of the run that brought it down."""

@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from appliance.db.base import Base, utcnow
+from appliance.db.base import Base, TenantOwned, utcnow
 
 
 class InvitationState(enum.StrEnum):
@@ -32,7 +32,7 @@ INVITATION_TRANSITIONS: dict[tuple[InvitationState, InvitationState], str] = {
 }
 
 
-class Invitation(Base):
+class Invitation(TenantOwned, Base):
     """One invitation. The tenant sees the address, the role and the state, never whether the address has an
     account (nor, until acceptance, anything of that account)."""
 
@@ -54,7 +54,6 @@ class Invitation(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
     """Lower-cased, as users' addresses are stored."""
     role: Mapped[str] = mapped_column(String(64))

@@ -8,10 +8,10 @@ import uuid
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from appliance.db.base import Base, utcnow
+from appliance.db.base import Base, TenantOwned, utcnow
 
 
-class Membership(Base):
+class Membership(TenantOwned, Base):
     __tablename__ = "memberships"
     __table_args__ = (
         UniqueConstraint("tenant_id", "user_id"),
@@ -20,7 +20,6 @@ class Membership(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(64))
     """A built-in role (see appliance.models.role.BUILTIN_ROLES) or a custom role of the tenant."""

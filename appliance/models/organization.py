@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, String, UniqueConstraint
+from sqlalchemy import ForeignKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from appliance.db.base import Base, utcnow
+from appliance.db.base import Base, TenantOwned, utcnow
 
 
-class Organization(Base):
+class Organization(TenantOwned, Base):
     __tablename__ = "organizations"
     __table_args__ = (
         UniqueConstraint("tenant_id", "slug"),
@@ -22,7 +22,6 @@ class Organization(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     """The enclosing organization; None for a top-level one."""
     name: Mapped[str] = mapped_column(String(200))

@@ -8,10 +8,10 @@ import uuid
 from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from appliance.db.base import Base, utcnow
+from appliance.db.base import Base, TenantOwned, utcnow
 
 
-class Project(Base):
+class Project(TenantOwned, Base):
     __tablename__ = "projects"
     __table_args__ = (
         UniqueConstraint("tenant_id", "organization_id", "name"),
@@ -26,7 +26,6 @@ class Project(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     organization_id: Mapped[uuid.UUID]
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")

@@ -6,10 +6,10 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from appliance.db.base import Base, utcnow
+from appliance.db.base import Base, TenantOwned, utcnow
 
 PROJECTS_READ = "projects:read"
 PROJECTS_WRITE = "projects:write"
@@ -91,14 +91,13 @@ BUILTIN_ROLES: dict[str, BuiltinRole] = {
 assert _OWNER == ALL_PERMISSIONS, "the owner holds every permission"
 
 
-class Role(Base):
+class Role(TenantOwned, Base):
     """A tenant's custom role: its own permissions plus those of the role it inherits from."""
 
     __tablename__ = "roles"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(64))
     inherits: Mapped[str | None] = mapped_column(String(64), default=None)
     """Name of a built-in role or of another custom role of the same tenant (no cycles: services check)."""

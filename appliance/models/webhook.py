@@ -7,13 +7,13 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import JSON, ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from appliance.db.base import Base, utcnow
+from appliance.db.base import Base, TenantOwned, utcnow
 
 
-class WebhookEndpoint(Base):
+class WebhookEndpoint(TenantOwned, Base):
     __tablename__ = "webhook_endpoints"
     __table_args__ = (
         UniqueConstraint("tenant_id", "id"),
@@ -21,7 +21,6 @@ class WebhookEndpoint(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(String(2048))
     description: Mapped[str] = mapped_column(String(500), default="")
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -39,7 +38,7 @@ class WebhookEndpoint(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class WebhookMessage(Base):
+class WebhookMessage(TenantOwned, Base):
     """An event of a tenant, with the exact body every endpoint receives (so that a re-send is identical)."""
 
     __tablename__ = "webhook_messages"
@@ -49,7 +48,6 @@ class WebhookMessage(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
     """The JSON payload ``{"type", "timestamp", "data"}`` exactly as sent."""
@@ -75,7 +73,7 @@ DELIVERY_TRANSITIONS: dict[tuple[DeliveryState, DeliveryState], str] = {
 }
 
 
-class WebhookDelivery(Base):
+class WebhookDelivery(TenantOwned, Base):
     """One message to one endpoint: its state across attempts (the attempts themselves are its job's)."""
 
     __tablename__ = "webhook_deliveries"
@@ -99,7 +97,6 @@ class WebhookDelivery(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     message_id: Mapped[uuid.UUID]
     endpoint_id: Mapped[uuid.UUID]
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
@@ -113,7 +110,7 @@ class WebhookDelivery(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class WebhookAttempt(Base):
+class WebhookAttempt(TenantOwned, Base):
     """One HTTP request of a delivery and what came back."""
 
     __tablename__ = "webhook_attempts"
@@ -129,7 +126,6 @@ class WebhookAttempt(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     delivery_id: Mapped[uuid.UUID]
     attempt: Mapped[int]
     status_code: Mapped[int | None] = mapped_column(default=None)

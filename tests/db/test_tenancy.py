@@ -9,7 +9,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
 from appliance.db import tenancy
-from appliance.db.base import Base
+from appliance.db.base import Base, TenantOwned
 from appliance.db.session import Database
 from appliance.db.tenancy import TENANT_OWNED_TABLES, UNFILTERED_TENANT_TABLES, TenantScopeError
 from appliance.models import ApiKey, AuditLog, Membership, Organization, Project, RefreshToken
@@ -25,6 +25,23 @@ def test_every_table_with_a_tenant_id_is_classified() -> None:
     assert not set(TENANT_OWNED_TABLES) & set(UNFILTERED_TENANT_TABLES)
     nullable = {name for name in TENANT_OWNED_TABLES if Base.metadata.tables[name].c.tenant_id.nullable}
     assert nullable == {"audit_logs"}  # platform events; they have a policy of their own
+
+
+def test_the_tenant_owned_shape_is_one_mixin() -> None:
+    """Every table of the tenant-owned shape (tenant_id NOT NULL, gone with its tenant) takes it from
+    TenantOwned, and every TenantOwned table is under the tenant filter and row-level security."""
+    mixed = {m.local_table.name for m in Base.registry.mappers if issubclass(m.class_, TenantOwned)}
+    shaped = set()
+    for name, table in Base.metadata.tables.items():
+        column = table.c.get("tenant_id")
+        if column is None or column.nullable or column.primary_key:
+            continue
+        if any(
+            key.target_fullname == "tenants.id" and key.ondelete == "CASCADE" for key in column.foreign_keys
+        ):
+            shaped.add(name)
+    assert mixed == shaped
+    assert mixed <= set(TENANT_OWNED_TABLES)
 
 
 def test_composite_keys_lead_with_tenant_id() -> None:
