@@ -23,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from appliance import hostport
+
 #: The placeholder shipped in the example file; refused as a real secret.
 PLACEHOLDER_SECRET = "CHANGE-ME"  # noqa: S105  (the value refused, not a secret)
 #: A signing key shorter than this (in characters) is refused outside development.
@@ -499,7 +501,4 @@ class Settings(BaseSettings):
 
     @property
     def api_url(self) -> str:
-        host = "127.0.0.1" if self.api.host in ("0.0.0.0", "::", "") else self.api.host  # noqa: S104
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.api.port}"
+        return f"http://{hostport.join(hostport.reachable(self.api.host), self.api.port)}"

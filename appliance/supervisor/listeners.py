@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+from appliance import hostport
 from appliance.supervisor.specs import ServicesSpec, SpecError
 
 LISTEN_FD = 3  # systemd's SD_LISTEN_FDS_START: the first passed socket is fd 3 in the child
@@ -60,7 +61,7 @@ class Listeners:
                 for sock in fresh.values():
                     sock.close()
                 raise SpecError(
-                    f"{services.path}: program {spec.name!r}: cannot listen on {host}:{port}: "
+                    f"{services.path}: program {spec.name!r}: cannot listen on {hostport.join(host, port)}: "
                     f"{exc.strerror or exc} (another process holds the port?)"
                 ) from exc
         return fresh

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance import hostport
 from appliance.supervisor.specvalues import SpecError
 from appliance.supervisor.states import State
 
@@ -73,13 +74,10 @@ def parse_metrics(data: Mapping[str, Any], where: str) -> MetricsSpec | None:
     listen = table["listen"]
     if not isinstance(listen, str):
         raise SpecError(f"{where}: 'metrics.listen' must be a \"host:port\" string, not {listen!r}")
-    host, sep, port_text = listen.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise SpecError(
-            f"{where}: 'metrics.listen' must be \"host:port\" with a port from 1 to 65535, not {listen!r}"
-        )
+    try:
+        host, port = hostport.parse(listen)
+    except ValueError as exc:
+        raise SpecError(f"{where}: 'metrics.listen' must be \"host:port\": {exc}") from None
     if host != "localhost":
         try:
             loopback = ipaddress.ip_address(host).is_loopback
@@ -90,7 +88,7 @@ def parse_metrics(data: Mapping[str, Any], where: str) -> MetricsSpec | None:
                 f"{where}: 'metrics.listen' must be a loopback address (127.0.0.1, [::1] or localhost): "
                 f"the endpoint has no authentication; not {listen!r}"
             )
-    return MetricsSpec(host, int(port_text))
+    return MetricsSpec(host, port)
 
 
 def load_metrics(path: str | Path) -> MetricsSpec | None:
@@ -394,7 +392,10 @@ def serve(
     try:
         server = MetricsServer(spec, selector, lambda: render(status()))
     except OSError as exc:
-        log(f"metrics: cannot listen on {spec.host}:{spec.port} ({exc.strerror or exc}); no metrics endpoint")
+        log(
+            f"metrics: cannot listen on {hostport.join(spec.host, spec.port)} ({exc.strerror or exc}); "
+            "no metrics endpoint"
+        )
         return None
-    log(f"metrics: serving http://{spec.host}:{server.port}/metrics")
+    log(f"metrics: serving http://{hostport.join(spec.host, server.port)}/metrics")
     return server

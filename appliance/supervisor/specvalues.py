@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from appliance import hostport
 from appliance.supervisor.interpolate import BadSubstitution, UndefinedVariable, expand
 
 STOP_SIGNALS = ("TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2")
@@ -72,10 +73,10 @@ class Context:
     def address(self, key: str, value: object) -> tuple[str, int]:
         """`HOST:PORT` (an IPv6 host may be written in brackets) as (host, port)."""
         text = self.text(key, value)
-        host, _, port = text.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            self.fail(f"{key!r} must be HOST:PORT, not {text!r}")
-        return host.strip("[]"), int(port)
+        try:
+            return hostport.parse(text)
+        except ValueError as exc:
+            self.fail(f"{key!r} must be HOST:PORT: {exc}")
 
     def size(self, key: str, value: object) -> int:
         """Bytes from `512M`, `1.5G`, `65536` (K, M, G, T are powers of 1024)."""

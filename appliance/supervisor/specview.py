@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from appliance import hostport
 from appliance.supervisor.backoff import BackoffPolicy
 from appliance.supervisor.logpolicy import LogPolicy
 from appliance.supervisor.specs import HealthSpec, ProgramSpec, ReadySpec
@@ -58,8 +59,7 @@ def _health(health: HealthSpec | None) -> dict[str, Any] | None:
 def _listen(listen: tuple[str, int] | None) -> str | None:
     if listen is None:
         return None
-    host, port = listen
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return hostport.join(*listen)
 
 
 def spec_view(spec: ProgramSpec, backoff: BackoffPolicy, logs: LogPolicy) -> dict[str, Any]:

@@ -30,7 +30,9 @@ def test_every_table_with_a_tenant_id_is_classified() -> None:
 def test_the_tenant_owned_shape_is_one_mixin() -> None:
     """Every table of the tenant-owned shape (tenant_id NOT NULL, gone with its tenant) takes it from
     TenantOwned, and every TenantOwned table is under the tenant filter and row-level security."""
-    mixed = {m.local_table.name for m in Base.registry.mappers if issubclass(m.class_, TenantOwned)}
+    mixed = {
+        m.persist_selectable.description for m in Base.registry.mappers if issubclass(m.class_, TenantOwned)
+    }
     shaped = set()
     for name, table in Base.metadata.tables.items():
         column = table.c.get("tenant_id")

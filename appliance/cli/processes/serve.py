@@ -7,6 +7,7 @@ import logging
 import socket
 from functools import partial
 
+from appliance import hostport
 from appliance.config import Settings
 from appliance.errors import OperationFailed
 from appliance.keys import signing_key
@@ -106,7 +107,7 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise OperationFailed(
-                f"cannot listen on {host}:{port}: {exc.strerror} (another process holds the port? "
-                "set api.port or APPLIANCE_API__PORT)",
+                f"cannot listen on {hostport.join(host, port)}: {exc.strerror} "
+                "(another process holds the port? set api.port or APPLIANCE_API__PORT)",
                 details={"host": host, "port": port},
             ) from exc
