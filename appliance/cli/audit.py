@@ -13,7 +13,7 @@ from appliance.cli.shared import open_database
 
 if TYPE_CHECKING:
     from appliance.models import AuditLog
-    from appliance.services.audit.log import ChainReport
+    from appliance.services.audit.verify import ChainReport
 
 #: verify reports its progress on stderr after this many chains (and at the end, past that many).
 PROGRESS_EVERY = 100
@@ -33,10 +33,10 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check every record of every chain; exit 1 naming each record that was altered or removed."""
-    from appliance.services.audit import log as audit
+    from appliance.services.audit import verify as audit_verify
 
     with open_database(ctx) as database:
-        reports = audit.verify_all(database, slug=tenant, progress=_progress)
+        reports = audit_verify.verify_all(database, slug=tenant, progress=_progress)
     for report in reports:
         if as_json:
             typer.echo(json.dumps(_report_json(report)))
@@ -66,9 +66,12 @@ def list_records(
     """Print a chain's newest records: a tenant's, or the platform's (sign-ins, operator actions)."""
     from appliance.db import tenancy
     from appliance.services.audit import log as audit
+    from appliance.services.audit import verify as audit_verify
 
     with open_database(ctx) as database, database.session_scope(write=False) as session:
-        (chain,) = audit.chains(session, tenant) if tenant is not None else [audit.Chain(None, None)]
+        (chain,) = (
+            audit_verify.chains(session, tenant) if tenant is not None else [audit_verify.Chain(None, None)]
+        )
         if chain.tenant_id is not None:
             tenancy.set_tenant(session, chain.tenant_id)
         records = audit.query(session, tenant_id=chain.tenant_id, action=action, limit=limit)

@@ -1,11 +1,7 @@
-"""The audit log: append records to a tenant's (or the platform's) hash chain, verify chains, query them.
+"""The audit log: append records to a tenant's (or the platform's) hash chain, and query them.
 
 Each record's ``hash`` is the SHA-256 of a canonical JSON document of its stored fields and ``prev_hash``,
-the hash of the record before it in the same chain, so that an edit, a deletion or a reordering by someone
-who can write the table directly (the owner, a superuser, the SQLite file) shows in :func:`verify`. A chain
-cannot reveal on its own that its newest records were removed, or that every hash after an edit was
-recomputed: for that, keep the heads (:attr:`ChainReport.head_hash`) somewhere the database owner cannot
-write.
+the hash of the record before it in the same chain (appliance.services.audit.verify checks the chains).
 
 Records are written in the caller's transaction (the session scope commits them with the change they
 describe, or rolls both back), but linked into their chain only as that transaction commits: `record` keeps
@@ -24,21 +20,19 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal, TypeVarTuple
+from dataclasses import dataclass
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, event, insert, select, text, tuple_
+from sqlalchemy import Select, event, insert, select, text, tuple_
 from sqlalchemy.orm import Session, SessionTransaction
 
 from appliance.db import tenancy
 from appliance.db.base import utcnow
-from appliance.db.session import Database
-from appliance.db.tenancy import TenantScopeError
-from appliance.errors import InvalidInput, NotFound
-from appliance.models import GENESIS_HASH, AuditLog, Tenant
+from appliance.errors import InvalidInput
+from appliance.models import GENESIS_HASH, AuditLog
 from appliance.services.access.actors import Actor, RequestInfo
+from appliance.services.audit import scope
 from appliance.services.audit.format import (
-    HASHED_FIELDS,
     compute_hash,
     redact,
     to_json,
@@ -48,62 +42,12 @@ from appliance.services.audit.format import (
 #: The largest page :func:`query` returns.
 MAX_PAGE = 500
 
-#: How the record failed verification: its fields no longer match its hash; its prev_hash is not the
-#: previous record's hash (that record was altered and re-hashed, or replaced); seq numbers are missing
-#: before it (records were removed); its seq does not follow the previous one (a forged record).
-ProblemKind = Literal["altered", "broken_link", "gap", "out_of_order"]
-
 _Row = TypeVarTuple("_Row")
 
 # Free text from the request is clipped to the columns, so that a long header cannot fail the change it
 # comes with.
 _IP_MAX, _USER_AGENT_MAX, _REQUEST_ID_MAX, _ACTOR_NAME_MAX = 45, 400, 64, 200
 _ACTION_MAX, _RESOURCE_TYPE_MAX, _RESOURCE_ID_MAX = 100, 50, 100
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One record that fails verification."""
-
-    seq: int
-    kind: ProblemKind
-    message: str
-    record_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """The result of verifying one chain."""
-
-    tenant_id: uuid.UUID | None
-    records: int
-    problems: tuple[Problem, ...]
-    problems_omitted: int = 0
-    """Problems found past ``max_problems`` (counted, not kept)."""
-    head_seq: int = 0
-    head_hash: str = GENESIS_HASH
-    """The newest record's hash: kept elsewhere, it proves later that no record was removed from the end."""
-    slug: str | None = None
-    """The tenant's slug (set by :func:`verify_all`); None for the platform chain."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and not self.problems_omitted
-
-    @property
-    def label(self) -> str:
-        """The chain's name for people: the tenant's slug (or id), or ``platform``."""
-        if self.tenant_id is None:
-            return "platform"
-        return self.slug or str(self.tenant_id)
-
-
-@dataclass(frozen=True)
-class Chain:
-    """A chain to verify: a tenant's (by id and slug), or the platform's (both None)."""
-
-    tenant_id: uuid.UUID | None
-    slug: str | None
 
 
 # --------------------------------------------------------------------------- writing
@@ -129,7 +73,7 @@ def record(
 
     The record returned gets its place in the chain (``seq``, ``prev_hash``, ``hash``) and, unless ``now``
     is given, its time when the transaction commits; until then it is not in the table."""
-    _check_scope(session, tenant_id, writing=True)
+    scope.check_scope(session, tenant_id, writing=True)
     info = request or (actor.request if actor is not None else RequestInfo())
     entry = AuditLog(
         id=uuid.uuid4(),
@@ -212,7 +156,7 @@ def _append(session: Session, tenant_id: uuid.UUID | None, items: list[_Pending]
     """Append ``items`` to one chain, holding its lock to the end of the transaction."""
     _lock_chain(session, tenant_id)
     head = session.execute(
-        _in_chain(select(AuditLog.seq, AuditLog.hash), tenant_id).order_by(AuditLog.seq.desc()).limit(1)
+        scope.in_chain(select(AuditLog.seq, AuditLog.hash), tenant_id).order_by(AuditLog.seq.desc()).limit(1)
     ).one_or_none()
     seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     rows = []
@@ -256,85 +200,6 @@ def _lock_chain(session: Session, tenant_id: uuid.UUID | None) -> None:
         raise RuntimeError(f"no chain lock for the {backend} database")
 
 
-# --------------------------------------------------------------------------- verifying
-
-
-def verify(
-    session: Session, tenant_id: uuid.UUID | None, *, batch_size: int = 1000, max_problems: int = 100
-) -> ChainReport:
-    """Check every record of one chain in seq order, reading ``batch_size`` rows at a time (a server-side
-    cursor on PostgreSQL), so that a chain of millions is never in memory. The session must be scoped to
-    the tenant (platform chain: no tenant set), as for :func:`query`."""
-    _check_scope(session, tenant_id, writing=False)
-    columns = [getattr(AuditLog, name) for name in ("id", "hash", *HASHED_FIELDS)]
-    statement = _in_chain(select(*columns), tenant_id).order_by(AuditLog.seq)
-    problems: list[Problem] = []
-    omitted = records = prev_seq = 0
-    prev_hash = GENESIS_HASH
-
-    def report(row: Any, kind: ProblemKind, message: str) -> None:
-        nonlocal omitted
-        if len(problems) < max_problems:
-            problems.append(Problem(row.seq, kind, message, row.id))
-        else:
-            omitted += 1
-
-    for row in session.execute(statement.execution_options(yield_per=batch_size)):
-        records += 1
-        if compute_hash(dict(row._mapping)) != row.hash:
-            report(row, "altered", "its fields do not match its hash: the record was edited")
-        if row.seq <= prev_seq:
-            report(row, "out_of_order", f"seq {row.seq} does not follow seq {prev_seq}")
-        elif row.seq > prev_seq + 1:
-            missing = f"{prev_seq + 1}" if row.seq == prev_seq + 2 else f"{prev_seq + 1} to {row.seq - 1}"
-            report(row, "gap", f"the records before it are missing (seq {missing}): they were removed")
-        elif row.prev_hash != prev_hash:
-            before = "the chain's start" if prev_seq == 0 else f"record {prev_seq}'s hash"
-            report(row, "broken_link", f"its prev_hash is not {before}: a record before it was replaced")
-        prev_seq, prev_hash = row.seq, row.hash
-    return ChainReport(tenant_id, records, tuple(problems), omitted, prev_seq, prev_hash)
-
-
-def chains(session: Session, slug: str | None = None) -> list[Chain]:
-    """Every chain (the platform's first, then each tenant's by slug), or the one tenant named by ``slug``
-    (NotFound when there is none)."""
-    if slug is not None:
-        found = session.execute(select(Tenant.id, Tenant.slug).where(Tenant.slug == slug)).one_or_none()
-        if found is None:
-            raise NotFound(f"no tenant has the slug {slug!r}", details={"slug": slug})
-        return [Chain(found.id, found.slug)]
-    tenants = session.execute(select(Tenant.id, Tenant.slug).order_by(Tenant.slug))
-    return [Chain(None, None), *(Chain(row.id, row.slug) for row in tenants)]
-
-
-def verify_all(
-    database: Database,
-    *,
-    slug: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    batch_size: int = 1000,
-) -> list[ChainReport]:
-    """Verify every chain (or the tenant named by ``slug``), each in a transaction of its own.
-
-    It takes the Database rather than a session because the role the appliance connects as sees one
-    tenant's records per transaction (row-level security on ``app.tenant_id``, set once per transaction),
-    and because a read-only transaction per chain keeps each snapshot short and blocks no writer (SQLite's
-    write scopes hold the database's lock) on a database with thousands of tenants.
-    ``progress(done, total)`` is called after each chain."""
-    with database.session_scope(write=False) as session:
-        targets = chains(session, slug)
-    reports: list[ChainReport] = []
-    for done, chain in enumerate(targets, start=1):
-        with database.session_scope(write=False) as session:
-            if chain.tenant_id is not None:
-                tenancy.set_tenant(session, chain.tenant_id)
-            found = verify(session, chain.tenant_id, batch_size=batch_size)
-        reports.append(replace(found, slug=chain.slug))
-        if progress is not None:
-            progress(done, len(targets))
-    return reports
-
-
 # --------------------------------------------------------------------------- reading
 
 
@@ -359,10 +224,10 @@ def query(
     ``until`` exclusive. Pages follow each other by keyset: pass the last record's ``(created_at, id)`` as
     ``after``. A session scoped to a tenant reads that tenant's chain only; the platform chain is read with
     no tenant set (or in platform scope)."""
-    _check_scope(session, tenant_id, writing=False)
+    scope.check_scope(session, tenant_id, writing=False)
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, not {limit}", details={"limit": limit})
-    statement = _in_chain(select(AuditLog), tenant_id)
+    statement = scope.in_chain(select(AuditLog), tenant_id)
     if actor_user_id is not None:
         statement = statement.where(AuditLog.actor_user_id == actor_user_id)
     if actor_api_key_id is not None:
@@ -394,42 +259,6 @@ def _page(
     if descending:
         return statement.order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
     return statement.order_by(AuditLog.created_at, AuditLog.id)
-
-
-# --------------------------------------------------------------------------- scope
-
-
-def _in_chain(statement: Select[*_Row], tenant_id: uuid.UUID | None) -> Select[*_Row]:
-    """Restrict ``statement`` to one chain. It names its tenant itself (the platform chain is tenant_id
-    NULL, which the session's tenant filter would hide), so the ORM filter is told not to add its own;
-    _check_scope has made sure the session may read this chain."""
-    chain: ColumnElement[bool] = (
-        AuditLog.tenant_id.is_(None) if tenant_id is None else AuditLog.tenant_id == tenant_id
-    )
-    return statement.where(chain).execution_options(**{tenancy.EXPLICIT_TENANT: True})
-
-
-def _check_scope(session: Session, tenant_id: uuid.UUID | None, *, writing: bool) -> None:
-    """A session scoped to a tenant reads and writes that tenant's chain, and may append to the platform's
-    (sign-ins, operator actions); a session with no tenant reads and writes the platform chain only;
-    platform scope (tenancy.set_platform) may do anything the database lets it."""
-    if session.info.get("platform"):
-        return
-    current = tenancy.current_tenant(session)
-    if tenant_id is None:
-        if writing or current is None:
-            return
-        raise TenantScopeError(
-            f"a session scoped to tenant {current} read the platform audit chain: "
-            "read it with no tenant set (or in platform scope)"
-        )
-    if current != tenant_id:
-        scoped = f"scoped to tenant {current}" if current else "with no tenant set"
-        verb = "wrote a record to" if writing else "read"
-        raise TenantScopeError(
-            f"a session {scoped} {verb} the audit chain of tenant {tenant_id}: "
-            f"call appliance.db.tenancy.set_tenant(session, tenant_id) first"
-        )
 
 
 # --------------------------------------------------------------------------- values

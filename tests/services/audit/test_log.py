@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Uuid, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from appliance.db import tenancy
+from appliance.db import rls, tenancy
 from appliance.db.base import Base
 from appliance.db.session import Database
 from appliance.db.tenancy import TenantScopeError
@@ -29,6 +29,7 @@ from appliance.models import GENESIS_HASH, AuditLog, Tenant
 from appliance.services.access.actors import Actor, RequestInfo
 from appliance.services.audit import format as audit_format
 from appliance.services.audit import log as audit
+from appliance.services.audit import verify as audit_verify
 from tests.conftest import PgDatabase
 from tests.support import make_settings
 
@@ -72,11 +73,11 @@ def write(
         return [audit.record(session, tenant_id=tenant_id, **kw) for _ in range(count)]
 
 
-def verify(database: Database, tenant_id: uuid.UUID | None, **kw: Any) -> audit.ChainReport:
+def verify(database: Database, tenant_id: uuid.UUID | None, **kw: Any) -> audit_verify.ChainReport:
     with database.session_scope(write=False) as session:
         if tenant_id is not None:
             tenancy.set_tenant(session, tenant_id)
-        return audit.verify(session, tenant_id, **kw)
+        return audit_verify.verify(session, tenant_id, **kw)
 
 
 def tamper(database: Database, record_id: uuid.UUID, **changes: Any) -> None:
@@ -85,7 +86,7 @@ def tamper(database: Database, record_id: uuid.UUID, **changes: Any) -> None:
         assert conn.execute(update(AUDIT).where(AUDIT.c.id == record_id).values(**changes)).rowcount == 1
 
 
-def kinds(report: audit.ChainReport) -> list[tuple[int, str]]:
+def kinds(report: audit_verify.ChainReport) -> list[tuple[int, str]]:
     return [(problem.seq, problem.kind) for problem in report.problems]
 
 
@@ -152,7 +153,7 @@ def test_an_untouched_chain_verifies(db: Database, tenants: Tenants) -> None:
     report = verify(db, tenants.acme, batch_size=2)  # three batches
     assert (report.ok, report.records, report.problems) == (True, 5, ())
     assert (report.head_seq, report.head_hash) == (5, written[-1].hash)
-    reports = audit.verify_all(db)
+    reports = audit_verify.verify_all(db)
     assert [(r.label, r.records, r.ok) for r in reports] == [
         ("platform", 2, True),
         ("acme", 5, True),
@@ -229,11 +230,11 @@ def test_problems_past_the_limit_are_counted(db: Database, tenants: Tenants) -> 
 
 def test_verify_all_names_one_tenant_or_fails_clearly(db: Database, tenants: Tenants) -> None:
     write(db, tenants.globex, 2)
-    assert [(r.slug, r.records) for r in audit.verify_all(db, slug="globex")] == [("globex", 2)]
+    assert [(r.slug, r.records) for r in audit_verify.verify_all(db, slug="globex")] == [("globex", 2)]
     with pytest.raises(NotFound, match="'nosuch'"):
-        audit.verify_all(db, slug="nosuch")
+        audit_verify.verify_all(db, slug="nosuch")
     seen: list[tuple[int, int]] = []
-    audit.verify_all(db, progress=lambda done, total: seen.append((done, total)))
+    audit_verify.verify_all(db, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
 
 
@@ -480,7 +481,7 @@ def app_role(tmp_path: Path, pg_database: PgDatabase) -> Iterator[AppRole]:
     owner = Database(settings)
     role = pg_database.create_role()
     with owner.engine.begin() as conn:
-        tenancy.grant_app_role(conn, role)
+        rls.grant_app_role(conn, role)
     made = make_tenants(owner)
     app = Database(settings, pg_database.url_as(role))
     try:
@@ -496,14 +497,14 @@ def test_the_app_role_appends_to_every_chain_and_verifies_them(app_role: AppRole
     write(app, made.globex, 2)
     write(app, None, scope=made.acme, action="auth.login")
     write(app, None, action="auth.login_failed")
-    reports = audit.verify_all(app)
+    reports = audit_verify.verify_all(app)
     assert [(r.label, r.records, r.ok) for r in reports] == [
         ("platform", 2, True),
         ("acme", 3, True),
         ("globex", 2, True),
     ]
     # What the app role verified is what the owner sees.
-    assert [r.head_hash for r in reports] == [r.head_hash for r in audit.verify_all(app_role.owner)]
+    assert [r.head_hash for r in reports] == [r.head_hash for r in audit_verify.verify_all(app_role.owner)]
 
 
 def test_the_app_role_cannot_change_or_remove_records(app_role: AppRole) -> None:
