@@ -59,7 +59,7 @@ class Base(DeclarativeBase):
 class TenantOwned:
     """The column of a table whose every row belongs to one tenant: ``tenant_id``, never NULL, and the rows
     go with their tenant (ON DELETE CASCADE). Such a table is under row-level security and the ORM's tenant
-    filter (appliance.db.tenancy.TENANT_OWNED_TABLES lists it; tests/db/test_tenancy.py holds the two
+    filter (appliance.db.rls.TENANT_OWNED_TABLES lists it; tests/db/test_tenancy.py holds the two
     together)."""
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

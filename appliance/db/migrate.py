@@ -17,8 +17,8 @@ from sqlalchemy.exc import DBAPIError
 
 from appliance.config import Settings
 from appliance.db.engine import build_engine
+from appliance.db.rls import grant_app_role
 from appliance.db.session import driver_reason
-from appliance.db.tenancy import grant_app_role
 from appliance.errors import Unavailable
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

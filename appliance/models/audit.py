@@ -19,7 +19,7 @@ class AuditLog(Base):
     """One record. ``hash`` covers the record's fields and ``prev_hash``, the previous record's hash in the
     same chain (the tenant's, or the platform's when tenant_id is None), so that an edit or a deletion
     breaks the chain. Writers serialize per chain (seq is unique) and the app role may not UPDATE or DELETE
-    (appliance.db.tenancy.grant_app_role)."""
+    (appliance.db.rls.grant_app_role)."""
 
     __tablename__ = "audit_logs"
     __table_args__ = (

@@ -16,7 +16,7 @@ class IdempotencyKey(Base):
     key. Its stored answer is the tenant's data (a created app's heartbeat URL, a new member's one-time
     password), so the row carries its tenant and is under row-level security on PostgreSQL like every
     tenant's row; operators' keys have no tenant and are seen only outside every tenant
-    (appliance.db.tenancy.UNFILTERED_TENANT_TABLES, PLATFORM_ROWS_TABLES)."""
+    (appliance.db.rls.UNFILTERED_TENANT_TABLES, PLATFORM_ROWS_TABLES)."""
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (

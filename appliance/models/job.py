@@ -24,7 +24,7 @@ class JobState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-#: Allowed transitions, each with why (appliance.services.jobs.durable applies them).
+#: Allowed transitions, each with why (appliance.services.jobs.leases, .manage and .reaper apply them).
 JOB_TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.QUEUED, JobState.RUNNING): "a worker claimed it (one claim wins: the UPDATE checks the state)",
     (JobState.RUNNING, JobState.SUCCEEDED): "its task body returned",
@@ -43,8 +43,8 @@ class Job(Base):
     Under row-level security on PostgreSQL like every tenant's row: a tenant's transaction sees its own
     jobs, one with no tenant set the platform's own. The queue's ledger is also read across tenants, by the
     workers (a claim by id), the reaper and the operators' lists: those go through the owner's functions of
-    migration 0009, which return the ledger's columns only (appliance.db.tenancy.NARROW_PATHS). It is not
-    under the ORM filter (appliance.db.tenancy.UNFILTERED_TENANT_TABLES): the services name the tenant."""
+    migration 0009, which return the ledger's columns only (appliance.db.rls.NARROW_PATHS). It is not
+    under the ORM filter (appliance.db.rls.UNFILTERED_TENANT_TABLES): the services name the tenant."""
 
     __tablename__ = "jobs"
     __table_args__ = (

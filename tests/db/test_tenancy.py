@@ -10,8 +10,9 @@ from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
 from appliance.db import tenancy
 from appliance.db.base import Base, TenantOwned
+from appliance.db.rls import TENANT_OWNED_TABLES, UNFILTERED_TENANT_TABLES
 from appliance.db.session import Database
-from appliance.db.tenancy import TENANT_OWNED_TABLES, UNFILTERED_TENANT_TABLES, TenantScopeError
+from appliance.db.tenancy import TenantScopeError
 from appliance.models import ApiKey, AuditLog, Membership, Organization, Project, RefreshToken
 from tests.db.seed import Seeded
 

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
-from appliance.db import tenancy
+from appliance.db import rls
 from appliance.db.session import Database
 from appliance.services.common.batcher import Batcher
 from appliance.services.common.driver_connection import Cursor, KeptConnections
@@ -53,7 +53,7 @@ from appliance.services.webhooks.store import SessionStore
 #: These connections (two per worker process: reads, writes) in pg_stat_activity.
 APPLICATION_NAME = "forge-appliance webhooks"
 
-_SET_TENANT = f"SELECT set_config('{tenancy.TENANT_SETTING}', %(tenant)s, true)"
+_SET_TENANT = f"SELECT set_config('{rls.TENANT_SETTING}', %(tenant)s, true)"
 # Each delivery is looked up by its own key (one lookup a key, whose plan is a single-row one): joined
 # plainly, the read started from the tenant's endpoint and walked every delivery of it to keep the few
 # asked for; and with the keys as one list, row-level security's tenant condition still let the planner

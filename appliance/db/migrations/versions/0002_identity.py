@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import appliance.db.base
-from appliance.db.tenancy import TENANT_OWNED_TABLES, rls_statements
+from appliance.db.rls import TENANT_OWNED_TABLES, rls_statements
 
 revision: str = '0002'
 down_revision: str | None = '0001'

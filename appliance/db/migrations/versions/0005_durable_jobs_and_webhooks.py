@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import appliance.db.base
-from appliance.db.tenancy import rls_statements
+from appliance.db.rls import rls_statements
 
 # Frozen here: a table added to TENANT_OWNED_TABLES later gets its policies in its own migration.
 RLS_TABLES = ('webhook_endpoints', 'webhook_messages', 'webhook_deliveries', 'webhook_attempts')

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from appliance.db.tenancy import rls_statements
+from appliance.db.rls import rls_statements
 
 revision: str = '0009'
 down_revision: str | None = '0008'

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import appliance.db.base
-from appliance.db.tenancy import rls_statements
+from appliance.db.rls import rls_statements
 
 revision: str = '0010'
 down_revision: str | None = '0009'
