@@ -5,7 +5,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 06:51:49.122879
 
-Hand-written. The RLS statements come from appliance.db.tenancy.rls_statements, applied to the
+Hand-written. The RLS statements come from appliance.db.rls.rls_statements, applied to the
 tenant-owned tables this revision creates; a later revision that adds a tenant-owned table adds it to
 TENANT_OWNED_TABLES and runs rls_statements for it (tests/db/test_tenancy.py fails until it does).
 """

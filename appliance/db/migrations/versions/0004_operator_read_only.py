@@ -8,7 +8,7 @@ Hand-written. ``users.operator_read_only`` (NOT NULL, default false: every exist
 one). On PostgreSQL, the view ``tenant_row_counts`` and the owner's SELECT-only ``<table>_tenant_counts``
 policies of appliance.db.tenant_counts, so that the tenant list counts a whole page's members,
 organizations, projects and API keys in one grouped query per table; `appliance migrate` then grants the
-app role SELECT on the view (appliance.db.tenancy.grant_app_role).
+app role SELECT on the view (appliance.db.rls.grant_app_role).
 """
 
 from collections.abc import Sequence

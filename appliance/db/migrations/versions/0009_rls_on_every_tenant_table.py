@@ -8,7 +8,7 @@ Hand-written. ``idempotency_keys`` gets a ``tenant_id`` (NULL for operators' key
 scope already named (``<tenant id>/<principal>``; keys of tenants purged since are removed: nobody can send
 them again). On PostgreSQL, ``jobs``, ``refresh_tokens`` and ``idempotency_keys`` go under row-level
 security like every other table with a tenant_id (ENABLE, FORCE, ``tenant_isolation``:
-appliance.db.tenancy.rls_statements), so that the app role inside one tenant's transaction sees that
+appliance.db.rls.rls_statements), so that the app role inside one tenant's transaction sees that
 tenant's rows only. What legitimately reads or writes them without a tenant set goes through narrow paths:
 
 - **Lookup policies**, where the caller already identifies the rows, as ``memberships_lookup`` and
@@ -31,7 +31,7 @@ tenant's rows only. What legitimately reads or writes them without a tenant set 
   owner, whom FORCEd row-level security binds too: while its statements run it sets ``app.definer`` to
   its table, which the owner-only ``<table>_definer`` policy requires (the app role that sets it itself
   gains nothing: the policy is not its). Their search_path is fixed, and only the app role may run them
-  (appliance.db.tenancy.grant_app_role; EXECUTE is revoked from PUBLIC).
+  (appliance.db.rls.grant_app_role; EXECUTE is revoked from PUBLIC).
   A role with BYPASSRLS for the workers was the other way: it would see every tenant's rows in everything
   the workers run, task bodies included.
 """

@@ -6,7 +6,7 @@ Create Date: 2026-12-21 12:00:00.000000
 
 Hand-written. ``invitations``: a tenant's offer of a role to an email address, which makes a membership only
 when the person accepts. Tenant-owned, so under row-level security on PostgreSQL (tenant_isolation, and the
-invitee lookup by address: appliance.db.tenancy.rls_statements). Memberships are not touched: every
+invitee lookup by address: appliance.db.rls.rls_statements). Memberships are not touched: every
 existing member stays a member.
 """
 
