@@ -56,10 +56,10 @@ def list_jobs(
 @jobs_app.command("show")
 def show(ctx: typer.Context, job_id: JobId) -> None:
     """Everything about one job, as JSON."""
-    from appliance.services.jobs import durable as jobs
+    from appliance.services.jobs import manage
 
     with open_database(ctx) as database, database.session_scope(write=False) as session:
-        job = jobs.get(session, _uuid(job_id), None, every_tenant=True)
+        job = manage.get(session, _uuid(job_id), None, every_tenant=True)
         typer.echo(json.dumps(_fields(job), indent=2))
 
 
@@ -77,14 +77,15 @@ def cancel(ctx: typer.Context, job_id: JobId) -> None:
 
 def _change(ctx: typer.Context, job_id: str, action: str) -> None:
     from appliance.services.jobs import durable as jobs
+    from appliance.services.jobs import manage
     from appliance.workers import jobs as job_runner
     from appliance.workers import queue
 
     queue.configure(ctx.obj.settings)
     jobs.install_pusher(job_runner.push)  # a retried job goes to the queue at once (or the reaper hands it)
     with open_database(ctx) as database, database.session_scope() as session:
-        job = jobs.get(session, _uuid(job_id), None, every_tenant=True)
-        (jobs.retry if action == "retry" else jobs.cancel)(session, job)
+        job = manage.get(session, _uuid(job_id), None, every_tenant=True)
+        (manage.retry if action == "retry" else manage.cancel)(session, job)
         state = job.state
     typer.echo(f"job {job_id} is {state}")
 

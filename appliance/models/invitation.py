@@ -21,9 +21,9 @@ class InvitationState(enum.StrEnum):
     REVOKED = "revoked"
 
 
-#: Allowed transitions, each with why (appliance.services.tenancy.invitations applies them). An expired
-#: invitation is a pending one past its time: it can only be revoked, or replaced by inviting the address
-#: again.
+#: Allowed transitions, each with why (appliance.services.tenancy.invitations and .invitees apply them). An
+#: expired invitation is a pending one past its time: it can only be revoked, or replaced by inviting the
+#: address again.
 INVITATION_TRANSITIONS: dict[tuple[InvitationState, InvitationState], str] = {
     (InvitationState.PENDING, InvitationState.ACCEPTED): "the person accepted in time: a membership is made",
     (InvitationState.PENDING, InvitationState.DECLINED): "the person, signed in, declined it",

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from appliance.services.jobs.claims import Claims
-    from appliance.services.jobs.durable import Claimed, Kind
+    from appliance.services.jobs.durable import Kind
+    from appliance.services.jobs.leases import Claimed
 
 
 # Protocols of what the loop uses of appliance.workers.jobs, which starts the loop: that module imports this

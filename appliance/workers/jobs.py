@@ -1,7 +1,7 @@
 """The durable job runner: one Huey task runs any job by id; handlers are registered per kind.
 
 A Huey message carries only a job's id. The runner claims the row (QUEUED -> RUNNING, with a lease), runs
-the kind's handler, and records the outcome (appliance.services.jobs.durable). Huey's own retries are off for
+the kind's handler, and records the outcome (appliance.services.jobs.leases). Huey's own retries are off for
 this task: retries, backoff and the dead state are the job's. While a job runs, the process's lease keeper
 renews its lease; a process that dies stops renewing, and the reaper hands its jobs to another worker.
 
@@ -34,6 +34,7 @@ from appliance.config import Settings
 from appliance.db import tenancy
 from appliance.db.session import Database
 from appliance.services.jobs import durable as jobs
+from appliance.services.jobs import leases
 from appliance.services.jobs.claims import Claims
 from appliance.workers import job_metrics
 from appliance.workers.queue import UnrevokedTask, task
@@ -106,7 +107,7 @@ def _register(entry: Handler) -> None:
 @task(name="jobs.run", retries=0, task_base=UnrevokedTask)
 def run_job(job_id: str) -> None:
     """Run the durable job ``job_id`` (a no-op unless it is queued and due). Cancelling a job is a change
-    of its row (appliance.services.jobs.durable.cancel), never a Huey revocation."""
+    of its row (appliance.services.jobs.manage.cancel), never a Huey revocation."""
     current().run(uuid.UUID(job_id))
 
 
@@ -134,7 +135,7 @@ class Runner:
         self.push = push
         self.lease = settings.jobs.lease_seconds
         self.claims = Claims(database)
-        self._running: dict[uuid.UUID, jobs.Claimed] = {}
+        self._running: dict[uuid.UUID, leases.Claimed] = {}
         self._lock = threading.Lock()
         self._loop: Any = None  # appliance.workers.job_loop.JobLoop, started at the first async job
 
@@ -158,12 +159,12 @@ class Runner:
         else:
             self._run_sync(entry, claimed)
 
-    def context(self, claimed: jobs.Claimed) -> JobContext:
+    def context(self, claimed: leases.Claimed) -> JobContext:
         return JobContext(
             claimed.id, claimed.tenant_id, claimed.attempt, claimed.max_attempts, self.settings, self.database
         )
 
-    def _run_sync(self, entry: Handler, claimed: jobs.Claimed) -> None:
+    def _run_sync(self, entry: Handler, claimed: leases.Claimed) -> None:
         assert entry.body is not None
         started = time.monotonic()
         try:
@@ -175,7 +176,7 @@ class Runner:
                 # commit together; a body that did not touch the database has none to share.
                 in_transaction = session.in_transaction()
                 if in_transaction:
-                    held = jobs.succeed(session, claimed, result)
+                    held = leases.succeed(session, claimed, result)
             seconds = time.monotonic() - started
             if not in_transaction:
                 self.claims.succeed_soon(claimed, result, self._finisher(claimed, seconds))
@@ -185,7 +186,7 @@ class Runner:
             return
         self.finish_succeeded(claimed, held, seconds)
 
-    def _run_plain(self, body: PlainBody, claimed: jobs.Claimed) -> None:
+    def _run_plain(self, body: PlainBody, claimed: leases.Claimed) -> None:
         started = time.monotonic()
         try:
             result = body(self.context(claimed), claimed.payload)
@@ -193,16 +194,16 @@ class Runner:
         except Exception as exc:
             self.finish_failed(claimed, exc, time.monotonic() - started)
 
-    def _finisher(self, claimed: jobs.Claimed, seconds: float) -> Callable[[bool], None]:
+    def _finisher(self, claimed: leases.Claimed, seconds: float) -> Callable[[bool], None]:
         return lambda held: self.finish_succeeded(claimed, held, seconds)
 
-    def finish_succeeded(self, claimed: jobs.Claimed, held: bool, seconds: float) -> None:
+    def finish_succeeded(self, claimed: leases.Claimed, held: bool, seconds: float) -> None:
         self._forget(claimed)
         job_metrics.observe(claimed.kind, "succeeded", seconds)
         if not held:
             log.warning("a job finished after its lease ran out", extra={"job": str(claimed.id)})
 
-    def finish_failed(self, claimed: jobs.Claimed, exc: BaseException, seconds: float) -> None:
+    def finish_failed(self, claimed: leases.Claimed, exc: BaseException, seconds: float) -> None:
         """Record a failed attempt: retry on the kind's schedule (or as the body asked), or dead."""
         kind = jobs.KINDS.get(claimed.kind) or jobs.Kind(claimed.kind)
         if isinstance(exc, jobs.PermanentFailure):
@@ -218,7 +219,7 @@ class Runner:
             )
         try:
             with self.database.engine.begin() as conn:
-                run_at = jobs.fail(conn, claimed, error, retry_in=retry_in)
+                run_at = leases.fail(conn, claimed, error, retry_in=retry_in)
         except Exception:
             # The lease runs out and the reaper hands the job on: the failure is not lost, only delayed.
             log.exception("could not record a failed job attempt", extra={"job": str(claimed.id)})
@@ -230,7 +231,7 @@ class Runner:
         if run_at is not None:
             self.push([(claimed.id, run_at)])
 
-    def _forget(self, claimed: jobs.Claimed) -> None:
+    def _forget(self, claimed: leases.Claimed) -> None:
         with self._lock:
             self._running.pop(claimed.id, None)
 
@@ -251,7 +252,7 @@ class Runner:
         if not running:
             return 0
         with self.database.engine.begin() as conn:
-            return jobs.renew(conn, running, self.lease)
+            return leases.renew(conn, running, self.lease)
 
     def running(self) -> int:
         with self._lock:

@@ -291,12 +291,12 @@ def _accept(cli: Cli, email: str, printed: str, password: str = "correct-horse-b
     from appliance.services.access.actors import RequestInfo
     from appliance.services.identity.auth import LoginGuard
     from appliance.services.limits import limiter as ratelimit
-    from appliance.services.tenancy import invitations
+    from appliance.services.tenancy import invitees
 
     (token,) = re.findall(r"invitation token: (inv_\S+)", printed)
     guard = LoginGuard(ratelimit.MemoryRateLimiter(), ratelimit.LimitsHolder(ratelimit.RateLimits()))
     with cli.owner.session_scope() as session:
-        invitations.accept_with_token(
+        invitees.accept_with_token(
             session,
             guard,
             email=email,

@@ -16,16 +16,16 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from appliance.db import migrate, tenancy
+from appliance.db import migrate, rls, tenancy
 from appliance.db.engine import build_engine
-from appliance.db.session import Database
-from appliance.db.tenancy import (
+from appliance.db.rls import (
     LOOKUPS,
     NARROW_PATHS,
     PLATFORM_ROWS_TABLES,
     TENANT_OWNED_TABLES,
     UNFILTERED_TENANT_TABLES,
 )
+from appliance.db.session import Database
 from appliance.db.tenant_counts import COUNTED_TABLES
 from appliance.errors import NotFound
 from appliance.models import Project
@@ -33,6 +33,7 @@ from appliance.services.access.actors import RequestInfo
 from appliance.services.common import idempotency
 from appliance.services.identity import sessions, tokens
 from appliance.services.jobs import durable as jobs
+from appliance.services.jobs import leases, manage
 from appliance.services.jobs import queries as job_queries
 from appliance.services.jobs import reaper as job_reaper
 from appliance.services.jobs.claims import Claims
@@ -65,7 +66,7 @@ def app_role(tmp_path: Path, pg_database: PgDatabase) -> Iterator[AppRole]:
     owner = Database(settings)
     role = pg_database.create_role()
     with owner.engine.begin() as conn:
-        tenancy.grant_app_role(conn, role)
+        rls.grant_app_role(conn, role)
     with owner.session_scope() as session:
         seeded = seed(session)
     app = Database(settings, pg_database.url_as(role))
@@ -497,22 +498,22 @@ def test_a_worker_claims_any_tenants_job_by_id_and_the_reaper_finds_every_tenant
     seeded = ledger.seeded
     with ledger.app.engine.begin() as conn:
         tenancy.set_tenant(conn, seeded.tenant_a)  # whatever the connection's scope
-        claimed = jobs.claim(conn, ledger.job["b"], "w1", 30, now=T0)
+        claimed = leases.claim(conn, ledger.job["b"], "w1", 30, now=T0)
     assert claimed is not None
     assert (claimed.tenant_id, claimed.payload, claimed.attempt) == (seeded.tenant_b, {"of": "b"}, 1)
     with ledger.app.engine.begin() as conn:
-        platform = jobs.claim(conn, ledger.job["platform"], "w1", 30, now=T0)
+        platform = leases.claim(conn, ledger.job["platform"], "w1", 30, now=T0)
         assert platform is not None
-        assert jobs.renew(conn, [claimed, platform], 30, now=T0) == 2
+        assert leases.renew(conn, [claimed, platform], 30, now=T0) == 2
     # The worker dies; its leases run out, and the reaper hands both jobs on, with the one never pushed.
     with ledger.app.engine.begin() as conn:
         reaped = job_reaper.reap(conn, requeue_after=60, keep_days=30, now=T0 + dt.timedelta(minutes=5))
     assert (reaped.expired, reaped.lost_pushes) == (2, 1)
     assert set(reaped.requeue) == set(ledger.job.values())
     with ledger.app.engine.begin() as conn:
-        again = jobs.claim(conn, ledger.job["b"], "w2", 30, now=T0 + dt.timedelta(minutes=6))
+        again = leases.claim(conn, ledger.job["b"], "w2", 30, now=T0 + dt.timedelta(minutes=6))
         assert again is not None
-        assert jobs.fail(conn, again, "down", retry_in=None, now=T0 + dt.timedelta(minutes=7)) is None
+        assert leases.fail(conn, again, "down", retry_in=None, now=T0 + dt.timedelta(minutes=7)) is None
     with ledger.app.session_scope() as session:
         assert job_queries.counts(session) == {
             "queued": 2,
@@ -536,10 +537,10 @@ def test_operators_list_every_tenants_jobs_and_act_on_one(ledger: Ledger) -> Non
         assert listed == {job_id: {"of": name} for name, job_id in ledger.job.items()}
         mine, _ = job_queries.list_page(session, tenant_id=seeded.tenant_b, limit=10)
         assert [job.id for job in mine] == [ledger.job["b"]]
-        cancelled = jobs.cancel(session, jobs.get(session, ledger.job["b"], None, every_tenant=True))
+        cancelled = manage.cancel(session, manage.get(session, ledger.job["b"], None, every_tenant=True))
         assert cancelled.tenant_id == seeded.tenant_b
         with pytest.raises(NotFound):
-            jobs.get(session, uuid.uuid4(), None, every_tenant=True)
+            manage.get(session, uuid.uuid4(), None, every_tenant=True)
     with ledger.app.engine.begin() as conn:
         tenancy.set_tenant(conn, seeded.tenant_b)
         assert _column(conn, "SELECT state FROM jobs") == {"cancelled"}

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from appliance.db.session import Database
 from appliance.models import Job, JobState, WorkerHeartbeat
 from appliance.services.jobs import durable as jobs
+from appliance.services.jobs import leases
 from appliance.workers.jobs import JobContext, Runner, async_handler, handler
 from tests.support import make_settings, wait_for
 
@@ -194,7 +195,7 @@ def test_leases_are_renewed_while_a_job_runs(runner: tuple[Runner, Pushed]) -> N
     run, _ = runner
     job_id = _enqueue(run, WRITES, {"name": "lease"})
     with run.database.engine.begin() as conn:
-        claimed = jobs.claim(conn, job_id, run.worker, 1)
+        claimed = leases.claim(conn, job_id, run.worker, 1)
     assert claimed is not None
     run._running[claimed.id] = claimed  # as run() does while the body runs
     before = _job(run, job_id).lease_until

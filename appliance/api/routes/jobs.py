@@ -14,7 +14,7 @@ from appliance.api.schemas.errors import error_responses
 from appliance.api.schemas.jobs import JobOut
 from appliance.services.access import platform_permissions
 from appliance.services.access.actors import Actor
-from appliance.services.jobs import durable as jobs
+from appliance.services.jobs import manage
 from appliance.services.jobs import queries as job_queries
 from appliance.services.tenancy.organizations import tenant_of
 
@@ -51,19 +51,19 @@ def list_jobs(
 @router.get("/{job_id}", responses=error_responses(404))
 def get_job(job_id: uuid.UUID, actor: Read, session: TenantSession) -> JobOut:
     """One of the tenant's jobs (404 JOB_NOT_FOUND for any other)."""
-    return JobOut.of(jobs.get(session, job_id, tenant_of(actor)))
+    return JobOut.of(manage.get(session, job_id, tenant_of(actor)))
 
 
 @router.post("/{job_id}/retry", responses=error_responses(404, 409))
 def retry_job(job_id: uuid.UUID, actor: Write, session: TenantSession) -> JobOut:
     """Run a dead or cancelled job again, with a fresh set of attempts (409 JOB_NOT_RETRYABLE otherwise)."""
-    return JobOut.of(jobs.retry(session, jobs.get(session, job_id, tenant_of(actor))))
+    return JobOut.of(manage.retry(session, manage.get(session, job_id, tenant_of(actor))))
 
 
 @router.post("/{job_id}/cancel", responses=error_responses(404, 409))
 def cancel_job(job_id: uuid.UUID, actor: Write, session: TenantSession) -> JobOut:
     """Cancel a queued job (409 JOB_NOT_CANCELLABLE once it runs or has finished)."""
-    return JobOut.of(jobs.cancel(session, jobs.get(session, job_id, tenant_of(actor))))
+    return JobOut.of(manage.cancel(session, manage.get(session, job_id, tenant_of(actor))))
 
 
 @platform.get("")
@@ -93,16 +93,16 @@ def list_all_jobs(
 @platform.get("/{job_id}", responses=error_responses(404))
 def get_any_job(job_id: uuid.UUID, actor: OperatorRead, session: PlatformSession) -> JobOut:
     """Any job."""
-    return JobOut.of(jobs.get(session, job_id, None, every_tenant=True))
+    return JobOut.of(manage.get(session, job_id, None, every_tenant=True))
 
 
 @platform.post("/{job_id}/retry", responses=error_responses(404, 409))
 def retry_any_job(job_id: uuid.UUID, actor: OperatorManage, session: PlatformSession) -> JobOut:
     """Run any dead or cancelled job again."""
-    return JobOut.of(jobs.retry(session, jobs.get(session, job_id, None, every_tenant=True)))
+    return JobOut.of(manage.retry(session, manage.get(session, job_id, None, every_tenant=True)))
 
 
 @platform.post("/{job_id}/cancel", responses=error_responses(404, 409))
 def cancel_any_job(job_id: uuid.UUID, actor: OperatorManage, session: PlatformSession) -> JobOut:
     """Cancel any queued job."""
-    return JobOut.of(jobs.cancel(session, jobs.get(session, job_id, None, every_tenant=True)))
+    return JobOut.of(manage.cancel(session, manage.get(session, job_id, None, every_tenant=True)))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from appliance.api.schemas.auth import TenantRef
 from appliance.api.schemas.times import Timestamp
 from appliance.models import Invitation, Tenant
-from appliance.services.tenancy.invitations import Joined
+from appliance.services.tenancy.invitees import Joined
 
 
 def _tenant(tenant: Tenant) -> TenantRef:

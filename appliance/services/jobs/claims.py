@@ -5,7 +5,7 @@ autocommit mode: appliance.services.common.driver_connection) and runs the claim
 round trip, and about a third of the CPU of a pooled SQLAlchemy transaction (tests/bench/RESULTS.md). Under
 row-level security a worker cannot see a job before it knows its tenant, so the claim and the batch of
 successes are calls of the owner's functions ``jobs_claim`` and ``jobs_succeed`` (migration 0009), which run
-the statements of appliance.services.jobs.durable (`_CLAIM`) and `_SUCCEED_MANY` below, still one round trip
+the statements of appliance.services.jobs.leases (`_CLAIM`) and `_SUCCEED_MANY` below, still one round trip
 each.
 
 Successes of bodies that share no transaction with them (plain and async handlers) are written by one
@@ -15,7 +15,7 @@ written when the process dies is lost like one whose worker died a moment earlie
 the job runs again (jobs run at least once). Stopping writes what is waiting first.
 
 On SQLite, whose writers queue for one lock anyway, each is a short Core transaction, as before.
-What a claim and a success mean is unchanged (appliance.services.jobs.durable.claim, .succeed): the claim
+What a claim and a success mean is unchanged (appliance.services.jobs.leases.claim, .succeed): the claim
 commits before the body runs, so a worker that dies leaves a RUNNING row whose lease runs out.
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.services.common.driver_connection import KeptConnections
-from appliance.services.jobs import durable as jobs
+from appliance.services.jobs import leases
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,13 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "forge-appliance jobs"  # these connections, in pg_stat_activity
 BATCH = 500  # successes per statement at most
 GATHER_S = 0.005  # how long a write waits for more successes to join it
-#: The claim (appliance.services.jobs.durable `_CLAIM`, run by the owner's function: see the module).
+#: The claim (appliance.services.jobs.leases `_CLAIM`, run by the owner's function: see the module).
 CLAIM_SQL = (
     "SELECT tenant_id, kind, payload, attempts, max_attempts "
     "FROM jobs_claim(%(job_id)s, %(due)s, %(lease_until)s, %(worker)s::text, %(now)s)"
 )
-#: One statement for a batch of successes: `_SUCCEED` (appliance.services.jobs.durable) over arrays, its
-#: checks under IS TRUE for the reason given at appliance.services.jobs.durable.by_key (the body of the
+#: One statement for a batch of successes: `_SUCCEED` (appliance.services.jobs.leases) over arrays, its
+#: checks under IS TRUE for the reason given at appliance.services.jobs.leases.by_key (the body of the
 #: owner's function ``jobs_succeed``: ``UPDATE jobs SET state = 'succeeded', ... FROM unnest(ids, attempts,
 #: results, finished) AS done WHERE jobs.id = done.id AND (jobs.state = 'running' AND jobs.attempts =
 #: done.attempt) IS TRUE RETURNING jobs.id``).
@@ -63,7 +63,7 @@ Done = Callable[[bool], None]
 
 @dataclass(frozen=True)
 class _Success:
-    job: jobs.Claimed
+    job: leases.Claimed
     result: str  # as JSON
     finished_at: dt.datetime
     done: Done
@@ -85,12 +85,12 @@ class Claims:
 
     def claim(
         self, job_id: uuid.UUID, worker: str, lease: float, now: dt.datetime | None = None
-    ) -> jobs.Claimed | None:
+    ) -> leases.Claimed | None:
         """QUEUED -> RUNNING, committed; None if the job is not queued and due
-        (appliance.services.jobs.durable)."""
+        (appliance.services.jobs.leases)."""
         if not self._driver:
             with self.database.engine.begin() as conn:
-                return jobs.claim(conn, job_id, worker, lease, now)
+                return leases.claim(conn, job_id, worker, lease, now)
         moment = now or utcnow()
         params = {
             "job_id": job_id,
@@ -103,21 +103,21 @@ class Claims:
         if row is None:
             return None
         tenant_id, kind, payload, attempts, max_attempts = row
-        return jobs.Claimed(job_id, tenant_id, kind, payload, attempts, max_attempts)
+        return leases.Claimed(job_id, tenant_id, kind, payload, attempts, max_attempts)
 
     @property
     def blocking(self) -> bool:
         """Whether succeed_soon writes before it returns (SQLite) rather than hands over (PostgreSQL)."""
         return not self._driver
 
-    def succeed_soon(self, job: jobs.Claimed, result: Any, done: Done) -> None:
+    def succeed_soon(self, job: leases.Claimed, result: Any, done: Done) -> None:
         """Record the success of a body that shares no transaction with it; ``done`` is called (on the
         writer's thread) once it is written. A result that is not JSON raises here, in the caller. On
         SQLite it is written before this returns (``blocking``)."""
         encoded = json.dumps(result)
         if not self._driver:
             with self.database.engine.begin() as conn:
-                held = jobs.succeed(conn, job, result)
+                held = leases.succeed(conn, job, result)
             done(held)
             return
         success = _Success(job, encoded, utcnow(), done)

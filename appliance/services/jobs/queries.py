@@ -2,7 +2,7 @@
 
 ``jobs`` is under row-level security on PostgreSQL but not under the ORM filter (appliance.models.job says
 why), so the tenant filter here is the rule on SQLite, written once: every tenant read goes through
-:func:`list_page` or appliance.services.jobs.durable.get, each read inside its tenant's scope. What crosses
+:func:`list_page` or appliance.services.jobs.manage.get, each read inside its tenant's scope. What crosses
 tenants (every tenant's page, the counts by state) reads the ledger through the owner's functions of migration
 0009 on PostgreSQL: ``jobs_ledger_page`` gives a page's ids and tenants, whose rows are then read inside each
 tenant's scope, and ``jobs_state_counts`` the counts."""

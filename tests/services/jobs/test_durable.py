@@ -13,6 +13,7 @@ from appliance.db.session import Database
 from appliance.errors import Conflict, NotFound
 from appliance.models import Job, JobState
 from appliance.services.jobs import durable as jobs
+from appliance.services.jobs import leases, manage
 from appliance.services.jobs import reaper as job_reaper
 
 KIND = jobs.KINDS.get("test.service") or jobs.kind("test.service", max_attempts=2, delays=(10,))
@@ -66,8 +67,8 @@ def test_the_same_idempotency_key_gives_back_the_same_job(db: Database, pushed: 
 def test_one_claim_wins_and_attempts_fence_the_outcome(db: Database, pushed: Pushed) -> None:
     job_id = _enqueue(db)
     with db.engine.begin() as conn:
-        claimed = jobs.claim(conn, job_id, "w1", 30, now=T0)
-        assert jobs.claim(conn, job_id, "w2", 30, now=T0) is None
+        claimed = leases.claim(conn, job_id, "w1", 30, now=T0)
+        assert leases.claim(conn, job_id, "w2", 30, now=T0) is None
     assert claimed is not None
     assert claimed.attempt == 1
     # The lease runs out: the reaper hands the job on, and a second worker claims it.
@@ -76,12 +77,12 @@ def test_one_claim_wins_and_attempts_fence_the_outcome(db: Database, pushed: Pus
     assert reaped.requeue == [job_id]
     assert reaped.expired == 1
     with db.engine.begin() as conn:
-        second = jobs.claim(conn, job_id, "w2", 30, now=T0 + dt.timedelta(seconds=32))
+        second = leases.claim(conn, job_id, "w2", 30, now=T0 + dt.timedelta(seconds=32))
         assert second is not None
         assert second.attempt == 2
         # The first worker comes back late: its outcome no longer counts.
-        assert not jobs.succeed(conn, claimed, "late")
-        assert jobs.succeed(conn, second, {"ok": True})
+        assert not leases.succeed(conn, claimed, "late")
+        assert leases.succeed(conn, second, {"ok": True})
     job = _state(db, job_id)
     assert (job.state, job.result, job.attempts) == (JobState.SUCCEEDED, {"ok": True}, 2)
 
@@ -89,15 +90,15 @@ def test_one_claim_wins_and_attempts_fence_the_outcome(db: Database, pushed: Pus
 def test_a_failed_attempt_retries_then_the_last_one_is_dead(db: Database, pushed: Pushed) -> None:
     job_id = _enqueue(db)
     with db.engine.begin() as conn:
-        first = jobs.claim(conn, job_id, "w", 30, now=T0)
+        first = leases.claim(conn, job_id, "w", 30, now=T0)
         assert first is not None
-        again = jobs.fail(conn, first, "boom", retry_in=10, now=T0)
+        again = leases.fail(conn, first, "boom", retry_in=10, now=T0)
     assert again == T0 + dt.timedelta(seconds=10)
     with db.engine.begin() as conn:
-        assert jobs.claim(conn, job_id, "w", 30, now=T0 + dt.timedelta(seconds=2)) is None  # not due yet
-        second = jobs.claim(conn, job_id, "w", 30, now=T0 + dt.timedelta(seconds=10))
+        assert leases.claim(conn, job_id, "w", 30, now=T0 + dt.timedelta(seconds=2)) is None  # not due yet
+        second = leases.claim(conn, job_id, "w", 30, now=T0 + dt.timedelta(seconds=10))
         assert second is not None
-        assert jobs.fail(conn, second, "boom again", retry_in=10, now=T0) is None  # no attempt left
+        assert leases.fail(conn, second, "boom again", retry_in=10, now=T0) is None  # no attempt left
     job = _state(db, job_id)
     assert (job.state, job.last_error, job.attempts) == (JobState.DEAD, "boom again", 2)
 
@@ -131,7 +132,7 @@ def test_a_job_whose_worker_dies_on_its_last_attempt_is_dead(db: Database, pushe
     for attempt in range(2):
         with db.engine.begin() as conn:
             moment = T0 + dt.timedelta(minutes=attempt)
-            assert jobs.claim(conn, job_id, "w", 5, now=moment) is not None
+            assert leases.claim(conn, job_id, "w", 5, now=moment) is not None
             job_reaper.reap(conn, requeue_after=60, keep_days=30, now=moment + dt.timedelta(seconds=6))
     job = _state(db, job_id)
     assert job.state == JobState.DEAD
@@ -141,18 +142,18 @@ def test_a_job_whose_worker_dies_on_its_last_attempt_is_dead(db: Database, pushe
 def test_retry_and_cancel_follow_the_state_machine(db: Database, pushed: Pushed) -> None:
     job_id = _enqueue(db)
     with db.session_scope() as session:
-        job = jobs.get(session, job_id, None)
+        job = manage.get(session, job_id, None)
         with pytest.raises(Conflict) as refused:
-            jobs.retry(session, job)
+            manage.retry(session, job)
         assert refused.value.code == "JOB_NOT_RETRYABLE"
-        jobs.cancel(session, job)
+        manage.cancel(session, job)
     assert _state(db, job_id).state == JobState.CANCELLED
     pushed.clear()
     with db.session_scope() as session:
-        job = jobs.get(session, job_id, None)
+        job = manage.get(session, job_id, None)
         with pytest.raises(Conflict):
-            jobs.cancel(session, job)
-        jobs.retry(session, job)
+            manage.cancel(session, job)
+        manage.retry(session, job)
     assert _state(db, job_id).state == JobState.QUEUED
     assert pushed == [(job_id, None)]
 
@@ -160,16 +161,16 @@ def test_retry_and_cancel_follow_the_state_machine(db: Database, pushed: Pushed)
 def test_another_tenants_job_is_not_found(db: Database, pushed: Pushed) -> None:
     job_id = _enqueue(db)
     with db.session_scope() as session, pytest.raises(NotFound) as missing:
-        jobs.get(session, job_id, uuid.uuid4())
+        manage.get(session, job_id, uuid.uuid4())
     assert missing.value.code == "JOB_NOT_FOUND"
 
 
 def test_the_reaper_removes_finished_jobs_after_the_keep_period(db: Database, pushed: Pushed) -> None:
     job_id = _enqueue(db)
     with db.engine.begin() as conn:
-        claimed = jobs.claim(conn, job_id, "w", 30, now=T0)
+        claimed = leases.claim(conn, job_id, "w", 30, now=T0)
         assert claimed is not None
-        jobs.succeed(conn, claimed, None, now=T0)
+        leases.succeed(conn, claimed, None, now=T0)
         kept = job_reaper.reap(conn, requeue_after=60, keep_days=1, now=T0 + dt.timedelta(hours=23))
         gone = job_reaper.reap(conn, requeue_after=60, keep_days=1, now=T0 + dt.timedelta(hours=25))
     assert (kept.removed, gone.removed) == (0, 1)
