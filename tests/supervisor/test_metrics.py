@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from appliance.supervisor.metrics import ProcReader, answer, parse_metrics, render
+from appliance.supervisor.metrics import answer, parse_metrics, render
 from appliance.supervisor.specs import SpecError, load_services
 from appliance.supervisor.states import State
+from appliance.supervisor.usage import ProcReader
 from tests.servers import unavailable
 from tests.supervisor.realproc import Sandbox, answer_pid, free_port, wait_for
 

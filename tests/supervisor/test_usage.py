@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.client.supervisor import ProgramStatus
-from appliance.supervisor.metrics import ProcReader
-from appliance.supervisor.usage import with_usage
+from appliance.supervisor.usage import ProcReader, with_usage
 from tests.supervisor.realproc import Sandbox, wait_for
 
 LOAD = textwrap.dedent(

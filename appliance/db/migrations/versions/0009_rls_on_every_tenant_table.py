@@ -52,7 +52,7 @@ depends_on: str | Sequence[str] | None = None
 RLS_TABLES = ('jobs', 'refresh_tokens', 'idempotency_keys')
 
 # The narrow paths, as this revision makes them (a later change replaces a function in its own migration).
-# The states and the statements are those of appliance.services.jobs.durable and .job_reaper, whose conditions go
+# The states and the statements are those of appliance.services.jobs.leases and .reaper, whose conditions go
 # under IS TRUE so that a job is found by its primary key whatever the planner's statistics say.
 FUNCTIONS: dict[str, tuple[str, str, str, str, str]] = {
     # name: (its table, arguments, returns, declarations, statements); each is PL/pgSQL (its plans are kept
