@@ -20,6 +20,7 @@ from appliance.cli import audit as audit_cli
 from appliance.cli import console as console_cli
 from appliance.cli import jobs as jobs_cli
 from appliance.cli import programs as programs_cli
+from appliance.cli import reconfigure as reconfigure_cli
 from appliance.cli import tenants as tenant_cli
 from appliance.cli import users as user_cli
 from appliance.cli.shared import open_database
@@ -303,6 +304,7 @@ user_cli.register(app)
 audit_cli.register(app)
 jobs_cli.register(app)
 console_cli.register(app)
+reconfigure_cli.register(app)
 admin_cli.register(admin_app)  # list, disable, enable, remove, reset-password, mfa reset
 
 

@@ -1,0 +1,118 @@
+"""Run the playbooks on this host through ansible-runner: find them, build the local inventory, set up the
+environment Ansible's executables need, and hand every event to the progress display.
+
+Where the playbooks are: a built wheel carries the checkout's `playbooks/` as `appliance/playbooks/` (the
+build step in build_support.py), so `pip install .` finds them beside the package; an editable install or a
+checkout on PYTHONPATH finds `playbooks/` next to the `appliance/` source directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.cli.reconfigure.progress import Progress
+from appliance.errors import InvalidInput, NotFound, OperationFailed
+
+PLAYBOOK = "site.yml"
+#: Where the settings file lives on a production host, when none is named or found.
+DEFAULT_CONFIG = Path("/etc/forge-appliance/appliance.toml")
+#: The extra variable that tells the playbooks which settings file this host converges from.
+CONFIG_VAR = "appliance_config_file"
+INSTALL_HINT = "install the production extra: pip install 'forge-appliance[production]'"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One converge: what to run, where, and how."""
+
+    playbooks: Path
+    config_file: Path
+    inventory: Path | None = None
+    limit: str | None = None
+    check: bool = False
+    extra_vars: Mapping[str, str] = field(default_factory=dict)
+
+
+def bundled_playbooks() -> Path:
+    """The playbooks this package came with: inside the installed package, else the checkout's."""
+    package = Path(__file__).resolve().parents[2]
+    inside = package / "playbooks"
+    return inside if inside.is_dir() else package.parent / "playbooks"
+
+
+def playbook_file(directory: Path) -> Path:
+    """``site.yml`` in ``directory``, or an error that names what is missing."""
+    if not directory.is_dir():
+        raise NotFound(
+            f"the playbooks directory {directory} does not exist", details={"path": str(directory)}
+        )
+    site = directory / PLAYBOOK
+    if not site.is_file():
+        raise NotFound(f"{site} does not exist (the playbooks directory has no {PLAYBOOK})")
+    return site
+
+
+def parse_extra_vars(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings as a dict; a string without ``=`` or with an empty key is refused by name."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"-e {pair!r}: expected KEY=VALUE", details={"value": pair})
+        found[key.strip()] = value
+    return found
+
+
+def local_inventory() -> dict[str, Any]:
+    """This host only, reached without SSH, running modules with this venv's Python."""
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    return {"all": {"hosts": {"localhost": host}}}
+
+
+def executables_dir() -> str:
+    """The venv's bin directory, where ansible-playbook was installed beside this Python."""
+    return str(Path(sys.executable).parent)
+
+
+def converge(run: Run, progress: Progress) -> int:
+    """Run ``site.yml`` and feed ``progress``; return ansible-playbook's exit code."""
+    playbook_file(run.playbooks)
+    if run.inventory is not None and not run.inventory.exists():
+        raise NotFound(f"the inventory {run.inventory} does not exist", details={"path": str(run.inventory)})
+    try:
+        import ansible_runner
+    except ImportError as exc:
+        raise OperationFailed(f"ansible-runner is not installed: {INSTALL_HINT}") from exc
+    # ansible-runner starts ansible-playbook by name: the venv's bin comes first, so that users of a venv
+    # that is not activated (systemd, sudo, install.sh) need not set PATH.
+    path = os.pathsep.join([executables_dir(), os.environ.get("PATH", "")])
+    os.environ["PATH"] = path
+    if shutil.which("ansible-playbook", path=path) is None:
+        raise OperationFailed(f"ansible-core is not installed (no ansible-playbook): {INSTALL_HINT}")
+    extravars: dict[str, Any] = {CONFIG_VAR: str(run.config_file), **run.extra_vars}
+    inventory: Any = str(run.inventory.resolve()) if run.inventory else local_inventory()
+    private = Path(tempfile.mkdtemp(prefix="appliance-reconfigure-"))
+    try:
+        result = ansible_runner.run(
+            private_data_dir=str(private),
+            project_dir=str(run.playbooks.resolve()),
+            playbook=PLAYBOOK,
+            inventory=inventory,
+            limit=run.limit,
+            extravars=extravars,
+            cmdline="--check --diff" if run.check else None,
+            envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"},
+            event_handler=progress.handle,
+            quiet=True,
+        )
+        rc = result.rc
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    return int(rc) if isinstance(rc, int) else 1

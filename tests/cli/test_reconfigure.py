@@ -1,0 +1,247 @@
+"""`appliance reconfigure` as an admin runs it: real ansible-runner and ansible-playbook runs (in child
+processes: Ansible is never imported into pytest) against small playbooks written for each test."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.support import clean_environ
+
+PLAYBOOK = """\
+- name: Converge the test host
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Create the output directory
+      ansible.builtin.file:
+        path: "{{ out }}"
+        state: directory
+        mode: "0755"
+    - name: Copy the settings file
+      ansible.builtin.copy:
+        src: "{{ appliance_config_file }}"
+        dest: "{{ out }}/appliance.toml"
+        mode: "0600"
+    - name: Record the interpreter
+      ansible.builtin.copy:
+        content: "{{ ansible_python_interpreter }}\\n"
+        dest: "{{ out }}/python.txt"
+        mode: "0644"
+    - name: Touch the marker once
+      ansible.builtin.command: touch "{{ out }}/marker"
+      args:
+        creates: "{{ out }}/marker"
+    - name: Fail when asked
+      ansible.builtin.command: /bin/sh -c "echo 'port 8443 is already taken' >&2; exit 3"
+      when: fail_now | default(false) | bool
+      changed_when: false
+"""
+#: ansible-runner starts ansible-playbook by name: the command puts the venv's bin on the PATH itself.
+BARE_PATH = "/usr/bin:/bin"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A playbooks directory with site.yml, and the settings file it converges from."""
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "site.yml").write_text(PLAYBOOK)
+    (tmp_path / "appliance.toml").write_text('mode = "embedded"\n')
+    return playbooks
+
+
+def reconfigure(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "appliance", "--config", str(tmp_path / "appliance.toml"), "reconfigure"]
+    return subprocess.run(
+        [*command, *args],
+        env=env or clean_environ() | {"PATH": BARE_PATH},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def converge(tmp_path: Path, site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return reconfigure(tmp_path, "--playbooks", str(site), "-e", f"out={tmp_path / 'out'}", *args)
+
+
+def summary_row(stdout: str, host: str) -> list[int]:
+    """ok, changed, failed, unreachable, skipped of ``host`` in the summary table."""
+    (row,) = re.findall(rf"^  {re.escape(host)} +(\d+) +(\d+) +(\d+) +(\d+) +(\d+)$", stdout, re.MULTILINE)
+    return [int(n) for n in row]
+
+
+def one_error_line(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode == 1, run
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("appliance: error: ")
+    return lines[0].removeprefix("appliance: error: ")
+
+
+def test_converges_this_host_showing_each_task_then_a_second_run_changes_nothing(
+    tmp_path: Path, site: Path
+) -> None:
+    first = converge(tmp_path, site)
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = first.stdout
+    assert f"converging this host with {site}/site.yml (settings file {tmp_path}/appliance.toml)" in out
+    assert "play: Converge the test host" in out
+    # Each task as it starts, then how it ended on each host.
+    assert "task: Create the output directory\n  changed: localhost\n" in out
+    assert "task: Touch the marker once\n  changed: localhost\n" in out
+    assert "task: Fail when asked\n  skipped: localhost\n" in out
+    assert summary_row(out, "localhost") == [4, 4, 0, 0, 1]
+    assert out.rstrip().endswith(
+        "4 task(s) changed something:\n"
+        "  localhost: Create the output directory\n"
+        "  localhost: Copy the settings file\n"
+        "  localhost: Record the interpreter\n"
+        "  localhost: Touch the marker once"
+    )
+    # The settings file is the one the command found, passed to the playbooks as appliance_config_file;
+    # this host runs modules with the venv's Python, reached without SSH.
+    assert (tmp_path / "out/appliance.toml").read_text() == 'mode = "embedded"\n'
+    assert (tmp_path / "out/python.txt").read_text() == f"{sys.executable}\n"
+
+    second = converge(tmp_path, site)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "task: Touch the marker once\n  ok: localhost\n" in second.stdout
+    assert summary_row(second.stdout, "localhost") == [4, 0, 0, 0, 1]
+    assert second.stdout.rstrip().endswith("no task changed anything")
+
+
+def test_check_mode_shows_what_would_change_and_changes_nothing(tmp_path: Path, site: Path) -> None:
+    run = converge(tmp_path, site, "--check")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "check mode: nothing will be changed" in run.stdout
+    assert "task: Copy the settings file\n  would change: localhost\n" in run.stdout
+    assert '    +mode = "embedded"\n' in run.stdout  # the diff of the file it would write
+    assert "4 task(s) would change something:" in run.stdout
+    assert run.stdout.rstrip().endswith("check mode: nothing was changed")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_task_stops_the_run_with_one_line_naming_host_task_and_message(
+    tmp_path: Path, site: Path
+) -> None:
+    run = converge(tmp_path, site, "-e", "fail_now=true")
+    assert one_error_line(run) == (
+        'localhost: task "Fail when asked" failed: non-zero return code (rc 3): port 8443 is already taken'
+    )
+    assert "  failed: localhost: non-zero return code (rc 3): port 8443 is already taken" in run.stdout
+    assert summary_row(run.stdout, "localhost") == [4, 4, 1, 0, 0]
+    assert "{" not in run.stdout + run.stderr  # no JSON
+
+
+def test_an_unreachable_host_fails_the_run_and_limit_leaves_it_out(tmp_path: Path, site: Path) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        textwrap.dedent(f"""\
+            localhost ansible_connection=local ansible_python_interpreter={sys.executable}
+            web1 ansible_host=bogus.invalid ansible_connection=ssh
+            """)
+    )
+    run = converge(tmp_path, site, "--inventory", str(inventory))
+    error = one_error_line(run)
+    assert error.startswith('web1: unreachable at task "Create the output directory": ')
+    assert "Could not resolve hostname bogus.invalid" in error
+    assert summary_row(run.stdout, "web1") == [0, 0, 0, 1, 0]
+    assert summary_row(run.stdout, "localhost") == [4, 4, 0, 0, 1]  # the other host converged
+
+    limited = converge(tmp_path, site, "--inventory", str(inventory), "--limit", "localhost")
+    assert limited.returncode == 0, limited.stdout + limited.stderr
+    assert "web1" not in limited.stdout
+    assert summary_row(limited.stdout, "localhost") == [4, 0, 0, 0, 1]
+
+
+def test_a_playbook_ansible_cannot_read_is_one_line_naming_the_problem(tmp_path: Path, site: Path) -> None:
+    (site / "site.yml").write_text(
+        "- name: Broken\n  hosts: all\n  tasks:\n    - name: Nothing\n      ansible.builtin.nosuch: {}\n"
+    )
+    error = one_error_line(converge(tmp_path, site))
+    assert "ansible.builtin.nosuch" in error
+    assert f"{site}/site.yml:4" in error
+
+
+def test_missing_playbooks_inventory_or_bad_variables_are_named(tmp_path: Path, site: Path) -> None:
+    missing = tmp_path / "nowhere"
+    assert one_error_line(reconfigure(tmp_path, "--playbooks", str(missing))) == (
+        f"the playbooks directory {missing} does not exist"
+    )
+    (site / "site.yml").unlink()
+    assert one_error_line(reconfigure(tmp_path, "--playbooks", str(site))) == (
+        f"{site}/site.yml does not exist (the playbooks directory has no site.yml)"
+    )
+    (site / "site.yml").write_text(PLAYBOOK)
+    no_inventory = tmp_path / "hosts.ini"
+    assert one_error_line(converge(tmp_path, site, "--inventory", str(no_inventory))) == (
+        f"the inventory {no_inventory} does not exist"
+    )
+    assert one_error_line(converge(tmp_path, site, "-e", "novalue")) == "-e 'novalue': expected KEY=VALUE"
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_the_production_extra_it_says_how_to_install_it(tmp_path: Path, site: Path) -> None:
+    # ansible-runner made unimportable, as in an install without the production extra.
+    shadow = tmp_path / "shadow" / "ansible_runner"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named ansible_runner')\n")
+    env = clean_environ() | {"PATH": BARE_PATH, "PYTHONPATH": str(shadow.parent)}
+    error = one_error_line(reconfigure(tmp_path, "--playbooks", str(site), env=env))
+    assert error == (
+        "ansible-runner is not installed: "
+        "install the production extra: pip install 'forge-appliance[production]'"
+    )
+
+
+def test_on_a_terminal_a_status_line_shows_the_running_task(tmp_path: Path, site: Path) -> None:
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "appliance", "--config", str(tmp_path / "appliance.toml"), "reconfigure"]
+    child = subprocess.Popen(
+        [*command, "--playbooks", str(site), "-e", f"out={tmp_path / 'out'}"],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env={k: v for k, v in clean_environ().items() if k != "NO_COLOR"} | {"PATH": BARE_PATH},
+        cwd=tmp_path,
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert child.wait(timeout=180) == 0, output
+    text = output.decode()
+    assert re.search(r"\r\x1b\[2K[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Create the output directory  0:0\d", text)
+    assert "\x1b[33mchanged\x1b[0m: localhost" in text  # the result word in colour
+    assert "4 task(s) changed something:" in text
+
+
+def test_the_help_lists_it_and_does_not_load_ansible_runner(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom appliance.cli.main import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', 'ansible_runner' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=clean_environ(), capture_output=True, text=True)
+    assert "reconfigure" in run.stdout
+    assert "LOADED False" in run.stdout
