@@ -123,6 +123,26 @@ def test_converges_this_host_showing_each_task_then_a_second_run_changes_nothing
     assert second.stdout.rstrip().endswith("no task changed anything")
 
 
+def test_this_host_joins_every_group_of_the_single_host_example(tmp_path: Path, site: Path) -> None:
+    example = site / "inventories/example/single"
+    example.mkdir(parents=True)
+    (example / "hosts.yml").write_text(
+        "all:\n  hosts:\n    appliance.example.com:\n  children:\n"
+        "    app:\n      hosts:\n        appliance.example.com:\n"
+        "    database:\n      hosts:\n        appliance.example.com:\n"
+    )
+    (site / "site.yml").write_text(
+        "- name: The app hosts\n  hosts: app:&database\n  gather_facts: false\n  tasks:\n"
+        "    - name: Note the groups\n      ansible.builtin.copy:\n"
+        "        content: \"{{ group_names | join(',') }}\"\n"
+        '        dest: "{{ out }}"\n        mode: "0644"\n'
+    )
+    run = converge(tmp_path, site)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "out").read_text() == "app,database"
+    assert "appliance.example.com" not in run.stdout  # the example's host is not this one
+
+
 def test_check_mode_shows_what_would_change_and_changes_nothing(tmp_path: Path, site: Path) -> None:
     run = converge(tmp_path, site, "--check")
     assert run.returncode == 0, run.stdout + run.stderr

@@ -21,6 +21,8 @@ from appliance.cli.reconfigure.progress import Progress
 from appliance.errors import InvalidInput, NotFound, OperationFailed
 
 PLAYBOOK = "site.yml"
+#: The one-host layout whose groups this host joins when no inventory is given.
+SINGLE_HOST_EXAMPLE = Path("inventories/example/single/hosts.yml")
 #: Where the settings file lives on a production host, when none is named or found.
 DEFAULT_CONFIG = Path("/etc/forge-appliance/appliance.toml")
 #: The extra variable that tells the playbooks which settings file this host converges from.
@@ -70,10 +72,27 @@ def parse_extra_vars(pairs: list[str]) -> dict[str, str]:
     return found
 
 
-def local_inventory() -> dict[str, Any]:
-    """This host only, reached without SSH, running modules with this venv's Python."""
+def local_inventory(playbooks: Path) -> dict[str, Any]:
+    """This host only, reached without SSH, running modules with this venv's Python, and in every group
+    the playbooks' single-host example puts its one host in: this host plays every part."""
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    return {"all": {"hosts": {"localhost": host}}}
+    groups = {name: {"hosts": {"localhost": None}} for name in single_host_groups(playbooks)}
+    return {"all": {"hosts": {"localhost": host}, "children": groups}}
+
+
+def single_host_groups(playbooks: Path) -> list[str]:
+    """The groups of ``inventories/example/single/hosts.yml`` (none when there is no such example)."""
+    example = playbooks / SINGLE_HOST_EXAMPLE
+    if not example.is_file():
+        return []
+    import yaml  # ansible-core's dependency: present with the production extra
+
+    try:
+        data = yaml.safe_load(example.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise OperationFailed(f"{example} cannot be read: {exc}") from exc
+    children = data.get("all", {}).get("children") if isinstance(data, dict) else None
+    return sorted(children) if isinstance(children, dict) else []
 
 
 def executables_dir() -> str:
@@ -97,7 +116,7 @@ def converge(run: Run, progress: Progress) -> int:
     if shutil.which("ansible-playbook", path=path) is None:
         raise OperationFailed(f"ansible-core is not installed (no ansible-playbook): {INSTALL_HINT}")
     extravars: dict[str, Any] = {CONFIG_VAR: str(run.config_file), **run.extra_vars}
-    inventory: Any = str(run.inventory.resolve()) if run.inventory else local_inventory()
+    inventory: Any = str(run.inventory.resolve()) if run.inventory else local_inventory(run.playbooks)
     private = Path(tempfile.mkdtemp(prefix="appliance-reconfigure-"))
     try:
         result = ansible_runner.run(
