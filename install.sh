@@ -2,6 +2,9 @@
 # Install Forge Appliance from this checkout. Safe to run again: every step checks before it acts.
 #
 #   ./install.sh            install and start the appliance on embedded defaults (SQLite, one machine)
+#   sudo ./install.sh --production
+#                           install Python, the venv and Ansible, then converge this host with `appliance
+#                           reconfigure` (PostgreSQL, Redis, the appliance under systemd, nginx with TLS)
 #   ./install.sh --test     install what the tests need (PostgreSQL and Redis servers included) and run
 #                           the whole suite: lint, types, import contracts and tests
 #
@@ -12,9 +15,17 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [--bin-dir DIR] [-h|--help]
+       sudo ./install.sh --production [--playbooks DIR] [-e KEY=VALUE ...] [--admin-email EMAIL]
 
   (no option)          install into .venv, initialise, migrate, create the first operator account,
                        start the appliance and wait until it is ready
+  --production         as root: install Python, the venv and the production extra (Ansible), then converge
+                       this host with `appliance reconfigure` and the bundled playbooks (PostgreSQL,
+                       Redis, the appliance under systemd, nginx with TLS); create the first operator
+                       account and print the HTTPS URL and its one-time password. Safe to run again.
+  --playbooks DIR      with --production: converge with the playbooks in DIR (its site.yml) instead
+  -e KEY=VALUE         with --production: a variable for the playbooks (repeatable), e.g.
+                       -e nginx_server_name=forge.example.com
   --test               install the development and test needs (apt: PostgreSQL, Redis, tmux; pip: the
                        dev extra) and run the whole test suite; exits with the suite's status
   --admin-email EMAIL  login of the first operator account (default: admin@appliance.local); created
@@ -31,10 +42,15 @@ EOF
 MODE=install
 ADMIN_EMAIL="${APPLIANCE_ADMIN_EMAIL:-admin@appliance.local}"
 START=1
+PLAYBOOKS=""
+EXTRA_VARS=()
 if [ "$(id -u)" -eq 0 ]; then BIN_DIR=/usr/local/bin; else BIN_DIR="$HOME/.local/bin"; fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --test) MODE=test ;;
+    --production) MODE=production ;;
+    --playbooks) [ $# -ge 2 ] || { echo "install.sh: --playbooks needs a value" >&2; exit 2; }; PLAYBOOKS="$2"; shift ;;
+    -e|--extra-var) [ $# -ge 2 ] || { echo "install.sh: $1 needs KEY=VALUE" >&2; exit 2; }; EXTRA_VARS+=(-e "$2"); shift ;;
     --admin-email) [ $# -ge 2 ] || { echo "install.sh: --admin-email needs a value" >&2; exit 2; }; ADMIN_EMAIL="$2"; shift ;;
     --no-start) START=0 ;;
     --bin-dir) [ $# -ge 2 ] || { echo "install.sh: --bin-dir needs a value" >&2; exit 2; }; BIN_DIR="$2"; shift ;;
@@ -105,12 +121,13 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --quiet)
 upgrade_pip() { "${PIP[@]}" install --upgrade pip >/dev/null || die "could not upgrade pip in $VENV"; }
 
 # What pip would install from this checkout, as one SHA-256: the same after a re-run with nothing new.
+# Arguments: more top-level directories to include (the production install's playbooks).
 source_fingerprint() {
-  "$VENV/bin/python" - "$REPO" <<'PY'
+  "$VENV/bin/python" - "$REPO" "$@" <<'PY'
 import hashlib, pathlib, sys
 root = pathlib.Path(sys.argv[1])
 files = [root / "pyproject.toml"] + sorted(
-    path for top in ("appliance", "console") for path in (root / top).rglob("*")
+    path for top in ("appliance", "console", *sys.argv[2:]) for path in (root / top).rglob("*")
     if path.is_file() and "__pycache__" not in path.parts
 )
 digest = hashlib.sha256()
@@ -169,6 +186,59 @@ if [ "$MODE" = test ]; then
   python -m pytest -p no:cacheprovider || status=1   # extra pytest options: PYTEST_ADDOPTS
   [ "$status" -eq 0 ] && say "all checks and tests passed" || say "checks or tests FAILED"
   exit "$status"
+fi
+
+if [ "$MODE" = production ]; then
+  [ "$(id -u)" -eq 0 ] || die "--production configures this host's services (PostgreSQL, Redis, systemd, \
+nginx): run it as root (sudo ./install.sh --production)"
+  APPLIANCE="$VENV/bin/appliance"
+  STAMP="$VENV/.forge-appliance-source"
+  FINGERPRINT="production:$(source_fingerprint playbooks)" || die "could not read the checkout in $REPO"
+  if [ -x "$APPLIANCE" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$FINGERPRINT" ]; then
+    say "forge-appliance with the production extra in $VENV is up to date with this checkout"
+  else
+    upgrade_pip
+    say "installing forge-appliance with the production extra (Ansible) into $VENV"
+    rm -f "$STAMP"
+    "${PIP[@]}" install "$REPO[production]" || die "pip install failed"
+    printf '%s\n' "$FINGERPRINT" >"$STAMP"
+  fi
+  link_command
+  # The settings file the playbooks render and every command reads: the one named, else /etc's.
+  CONFIG="${APPLIANCE_CONFIG:-/etc/forge-appliance/appliance.toml}"
+  RECONFIGURE=(reconfigure -e "appliance_source_dir=$REPO")
+  if [ -n "$PLAYBOOKS" ]; then
+    RECONFIGURE+=(--playbooks "$(cd "$PLAYBOOKS" 2>/dev/null && pwd || printf '%s' "$PLAYBOOKS")")
+  fi
+  RECONFIGURE+=(${EXTRA_VARS[@]+"${EXTRA_VARS[@]}"})
+  say "converging this host: $COMMAND ${RECONFIGURE[*]}"
+  # From /, so that an appliance.toml in this checkout is not taken for the host's settings file.
+  (cd / && "$APPLIANCE" "${RECONFIGURE[@]}") \
+    || die "this host did not converge (the line above names the host, the task and the reason); fix it and \
+run sudo ./install.sh --production again"
+  ADMIN_OUT="$("$APPLIANCE" --config "$CONFIG" admin create --email "$ADMIN_EMAIL" --if-none)" \
+    || die "could not create the first operator account"
+  printf '%s\n' "$ADMIN_OUT"
+  URL="$("$VENV/bin/python" - "$CONFIG" <<'PY'
+import socket, sys
+from pathlib import Path
+from appliance.configfile import load_settings
+print(load_settings(Path(sys.argv[1])).api.public_url or f"https://{socket.getfqdn()}")
+PY
+)" || die "could not read the settings file $CONFIG"
+  case "$ADMIN_OUT" in
+    *"one-time password:"*) LOGIN="Log in as the operator account printed above; its password is shown only once." ;;
+    *) LOGIN="Log in with an existing operator account ($COMMAND --config $CONFIG admin list shows them)." ;;
+  esac
+  cat <<EOF
+
+Forge Appliance is running at $URL
+  status:    $COMMAND --config $CONFIG status
+  converge:  $COMMAND reconfigure   (--check shows what would change; safe to run again)
+  settings:  $CONFIG
+$LOGIN
+EOF
+  exit 0
 fi
 
 APPLIANCE="$VENV/bin/appliance"

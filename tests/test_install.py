@@ -160,3 +160,90 @@ def test_install_rejects_unknown_options(checkout: Path, install_env: dict[str, 
     run = run_install(checkout, install_env, "--frobnicate")
     assert run.returncode == 2
     assert "unknown option '--frobnicate'" in run.stderr
+
+
+#: A stand-in for the bundled playbooks: it renders the settings file where `appliance reconfigure` says
+#: (appliance_config_file), as the appliance role does, and initialises and migrates the appliance.
+PRODUCTION_PLAYBOOK = """\
+- name: Converge
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Render the settings file
+      ansible.builtin.copy:
+        content: |
+          mode = "embedded"
+          data_dir = "{{ data_dir }}"
+          [api]
+          public_url = "https://forge.test"
+        dest: "{{ appliance_config_file }}"
+        mode: "0600"
+    - name: Create the data directory
+      ansible.builtin.file:
+        path: "{{ data_dir }}"
+        state: directory
+        mode: "0750"
+    - name: Record the source directory
+      ansible.builtin.copy:
+        content: "{{ appliance_source_dir }}"
+        dest: "{{ data_dir }}/source.txt"
+        mode: "0644"
+    - name: Initialise the appliance
+      ansible.builtin.command:
+        argv: ["{{ python }}", -m, appliance, --config, "{{ appliance_config_file }}", init]
+      vars:
+        python: "{{ ansible_python_interpreter }}"
+      changed_when: false
+    - name: Migrate the database
+      ansible.builtin.command:
+        argv: ["{{ python }}", -m, appliance, --config, "{{ appliance_config_file }}", migrate]
+      vars:
+        python: "{{ ansible_python_interpreter }}"
+      changed_when: false
+"""
+
+
+def test_production_hands_over_to_reconfigure_then_prints_the_url_and_password(
+    checkout: Path, install_env: dict[str, str], tmp_path: Path
+) -> None:
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "site.yml").write_text(PRODUCTION_PLAYBOOK)
+    config = tmp_path / "appliance.toml"
+    config.write_text("")  # named, so it must exist; the converge fills it in
+    data_dir = install_env["APPLIANCE_DATA_DIR"]
+    env = {k: v for k, v in install_env.items() if k != "APPLIANCE_DATA_DIR"} | {
+        "APPLIANCE_CONFIG": str(config)
+    }
+    run = run_install(
+        checkout, env, "--production", "--playbooks", str(playbooks), "-e", f"data_dir={data_dir}"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "installing forge-appliance with the production extra (Ansible)" in run.stdout
+    assert "task: Render the settings file\n  changed: localhost\n" in run.stdout
+    assert 'data_dir = "' in config.read_text()
+    assert Path(data_dir, "source.txt").read_text() == str(checkout)
+    assert "Forge Appliance is running at https://forge.test" in run.stdout
+    assert "one-time password: " in run.stdout
+
+    again = run_install(
+        checkout, env, "--production", "--playbooks", str(playbooks), "-e", f"data_dir={data_dir}"
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "with the production extra in" in again.stdout
+    assert "is up to date with this checkout" in again.stdout
+    assert "no task changed anything" in again.stdout
+    assert "an operator account exists already; none created" in again.stdout
+    assert "one-time password: " not in again.stdout
+
+    failing = playbooks / "site.yml"
+    failing.write_text(
+        PRODUCTION_PLAYBOOK.replace("{{ data_dir }}/source.txt", "/nonexistent/dir/source.txt")
+    )
+    failed = run_install(
+        checkout, env, "--production", "--playbooks", str(playbooks), "-e", f"data_dir={data_dir}"
+    )
+    assert failed.returncode == 1
+    assert 'appliance: error: localhost: task "Record the source directory" failed: ' in failed.stderr
+    assert "this host did not converge" in failed.stderr
+    assert "Forge Appliance is running" not in failed.stdout
