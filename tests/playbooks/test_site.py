@@ -1,0 +1,282 @@
+"""site.yml converges this machine (connection local, as root) and a second run changes nothing.
+
+One converge and one re-run, shared by the module: PostgreSQL (a cluster of its own), Redis, the appliance
+installed from a snapshot of this checkout and nginx in front of it, each on a free port and, where the roles
+allow it, under a temporary prefix. Where systemd is not PID 1 (this kind of machine) the roles start the
+services directly, which is what is cleaned up after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import ssl
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.playbooks.support import PLAYBOOKS, REPO, recap, run_playbook
+from tests.servers import free_port, unavailable
+
+pytestmark = pytest.mark.e2e
+
+USER = "forge-pbtest"
+
+
+@dataclass(frozen=True)
+class Converged:
+    prefix: Path
+    variables: dict[str, object]
+    first: subprocess.CompletedProcess[str]
+    second: subprocess.CompletedProcess[str]
+    credentials_after_first: dict[str, bytes]
+
+    def path(self, name: str) -> Path:
+        return Path(str(self.variables[name]))
+
+    def port(self, name: str) -> int:
+        return int(str(self.variables[name]))
+
+
+def source_snapshot(target: Path) -> Path:
+    """The checkout's files as a fresh clone would have them, tests aside: what pip installs, copied, so that
+    others editing the checkout meanwhile change nothing here."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for raw in filter(None, listed):
+        name = raw.decode()
+        source = REPO / name
+        if name.startswith("tests/") or not source.is_file():
+            continue
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target / name)
+    return target
+
+
+def inventory_vars(prefix: Path, source: Path) -> dict[str, object]:
+    tag = prefix.name.removeprefix("fa-pb-").lower().replace("_", "x")
+    return {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_become": False,  # already root; sudo may not even be installed
+        "common_user": USER,
+        "common_group": USER,
+        "common_config_dir": f"{prefix}/etc",
+        "common_data_dir": f"{prefix}/data",
+        "common_log_dir": f"{prefix}/log",
+        "common_private_address": "127.0.0.1",
+        "common_credentials_dir": f"{prefix}/credentials",
+        "common_apt_cache_valid_time": 31536000,  # no apt-get update when the packages are there
+        "postgresql_cluster": f"forgetest{tag}",
+        "postgresql_port": free_port(),
+        "postgresql_data_dir": f"{prefix}/pgdata",
+        "postgresql_memory_mb": 512,
+        "postgresql_max_connections": 50,
+        "redis_instance": f"forgetest{tag}",
+        "redis_port": free_port(),
+        "redis_config_file": f"{prefix}/redis.conf",
+        "redis_data_dir": f"{prefix}/redis",
+        "redis_pid_file": f"{prefix}/redis-run/redis.pid",
+        "redis_log_file": f"{prefix}/redis-log/redis.log",
+        "appliance_source_dir": str(source),
+        "appliance_venv_dir": f"{prefix}/venv",
+        "appliance_systemd_unit_dir": f"{prefix}/systemd",
+        "appliance_api_port": free_port(),
+        "appliance_api_instances": 1,
+        "nginx_conf_file": f"{prefix}/nginx.conf",
+        "nginx_pid_file": f"{prefix}/nginx.pid",
+        "nginx_log_dir": f"{prefix}/nginx-log",
+        "nginx_tls_dir": f"{prefix}/tls",
+        "nginx_http_port": free_port(),
+        "nginx_https_port": free_port(),
+        "nginx_server_name": "localhost",
+    }
+
+
+def write_inventory(prefix: Path, variables: dict[str, object]) -> Path:
+    groups = ("app", "database", "redis", "proxy")
+    inventory = {
+        "all": {
+            "hosts": {"testhost": variables},
+            "children": {group: {"hosts": {"testhost": None}} for group in groups},
+        }
+    }
+    path = prefix / "inventory.yml"
+    path.write_text(json.dumps(inventory, indent=1))  # JSON is YAML
+    return path
+
+
+def postgres_version() -> str:
+    return str(max(int(p.name) for p in Path("/usr/lib/postgresql").iterdir() if p.name.isdigit()))
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def clean_up(prefix: Path, variables: dict[str, object]) -> None:
+    """Stop what the run started, drop its cluster, remove its account and files."""
+    config = prefix / "etc/appliance.toml"
+    appliance = prefix / "venv/bin/appliance"
+    if appliance.exists() and config.exists():
+        subprocess.run(
+            ["runuser", "-u", USER, "--", str(appliance), "--config", str(config), "down"],
+            capture_output=True,
+            check=False,
+            timeout=180,
+        )
+    if (prefix / "nginx.conf").exists():
+        subprocess.run(
+            ["nginx", "-c", str(prefix / "nginx.conf"), "-s", "quit"], capture_output=True, check=False
+        )
+    pid = read_pid(prefix / "redis-run/redis.pid")
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    if Path("/usr/lib/postgresql").is_dir():
+        subprocess.run(
+            ["pg_dropcluster", "--stop", postgres_version(), str(variables["postgresql_cluster"])],
+            capture_output=True,
+            check=False,
+        )
+    subprocess.run(["userdel", USER], capture_output=True, check=False)
+    subprocess.run(["groupdel", USER], capture_output=True, check=False)
+    shutil.rmtree(prefix, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def converged() -> Iterator[Converged]:
+    if os.geteuid() != 0:
+        unavailable("converging this machine with the playbooks needs root")
+    if shutil.which("apt-get") is None or shutil.which("runuser") is None:
+        unavailable("the playbooks need a Debian or Ubuntu machine (apt-get, runuser)")
+    prefix = Path(tempfile.mkdtemp(prefix="fa-pb-", dir="/tmp"))  # short: the control socket's path
+    prefix.chmod(0o755)  # postgres, redis, www-data and the appliance's account reach their parts under it
+    variables = inventory_vars(prefix, source_snapshot(prefix / "src"))
+    inventory = write_inventory(prefix, variables)
+    try:
+        first = run_playbook(PLAYBOOKS / "site.yml", inventory)
+        credentials = (
+            {p.name: p.read_bytes() for p in (prefix / "credentials").iterdir()}
+            if (prefix / "credentials").is_dir()
+            else {}
+        )
+        second = run_playbook(PLAYBOOKS / "site.yml", inventory) if first.returncode == 0 else first
+        yield Converged(prefix, variables, first, second, credentials)
+    finally:
+        clean_up(prefix, variables)
+
+
+def test_the_first_run_converges_the_host(converged: Converged) -> None:
+    run = converged.first
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    counts = recap(run.stdout)["testhost"]
+    assert counts["failed"] == 0
+    assert counts["unreachable"] == 0
+    assert counts["changed"] > 0
+
+
+def test_the_appliance_answers_over_https_through_nginx(converged: Converged) -> None:
+    tls = ssl.create_default_context(cafile=str(converged.path("nginx_tls_dir") / "appliance.crt"))
+    port = converged.port("nginx_https_port")
+    answer = httpx.get(f"https://localhost:{port}/health/ready", verify=tls, timeout=30)
+    assert answer.status_code == 200, answer.text
+    checks = answer.json()["checks"]
+    assert checks["database"]["detail"]["backend"] == "postgresql"
+    assert checks["queue"]["detail"]["backend"] == "redis"
+
+
+def test_plain_http_is_redirected_to_https(converged: Converged) -> None:
+    http, https = converged.port("nginx_http_port"), converged.port("nginx_https_port")
+    answer = httpx.get(f"http://localhost:{http}/health/ready?x=1", timeout=30)
+    assert answer.status_code == 301
+    assert answer.headers["location"] == f"https://localhost:{https}/health/ready?x=1"
+
+
+def test_a_second_run_changes_nothing(converged: Converged) -> None:
+    run = converged.second
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    counts = recap(run.stdout)["testhost"]
+    changed = [line for line in run.stdout.splitlines() if line.startswith("changed:")]
+    assert counts["changed"] == 0, "\n".join(changed) + run.stdout[-4000:]
+
+
+def test_secrets_are_kept_owner_only_and_never_made_again(converged: Converged) -> None:
+    credentials = converged.prefix / "credentials"
+    assert converged.credentials_after_first, "no password was generated"
+    assert {p.name: p.read_bytes() for p in credentials.iterdir()} == converged.credentials_after_first
+    for path in credentials.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    key = converged.path("common_data_dir") / "secrets/signing.key"
+    info = key.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert pwd.getpwuid(info.st_uid).pw_name == USER
+    assert (
+        key.read_text().strip() == converged.credentials_after_first["appliance_secret_key"].decode().strip()
+    )
+    config = converged.path("common_config_dir") / "appliance.toml"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640  # it holds the database and Redis passwords
+
+
+def test_the_app_role_logs_in_without_bypassing_row_level_security(converged: Converged) -> None:
+    query = (
+        "SELECT r.rolname, r.rolcanlogin, r.rolbypassrls, r.rolsuper FROM pg_roles r "
+        "WHERE r.rolname IN ('forge_app', 'forge_owner') ORDER BY 1; "
+        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'forge_appliance'"
+    )
+    port = str(converged.port("postgresql_port"))
+    out = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-p", port, "-XAt", "-F", " ", "-c", query],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert out[:3] == ["forge_app t f f", "forge_owner t f f", "forge_owner"]
+
+
+def test_redis_wants_its_password(converged: Converged) -> None:
+    port = converged.port("redis_port")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port, socket_timeout=5).ping()
+    password = converged.credentials_after_first["redis_password"].decode().strip()
+    client = redis.Redis(port=port, password=password, socket_timeout=5)
+    assert client.ping()
+    assert client.config_get("appendonly") == {"appendonly": "yes"}
+
+
+def test_the_written_unit_passes_systemd_analyze(converged: Converged) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        unavailable("systemd-analyze is not installed")
+    assert analyze is not None
+    unit = converged.path("appliance_systemd_unit_dir") / "forge-appliance.service"
+    text = unit.read_text()
+    assert f"ExecStart={converged.path('appliance_venv_dir')}/bin/appliance supervise" in text
+    assert f"User={USER}" in text
+    run = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip() == "", run.stderr
+
+
+def test_the_run_says_when_services_are_started_without_systemd(converged: Converged) -> None:
+    if Path("/run/systemd/system").is_dir():
+        pytest.skip("systemd runs this machine: the roles use it")
+    assert "systemd is not PID 1 here" in converged.first.stdout
