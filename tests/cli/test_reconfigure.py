@@ -39,6 +39,11 @@ PLAYBOOK = """\
       ansible.builtin.command: touch "{{ out }}/marker"
       args:
         creates: "{{ out }}/marker"
+    - name: Check the items
+      ansible.builtin.command:
+        argv: [/bin/sh, -c, "test $0 != bad || { echo $0 is refused >&2; exit 4; }", "{{ item }}"]
+      loop: "{{ items | default('a') | split(',') }}"
+      changed_when: false
     - name: Fail when asked
       ansible.builtin.command: /bin/sh -c "echo 'port 8443 is already taken' >&2; exit 3"
       when: fail_now | default(false) | bool
@@ -103,7 +108,7 @@ def test_converges_this_host_showing_each_task_then_a_second_run_changes_nothing
     assert "task: Create the output directory\n  changed: localhost\n" in out
     assert "task: Touch the marker once\n  changed: localhost\n" in out
     assert "task: Fail when asked\n  skipped: localhost\n" in out
-    assert summary_row(out, "localhost") == [4, 4, 0, 0, 1]
+    assert summary_row(out, "localhost") == [5, 4, 0, 0, 1]
     assert out.rstrip().endswith(
         "4 task(s) changed something:\n"
         "  localhost: Create the output directory\n"
@@ -119,7 +124,7 @@ def test_converges_this_host_showing_each_task_then_a_second_run_changes_nothing
     second = converge(tmp_path, site)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "task: Touch the marker once\n  ok: localhost\n" in second.stdout
-    assert summary_row(second.stdout, "localhost") == [4, 0, 0, 0, 1]
+    assert summary_row(second.stdout, "localhost") == [5, 0, 0, 0, 1]
     assert second.stdout.rstrip().endswith("no task changed anything")
 
 
@@ -162,8 +167,16 @@ def test_a_failing_task_stops_the_run_with_one_line_naming_host_task_and_message
         'localhost: task "Fail when asked" failed: non-zero return code (rc 3): port 8443 is already taken'
     )
     assert "  failed: localhost: non-zero return code (rc 3): port 8443 is already taken" in run.stdout
-    assert summary_row(run.stdout, "localhost") == [4, 4, 1, 0, 0]
+    assert summary_row(run.stdout, "localhost") == [5, 4, 1, 0, 0]
     assert "{" not in run.stdout + run.stderr  # no JSON
+
+
+def test_a_failed_loop_names_the_item_that_failed(tmp_path: Path, site: Path) -> None:
+    run = converge(tmp_path, site, "-e", "items=a,bad,worse,bad")
+    assert one_error_line(run) == (
+        'localhost: task "Check the items" failed: '
+        "item bad: non-zero return code (rc 4): bad is refused (and 1 more item(s))"
+    )
 
 
 def test_an_unreachable_host_fails_the_run_and_limit_leaves_it_out(tmp_path: Path, site: Path) -> None:
@@ -179,12 +192,12 @@ def test_an_unreachable_host_fails_the_run_and_limit_leaves_it_out(tmp_path: Pat
     assert error.startswith('web1: unreachable at task "Create the output directory": ')
     assert "Could not resolve hostname bogus.invalid" in error
     assert summary_row(run.stdout, "web1") == [0, 0, 0, 1, 0]
-    assert summary_row(run.stdout, "localhost") == [4, 4, 0, 0, 1]  # the other host converged
+    assert summary_row(run.stdout, "localhost") == [5, 4, 0, 0, 1]  # the other host converged
 
     limited = converge(tmp_path, site, "--inventory", str(inventory), "--limit", "localhost")
     assert limited.returncode == 0, limited.stdout + limited.stderr
     assert "web1" not in limited.stdout
-    assert summary_row(limited.stdout, "localhost") == [4, 0, 0, 0, 1]
+    assert summary_row(limited.stdout, "localhost") == [5, 0, 0, 0, 1]
 
 
 def test_a_playbook_ansible_cannot_read_is_one_line_naming_the_problem(tmp_path: Path, site: Path) -> None:

@@ -230,7 +230,14 @@ def task_name(data: Mapping[str, Any]) -> str:
 
 def result_message(res: Mapping[str, Any]) -> str:
     """The message Ansible gave, on one line: for a command that failed, its exit code and the end of
-    what it wrote to stderr."""
+    what it wrote to stderr; for a loop, the first item that failed and its own message."""
+    failed = [r for r in res.get("results") or [] if isinstance(r, Mapping) and r.get("failed")]
+    if failed:
+        item = failed[0].get("_ansible_item_label", failed[0].get("item"))
+        message = f"item {item}: {result_message(failed[0])}"
+        if len(failed) > 1:
+            message += f" (and {len(failed) - 1} more item(s))"
+        return message if len(message) <= MESSAGE_CHARS else message[: MESSAGE_CHARS - 3] + "..."
     message = _NOISE.sub("", str(res.get("msg") or "")).strip() or "failed"
     if res.get("rc") not in (None, 0):
         message += f" (rc {res['rc']})"
