@@ -3,16 +3,21 @@ processes: Ansible is never imported into pytest) against small playbooks writte
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
+import shutil
+import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.servers import unavailable
 from tests.support import clean_environ
 
 PLAYBOOK = """\
@@ -51,6 +56,22 @@ PLAYBOOK = """\
 """
 #: ansible-runner starts ansible-playbook by name: the command puts the venv's bin on the PATH itself.
 BARE_PATH = "/usr/bin:/bin"
+#: Writes the variables the playbooks were given, as JSON, to ``out``.
+RECORDING_PLAYBOOK = """\
+- name: Record the variables
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Write them
+      ansible.builtin.copy:
+        content: >-
+          {{ {'greeting': greeting | default(none), 'port': port | default(none),
+              'nested': nested | default(none), 'credentials': common_credentials_dir | default(none),
+              'config': appliance_config_file} | to_json }}
+        dest: "{{ out }}"
+        mode: "0644"
+"""
+ETC = Path("/etc/forge-appliance")
 
 
 @pytest.fixture
@@ -78,7 +99,11 @@ def reconfigure(
 
 
 def converge(tmp_path: Path, site: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return reconfigure(tmp_path, "--playbooks", str(site), "-e", f"out={tmp_path / 'out'}", *args)
+    """A converge that keeps its credentials under ``tmp_path`` (not in this machine's /etc)."""
+    credentials = f"common_credentials_dir={tmp_path / 'credentials'}"
+    return reconfigure(
+        tmp_path, "--playbooks", str(site), "-e", f"out={tmp_path / 'out'}", "-e", credentials, *args
+    )
 
 
 def summary_row(stdout: str, host: str) -> list[int]:
@@ -146,6 +171,108 @@ def test_this_host_joins_every_group_of_the_single_host_example(tmp_path: Path, 
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "out").read_text() == "app,database"
     assert "appliance.example.com" not in run.stdout  # the example's host is not this one
+
+
+def test_the_variables_file_is_passed_to_the_playbooks_under_the_command_line(
+    tmp_path: Path, site: Path
+) -> None:
+    (site / "site.yml").write_text(RECORDING_PLAYBOOK)
+    choices = tmp_path / "reconfigure.yml"
+    choices.write_text(
+        f"# the admin's choices\ngreeting: hello\nport: 8443\nnested: {{a: 1}}\nout: {tmp_path / 'out'}\n"
+        f"common_credentials_dir: {tmp_path / 'kept'}\n"
+    )
+    config = tmp_path / "etc/appliance.toml"  # not there yet: the playbooks write it
+    command = [sys.executable, "-m", "appliance", "--config", str(config), "reconfigure"]
+    run = subprocess.run(
+        [*command, "--playbooks", str(site), "--vars", str(choices), "-e", "port=9443"],
+        env=clean_environ() | {"PATH": BARE_PATH},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"variables file: {choices}\n" in run.stdout
+    assert f"(settings file {config})" in run.stdout
+    assert json.loads((tmp_path / "out").read_text()) == {
+        "greeting": "hello",
+        "port": "9443",  # -e wins over the file
+        "nested": {"a": 1},  # YAML's types kept
+        "credentials": str(tmp_path / "kept"),  # the file's choice, over reconfigure's own
+        "config": str(config),
+    }
+
+
+def test_a_variables_file_that_is_missing_or_not_a_mapping_is_named_and_nothing_runs(
+    tmp_path: Path, site: Path
+) -> None:
+    choices = tmp_path / "reconfigure.yml"
+    assert one_error_line(converge(tmp_path, site, "--vars", str(choices))) == (
+        f"the variables file {choices} does not exist"
+    )
+    choices.write_text("- nginx_https_port: 8443\n")
+    assert one_error_line(converge(tmp_path, site, "--vars", str(choices))) == (
+        f"the variables file {choices} must be a YAML mapping of variable names to values (found list)"
+    )
+    choices.write_text("nginx_https_port: 8443\n  nginx_http_port: 8080\n")
+    assert one_error_line(converge(tmp_path, site, "--vars", str(choices))).startswith(
+        f"the variables file {choices} is not valid YAML (line 2): "
+    )
+    # The settings file's path is --config's (or APPLIANCE_CONFIG's): every later command reads it there.
+    choices.write_text("appliance_config_file: /srv/appliance.toml\n")
+    assert one_error_line(converge(tmp_path, site, "--vars", str(choices))) == (
+        f"appliance_config_file in {choices}: name the settings file with --config or APPLIANCE_CONFIG "
+        "instead (got '/srv/appliance.toml')"
+    )
+    assert one_error_line(converge(tmp_path, site, "-e", "appliance_config_file=/srv/x.toml")) == (
+        "appliance_config_file in -e: name the settings file with --config or APPLIANCE_CONFIG "
+        "instead (got '/srv/x.toml')"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def etc_forge_appliance() -> Iterator[Path]:
+    """This machine's /etc/forge-appliance, made for the test and removed after (the test is skipped where
+    one exists already: it belongs to a real install)."""
+    if os.geteuid() != 0:
+        unavailable("writing /etc/forge-appliance needs root")
+    if ETC.exists():
+        pytest.skip(f"{ETC} exists on this machine (a real install): left alone")
+    try:
+        yield ETC
+    finally:
+        shutil.rmtree(ETC, ignore_errors=True)
+
+
+def test_this_host_reads_etc_reconfigure_yml_and_keeps_credentials_in_etc(
+    tmp_path: Path, site: Path, etc_forge_appliance: Path
+) -> None:
+    (site / "site.yml").write_text(RECORDING_PLAYBOOK)
+    etc_forge_appliance.mkdir()
+    (etc_forge_appliance / "reconfigure.yml").write_text(f"greeting: from etc\nout: {tmp_path / 'out'}\n")
+    run = reconfigure(tmp_path, "--playbooks", str(site))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"variables file: {etc_forge_appliance}/reconfigure.yml\n" in run.stdout
+    recorded = json.loads((tmp_path / "out").read_text())
+    assert recorded["greeting"] == "from etc"
+    # The generated inventory is temporary: the passwords the roles generate are kept in /etc, root only.
+    assert recorded["credentials"] == f"{etc_forge_appliance}/credentials"
+    credentials = (etc_forge_appliance / "credentials").stat()
+    assert stat.S_IMODE(credentials.st_mode) == 0o700
+    assert credentials.st_uid == 0
+
+
+def test_a_debug_message_of_the_playbooks_is_shown(tmp_path: Path, site: Path) -> None:
+    (site / "site.yml").write_text(
+        "- name: Say\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Tell the admin\n      ansible.builtin.debug:\n"
+        "        msg: >-\n          systemd is not PID 1 here;\n          services are started directly\n"
+    )
+    run = converge(tmp_path, site)
+    assert run.returncode == 0, run.stdout + run.stderr
+    said = "    systemd is not PID 1 here; services are started directly\n"
+    assert f"task: Tell the admin\n  ok: localhost\n{said}" in run.stdout
 
 
 def test_check_mode_shows_what_would_change_and_changes_nothing(tmp_path: Path, site: Path) -> None:
@@ -243,8 +370,9 @@ def test_without_the_production_extra_it_says_how_to_install_it(tmp_path: Path, 
 def test_on_a_terminal_a_status_line_shows_the_running_task(tmp_path: Path, site: Path) -> None:
     leader, follower = pty.openpty()
     command = [sys.executable, "-m", "appliance", "--config", str(tmp_path / "appliance.toml"), "reconfigure"]
+    credentials = f"common_credentials_dir={tmp_path / 'credentials'}"
     child = subprocess.Popen(
-        [*command, "--playbooks", str(site), "-e", f"out={tmp_path / 'out'}"],
+        [*command, "--playbooks", str(site), "-e", f"out={tmp_path / 'out'}", "-e", credentials],
         stdin=subprocess.DEVNULL,
         stdout=follower,
         stderr=follower,

@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from appliance.cli.reconfigure.progress import Progress
-from appliance.errors import InvalidInput, NotFound, OperationFailed
+from appliance.cli.reconfigure.variables import CREDENTIALS_VAR, DEFAULT_CREDENTIALS
+from appliance.errors import NotFound, OperationFailed
 
 PLAYBOOK = "site.yml"
 #: The one-host layout whose groups this host joins when no inventory is given.
 SINGLE_HOST_EXAMPLE = Path("inventories/example/single/hosts.yml")
-#: Where the settings file lives on a production host, when none is named or found.
+#: Where the appliance role writes the settings file, unless --config or APPLIANCE_CONFIG names another.
 DEFAULT_CONFIG = Path("/etc/forge-appliance/appliance.toml")
-#: The extra variable that tells the playbooks which settings file this host converges from.
-CONFIG_VAR = "appliance_config_file"
 INSTALL_HINT = "install the production extra: pip install 'forge-appliance[production]'"
 
 
@@ -39,7 +38,8 @@ class Run:
     inventory: Path | None = None
     limit: str | None = None
     check: bool = False
-    extra_vars: Mapping[str, str] = field(default_factory=dict)
+    #: Every variable passed to the playbooks (variables.converge_variables)
+    variables: Mapping[str, Any] = field(default_factory=dict)
 
 
 def bundled_playbooks() -> Path:
@@ -61,21 +61,16 @@ def playbook_file(directory: Path) -> Path:
     return site
 
 
-def parse_extra_vars(pairs: list[str]) -> dict[str, str]:
-    """``KEY=VALUE`` strings as a dict; a string without ``=`` or with an empty key is refused by name."""
-    found: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInput(f"-e {pair!r}: expected KEY=VALUE", details={"value": pair})
-        found[key.strip()] = value
-    return found
-
-
 def local_inventory(playbooks: Path) -> dict[str, Any]:
-    """This host only, reached without SSH, running modules with this venv's Python, and in every group
-    the playbooks' single-host example puts its one host in: this host plays every part."""
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    """This host only, reached without SSH, and in every group the playbooks' single-host example puts its
+    one host in: this host plays every part.
+
+    Modules run with this venv's Python: it is there and new enough wherever the command runs, and the
+    modules that need a system library (ansible.builtin.apt and python3-apt) start again under the system's
+    python3 by themselves. As root there is nothing to become (and sudo may not even be installed)."""
+    host: dict[str, Any] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    if os.geteuid() == 0:
+        host["ansible_become"] = False
     groups = {name: {"hosts": {"localhost": None}} for name in single_host_groups(playbooks)}
     return {"all": {"hosts": {"localhost": host}, "children": groups}}
 
@@ -93,6 +88,18 @@ def single_host_groups(playbooks: Path) -> list[str]:
         raise OperationFailed(f"{example} cannot be read: {exc}") from exc
     children = data.get("all", {}).get("children") if isinstance(data, dict) else None
     return sorted(children) if isinstance(children, dict) else []
+
+
+def keep_credentials(directory: Path) -> None:
+    """The credentials directory, root only (0700): made if missing, its mode put right if not."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+    except OSError as exc:
+        raise OperationFailed(
+            f"the credentials directory {directory} cannot be made: {exc.strerror} (run as root)",
+            details={"path": str(directory)},
+        ) from exc
 
 
 def executables_dir() -> str:
@@ -115,8 +122,9 @@ def converge(run: Run, progress: Progress) -> int:
     os.environ["PATH"] = path
     if shutil.which("ansible-playbook", path=path) is None:
         raise OperationFailed(f"ansible-core is not installed (no ansible-playbook): {INSTALL_HINT}")
-    extravars: dict[str, Any] = {CONFIG_VAR: str(run.config_file), **run.extra_vars}
     inventory: Any = str(run.inventory.resolve()) if run.inventory else local_inventory(run.playbooks)
+    if run.inventory is None and run.variables.get(CREDENTIALS_VAR) == str(DEFAULT_CREDENTIALS):
+        keep_credentials(DEFAULT_CREDENTIALS)
     private = Path(tempfile.mkdtemp(prefix="appliance-reconfigure-"))
     try:
         result = ansible_runner.run(
@@ -125,7 +133,7 @@ def converge(run: Run, progress: Progress) -> int:
             playbook=PLAYBOOK,
             inventory=inventory,
             limit=run.limit,
-            extravars=extravars,
+            extravars=dict(run.variables),
             cmdline="--check --diff" if run.check else None,
             envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"},
             event_handler=progress.handle,

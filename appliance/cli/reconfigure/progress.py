@@ -18,6 +18,8 @@ from typing import Any, TextIO
 DIFF_LINES = 40
 #: A message longer than this is cut (a module may return a whole command's output as its message).
 MESSAGE_CHARS = 400
+#: The tasks whose message is for the admin (a playbook saying what it does differently here).
+DEBUG_ACTIONS = ("ansible.builtin.debug", "debug")
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 COLORS = {"ok": "32", "changed": "33", "would change": "33", "skipped": "36", "failed": "31"}
 COLORS |= {"unreachable": "31", "failed (ignored)": "35", "error": "31"}
@@ -159,6 +161,10 @@ class Progress:
             if res.get("changed"):
                 self.changed.append((host, task))
             self.display.line(f"  {self.display.paint(word)}: {host}")
+            if data.get("task_action") in DEBUG_ACTIONS and res.get("msg"):
+                self.display.line(
+                    "    " + " ".join(str(res["msg"]).split())
+                )  # the playbook's word to the admin
             for line in diff:
                 self.display.line(line)
         elif kind == "runner_on_skipped":
