@@ -5,6 +5,7 @@
 #   sudo ./install.sh --production
 #                           install Python, the venv and Ansible, then converge this host with `appliance
 #                           reconfigure` (PostgreSQL, Redis, the appliance under systemd, nginx with TLS)
+#                           from the admin's choices in /etc/forge-appliance/reconfigure.yml
 #   ./install.sh --test     install what the tests need (PostgreSQL and Redis servers included) and run
 #                           the whole suite: lint, types, import contracts and tests
 #
@@ -15,7 +16,8 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [--bin-dir DIR] [-h|--help]
-       sudo ./install.sh --production [--playbooks DIR] [-e KEY=VALUE ...] [--admin-email EMAIL]
+       sudo ./install.sh --production [--vars FILE] [-e KEY=VALUE ...] [--playbooks DIR]
+                                      [--admin-email EMAIL]
 
   (no option)          install into .venv, initialise, migrate, create the first operator account,
                        start the appliance and wait until it is ready
@@ -23,9 +25,14 @@ Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [--bin-dir DIR] 
                        this host with `appliance reconfigure` and the bundled playbooks (PostgreSQL,
                        Redis, the appliance under systemd, nginx with TLS); create the first operator
                        account and print the HTTPS URL and its one-time password. Safe to run again.
+                       Your choices (the playbooks' variables: ports, names, certificates...) go in
+                       /etc/forge-appliance/reconfigure.yml; generated passwords are kept in
+                       /etc/forge-appliance/credentials/ (root only)
+  --vars FILE          with --production: the variables file to converge from instead of
+                       /etc/forge-appliance/reconfigure.yml
+  -e KEY=VALUE         with --production: a variable for the playbooks (repeatable; over the variables
+                       file), e.g. -e nginx_server_name=forge.example.com
   --playbooks DIR      with --production: converge with the playbooks in DIR (its site.yml) instead
-  -e KEY=VALUE         with --production: a variable for the playbooks (repeatable), e.g.
-                       -e nginx_server_name=forge.example.com
   --test               install the development and test needs (apt: PostgreSQL, Redis, tmux; pip: the
                        dev extra) and run the whole test suite; exits with the suite's status
   --admin-email EMAIL  login of the first operator account (default: admin@appliance.local); created
@@ -43,6 +50,7 @@ MODE=install
 ADMIN_EMAIL="${APPLIANCE_ADMIN_EMAIL:-admin@appliance.local}"
 START=1
 PLAYBOOKS=""
+VARS_FILE=""
 EXTRA_VARS=()
 if [ "$(id -u)" -eq 0 ]; then BIN_DIR=/usr/local/bin; else BIN_DIR="$HOME/.local/bin"; fi
 while [ $# -gt 0 ]; do
@@ -50,6 +58,7 @@ while [ $# -gt 0 ]; do
     --test) MODE=test ;;
     --production) MODE=production ;;
     --playbooks) [ $# -ge 2 ] || { echo "install.sh: --playbooks needs a value" >&2; exit 2; }; PLAYBOOKS="$2"; shift ;;
+    --vars) [ $# -ge 2 ] || { echo "install.sh: --vars needs a file" >&2; exit 2; }; VARS_FILE="$2"; shift ;;
     -e|--extra-var) [ $# -ge 2 ] || { echo "install.sh: $1 needs KEY=VALUE" >&2; exit 2; }; EXTRA_VARS+=(-e "$2"); shift ;;
     --admin-email) [ $# -ge 2 ] || { echo "install.sh: --admin-email needs a value" >&2; exit 2; }; ADMIN_EMAIL="$2"; shift ;;
     --no-start) START=0 ;;
@@ -60,6 +69,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+CALLER_DIR="$(pwd)"   # where relative --vars and --playbooks paths start from
 cd "$(dirname "$0")"
 REPO="$(pwd)"
 VENV="$REPO/.venv"
@@ -173,6 +183,10 @@ if [ "$MODE" = test ]; then
   command -v tmux >/dev/null 2>&1 || apt_install tmux
   command -v prometheus >/dev/null 2>&1 || apt_install prometheus
   command -v wrk >/dev/null 2>&1 || apt_install wrk
+  # The container install's tests: their own Docker engine, compose v1 and a Debian base from debootstrap.
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
   say "installing forge-appliance with the development extra (editable)"
   "${PIP[@]}" install -e "$REPO[dev]" || die "pip install failed"
   say "running the checks and the test suite"
@@ -206,9 +220,16 @@ nginx): run it as root (sudo ./install.sh --production)"
   link_command
   # The settings file the playbooks render and every command reads: the one named, else /etc's.
   CONFIG="${APPLIANCE_CONFIG:-/etc/forge-appliance/appliance.toml}"
+  # The package comes from this checkout (over a source named in the variables file).
   RECONFIGURE=(reconfigure -e "appliance_source_dir=$REPO")
-  if [ -n "$PLAYBOOKS" ]; then
-    RECONFIGURE+=(--playbooks "$(cd "$PLAYBOOKS" 2>/dev/null && pwd || printf '%s' "$PLAYBOOKS")")
+  absolute() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$CALLER_DIR" "$1" ;; esac; }
+  if [ -n "$PLAYBOOKS" ]; then RECONFIGURE+=(--playbooks "$(absolute "$PLAYBOOKS")"); fi
+  CONVERGE="$COMMAND --config $CONFIG reconfigure -e appliance_source_dir=$REPO"
+  CHOICES=/etc/forge-appliance/reconfigure.yml   # read by reconfigure when it exists
+  if [ -n "$VARS_FILE" ]; then
+    CHOICES="$(absolute "$VARS_FILE")"
+    RECONFIGURE+=(--vars "$CHOICES")
+    CONVERGE="$CONVERGE --vars $CHOICES"
   fi
   RECONFIGURE+=(${EXTRA_VARS[@]+"${EXTRA_VARS[@]}"})
   say "converging this host: $COMMAND ${RECONFIGURE[*]}"
@@ -234,8 +255,9 @@ PY
 
 Forge Appliance is running at $URL
   status:    $COMMAND --config $CONFIG status
-  converge:  $COMMAND reconfigure   (--check shows what would change; safe to run again)
-  settings:  $CONFIG
+  converge:  $CONVERGE   (--check shows what would change; safe to run again)
+  choices:   $CHOICES (the playbooks' variables: edit, then converge)
+  settings:  $CONFIG (rendered from those choices: change them, not this file)
 $LOGIN
 EOF
   exit 0

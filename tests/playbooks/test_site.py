@@ -1,9 +1,10 @@
-"""site.yml converges this machine (connection local, as root) and a second run changes nothing.
+"""`sudo ./install.sh --production` converges this machine with the bundled playbooks (through `appliance
+reconfigure` and the admin's variables file), and a second run changes nothing.
 
-One converge and one re-run, shared by the module: PostgreSQL (a cluster of its own), Redis, the appliance
-installed from a snapshot of this checkout and nginx in front of it, each on a free port and, where the roles
-allow it, under a temporary prefix. Where systemd is not PID 1 (this kind of machine) the roles start the
-services directly, which is what is cleaned up after.
+One converge and one re-run, shared by the module, both by install.sh from a snapshot of this checkout:
+PostgreSQL (a cluster of its own), Redis, the appliance and nginx in front of it, each on a free port and,
+where the roles allow it, under a temporary prefix named in the variables file. Where systemd is not PID 1
+(this kind of machine) the roles start the services directly, which is what is cleaned up after.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import ssl
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +29,16 @@ import httpx
 import pytest
 import redis
 
-from tests.playbooks.support import PLAYBOOKS, REPO, recap, run_playbook
+from tests.playbooks.support import REPO
 from tests.servers import free_port, unavailable
+from tests.support import clean_environ
 
 pytestmark = pytest.mark.e2e
 
 USER = "forge-pbtest"
+HOST = "localhost"  # this host, as `appliance reconfigure` names it
+#: The system's tools only: install.sh makes its own venv (with the system's Python) in the snapshot.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,9 @@ class Converged:
 
     def port(self, name: str) -> int:
         return int(str(self.variables[name]))
+
+    def install(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return install_production(self.prefix, *args)
 
 
 def source_snapshot(target: Path) -> Path:
@@ -68,12 +78,12 @@ def source_snapshot(target: Path) -> Path:
     return target
 
 
-def inventory_vars(prefix: Path, source: Path) -> dict[str, object]:
+def converge_vars(prefix: Path) -> dict[str, object]:
+    """The admin's variables file: every port a free one, every path the roles allow under ``prefix``. No
+    package source: install.sh passes its own checkout (appliance_source_dir)."""
     tag = prefix.name.removeprefix("fa-pb-").lower().replace("_", "x")
+    https_port = free_port()
     return {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": "/usr/bin/python3",
-        "ansible_become": False,  # already root; sudo may not even be installed
         "common_user": USER,
         "common_group": USER,
         "common_config_dir": f"{prefix}/etc",
@@ -93,7 +103,6 @@ def inventory_vars(prefix: Path, source: Path) -> dict[str, object]:
         "redis_data_dir": f"{prefix}/redis",
         "redis_pid_file": f"{prefix}/redis-run/redis.pid",
         "redis_log_file": f"{prefix}/redis-log/redis.log",
-        "appliance_source_dir": str(source),
         "appliance_venv_dir": f"{prefix}/venv",
         "appliance_systemd_unit_dir": f"{prefix}/systemd",
         "appliance_api_port": free_port(),
@@ -103,22 +112,32 @@ def inventory_vars(prefix: Path, source: Path) -> dict[str, object]:
         "nginx_log_dir": f"{prefix}/nginx-log",
         "nginx_tls_dir": f"{prefix}/tls",
         "nginx_http_port": free_port(),
-        "nginx_https_port": free_port(),
+        "nginx_https_port": https_port,
         "nginx_server_name": "localhost",
     }
 
 
-def write_inventory(prefix: Path, variables: dict[str, object]) -> Path:
-    groups = ("app", "database", "redis", "proxy")
-    inventory = {
-        "all": {
-            "hosts": {"testhost": variables},
-            "children": {group: {"hosts": {"testhost": None}} for group in groups},
-        }
-    }
-    path = prefix / "inventory.yml"
-    path.write_text(json.dumps(inventory, indent=1))  # JSON is YAML
-    return path
+def install_production(prefix: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The snapshot's install.sh as root runs it, the command linked under ``prefix`` (never into this
+    machine's /usr/local/bin), the settings file under ``prefix`` too."""
+    env = clean_environ() | {"PATH": SYSTEM_PATH, "APPLIANCE_CONFIG": str(prefix / "etc/appliance.toml")}
+    env.pop("PYTHONPATH", None)
+    return subprocess.run(
+        ["bash", str(prefix / "src/install.sh"), "--production", "--bin-dir", str(prefix / "bin"), *args],
+        cwd=prefix,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+
+
+def summary_row(stdout: str) -> dict[str, int]:
+    """This host's counts in the summary `appliance reconfigure` ends with."""
+    rows = re.findall(rf"^  {HOST} +(\d+) +(\d+) +(\d+) +(\d+) +(\d+)$", stdout, re.MULTILINE)
+    assert len(rows) == 1, stdout[-4000:]
+    return dict(zip(("ok", "changed", "failed", "unreachable", "skipped"), map(int, rows[0]), strict=True))
 
 
 def postgres_version() -> str:
@@ -170,28 +189,41 @@ def converged() -> Iterator[Converged]:
         unavailable("the playbooks need a Debian or Ubuntu machine (apt-get, runuser)")
     prefix = Path(tempfile.mkdtemp(prefix="fa-pb-", dir="/tmp"))  # short: the control socket's path
     prefix.chmod(0o755)  # postgres, redis, www-data and the appliance's account reach their parts under it
-    variables = inventory_vars(prefix, source_snapshot(prefix / "src"))
-    inventory = write_inventory(prefix, variables)
+    source_snapshot(prefix / "src")
+    variables = converge_vars(prefix)
+    (prefix / "reconfigure.yml").write_text(json.dumps(variables, indent=1))  # JSON is YAML
     try:
-        first = run_playbook(PLAYBOOKS / "site.yml", inventory)
+        started = time.monotonic()
+        first = install_production(prefix, "--vars", "reconfigure.yml")  # relative to where it is run
+        print(f"\nfirst install.sh --production: {time.monotonic() - started:.0f} s")
         credentials = (
             {p.name: p.read_bytes() for p in (prefix / "credentials").iterdir()}
             if (prefix / "credentials").is_dir()
             else {}
         )
-        second = run_playbook(PLAYBOOKS / "site.yml", inventory) if first.returncode == 0 else first
+        started = time.monotonic()
+        second = install_production(prefix, "--vars", "reconfigure.yml") if first.returncode == 0 else first
+        print(f"second install.sh --production: {time.monotonic() - started:.0f} s")
         yield Converged(prefix, variables, first, second, credentials)
     finally:
         clean_up(prefix, variables)
 
 
-def test_the_first_run_converges_the_host(converged: Converged) -> None:
+def test_the_first_run_converges_the_host_and_prints_the_url_and_password(converged: Converged) -> None:
     run = converged.first
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    counts = recap(run.stdout)["testhost"]
+    assert "installing forge-appliance with the production extra (Ansible)" in run.stdout
+    assert f"variables file: {converged.prefix}/reconfigure.yml" in run.stdout
+    counts = summary_row(run.stdout)
     assert counts["failed"] == 0
     assert counts["unreachable"] == 0
     assert counts["changed"] > 0
+    assert (
+        f"Forge Appliance is running at https://localhost:{converged.port('nginx_https_port')}\n"
+        in run.stdout
+    )
+    assert "operator admin@appliance.local created\none-time password: " in run.stdout
+    assert "the operator account printed above" in run.stdout
 
 
 def test_the_appliance_answers_over_https_through_nginx(converged: Converged) -> None:
@@ -211,12 +243,36 @@ def test_plain_http_is_redirected_to_https(converged: Converged) -> None:
     assert answer.headers["location"] == f"https://localhost:{https}/health/ready?x=1"
 
 
-def test_a_second_run_changes_nothing(converged: Converged) -> None:
+def test_a_second_run_changes_nothing_and_makes_no_new_password(converged: Converged) -> None:
     run = converged.second
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    counts = recap(run.stdout)["testhost"]
-    changed = [line for line in run.stdout.splitlines() if line.startswith("changed:")]
-    assert counts["changed"] == 0, "\n".join(changed) + run.stdout[-4000:]
+    assert "is up to date with this checkout" in run.stdout
+    assert summary_row(run.stdout)["changed"] == 0, run.stdout[-4000:]
+    assert "no task changed anything" in run.stdout
+    assert "an operator account exists already; none created" in run.stdout
+    assert "one-time password" not in run.stdout
+    assert (
+        f"Forge Appliance is running at https://localhost:{converged.port('nginx_https_port')}" in run.stdout
+    )
+    # The command it prints for the next converge installs from the same checkout, with the same choices.
+    prefix = converged.prefix
+    assert f"reconfigure -e appliance_source_dir={prefix}/src --vars {prefix}/reconfigure.yml " in run.stdout
+
+
+def test_a_variables_file_that_is_not_a_mapping_stops_install_sh_before_anything_changes(
+    converged: Converged,
+) -> None:
+    bad = converged.prefix / "bad.yml"
+    bad.write_text("- nginx_https_port: 8443\n")
+    run = converged.install("--vars", str(bad))
+    assert run.returncode == 1
+    assert (
+        f"appliance: error: the variables file {bad} must be a YAML mapping of variable names to values"
+        in run.stderr
+    )
+    assert "this host did not converge" in run.stderr
+    assert "Forge Appliance is running" not in run.stdout
+    assert "task:" not in run.stdout
 
 
 def test_secrets_are_kept_owner_only_and_never_made_again(converged: Converged) -> None:
