@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -65,12 +63,18 @@ class Engine:
     env: dict[str, str] = field(default_factory=dict)
 
     def run(
-        self, *argv: str, timeout: float = 600, stdin: IO[bytes] | None = None, check: bool = True
+        self,
+        *argv: str,
+        timeout: float = 600,
+        stdin: IO[bytes] | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """A docker (or docker-compose) command against this engine; its output in the error."""
+        """A docker (or docker-compose) command against this engine (`env` added to its environment); its
+        output in the error."""
         done = subprocess.run(
             list(argv),
-            env=self.env,
+            env=self.env | (env or {}),
             stdin=stdin,
             capture_output=True,
             text=True,
@@ -159,10 +163,29 @@ def _stop(running: Engine) -> None:
         except subprocess.TimeoutExpired:
             running.process.kill()
             running.process.wait()
+    # dockerd leaves its network namespace's bind mount (exec/netns/default) behind, and a killed one more.
+    for root in (running.run_dir, running.data_root):
+        _unmount_under(root)
+
+
+def _unmount_under(root: Path) -> None:
+    prefix = f"{root}/"
+    with open("/proc/self/mountinfo") as mounts:
+        points = [
+            line.split()[4].encode().decode("unicode_escape")
+            for line in mounts
+            if line.split()[4].startswith(prefix)
+        ]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
 
 
 def build_base(running: Engine) -> None:
-    """compose/build-base.sh: debootstrap once per machine (the tarball is kept in the cache), then import."""
+    """compose/build-base.sh: debootstrap once per machine (the tarball is kept in the cache), then import;
+    not again while the engine holds the image (a new import is a new image: every layer above it would be
+    built anew)."""
+    if running.docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
+        return
     env = running.env | {"FORGE_BASE_CACHE": str(cache_dir())}
     done = subprocess.run(
         [str(COMPOSE_DIR / "build-base.sh"), BASE_IMAGE], env=env, capture_output=True, text=True, timeout=900
@@ -171,36 +194,34 @@ def build_base(running: Engine) -> None:
         raise AssertionError(f"build-base.sh exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr}")
 
 
-def build_context() -> bytes:
-    """The appliance image's build context as a tar: the checkout's files as a fresh clone would have them
-    (tests aside; others may edit the checkout meanwhile), and this host's CA bundle for the build stage's
-    pip (compose/ca-certificates/: a TLS-inspecting proxy may stand between this machine and PyPI)."""
+def build_context(target: Path) -> Path:
+    """The appliance image's build context in ``target``: the checkout's files as a fresh clone would have
+    them (tests aside; others may edit the checkout meanwhile), and this host's CA bundle for the build
+    stage's pip (compose/ca-certificates/: a TLS-inspecting proxy may stand between this machine and PyPI)."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
         capture_output=True,
         check=True,
     ).stdout.split(b"\0")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for raw in filter(None, listed):
-            name = raw.decode()
-            if name.startswith("tests/") or not (REPO / name).is_file():
-                continue
-            tar.add(REPO / name, arcname=name)
-        if HOST_CA_BUNDLE.is_file():
-            tar.add(HOST_CA_BUNDLE, arcname="compose/ca-certificates/host.crt")
-    return buffer.getvalue()
+    for raw in filter(None, listed):
+        name = raw.decode()
+        if name.startswith("tests/") or not (REPO / name).is_file():
+            continue
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target / name)
+    if HOST_CA_BUNDLE.is_file():
+        shutil.copy(HOST_CA_BUNDLE, target / "compose" / "ca-certificates" / "host.crt")
+    return target
 
 
-def build_image(running: Engine, tag: str, dockerfile: str, context: bytes | Path, **build_args: str) -> None:
-    """`docker build` (on the host's network: the engine sets up no NAT) from a tar or a directory."""
+def build_image(
+    running: Engine, tag: str, context: Path, dockerfile: str = "Dockerfile", **build_args: str
+) -> None:
+    """`docker build` of ``context`` (on the host's network: the engine sets up no NAT)."""
     args = [f"--build-arg={key}={value}" for key, value in build_args.items()]
-    argv = ["docker", "build", "--network=host", "--quiet", f"--tag={tag}", f"--file={dockerfile}", *args]
-    if isinstance(context, Path):
-        running.run(*argv, str(context), timeout=1200)
-        return
-    with tempfile.TemporaryFile() as tar:
-        tar.write(context)
-        tar.seek(0)
-        running.run(*argv, "-", stdin=tar, timeout=1200)
+    running.docker(
+        "build", "--network=host", "--quiet", f"--tag={tag}", f"--file={context / dockerfile}", *args,
+        str(context),
+        timeout=1200,
+    )  # fmt: skip
