@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import httpx
+
 from tests.servers import unavailable
+from tests.support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "compose"
@@ -104,13 +107,16 @@ class Engine:
 
 
 @contextlib.contextmanager
-def engine() -> Iterator[Engine]:
-    """Start a dockerd of our own; stop it (and everything in it) afterwards."""
+def engine(*, fresh: bool = False) -> Iterator[Engine]:
+    """Start a dockerd of our own; stop it (and everything in it) afterwards. ``fresh``: on an empty data
+    root (no image, no layer: what a fresh machine has), removed afterwards."""
     tools_or_skip()
     cache = cache_dir()
     with contextlib.ExitStack() as stack:
         lock = stack.enter_context((cache / "docker.lock").open("w"))
         try:
+            if fresh:
+                raise BlockingIOError
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             data_root = cache / "docker"
         except BlockingIOError:  # another run uses the kept data root: start from an empty one
@@ -216,12 +222,79 @@ def build_context(target: Path) -> Path:
 
 
 def build_image(
-    running: Engine, tag: str, context: Path, dockerfile: str = "Dockerfile", **build_args: str
+    running: Engine,
+    tag: str,
+    context: Path,
+    dockerfile: str = "Dockerfile",
+    target: str = "",
+    **build_args: str,
 ) -> None:
-    """`docker build` of ``context`` (on the host's network: the engine sets up no NAT)."""
+    """`docker build` of ``context`` (on the host's network: the engine sets up no NAT); ``target``: up to
+    that stage only."""
     args = [f"--build-arg={key}={value}" for key, value in build_args.items()]
+    if target:
+        args.append(f"--target={target}")
     running.docker(
         "build", "--network=host", "--quiet", f"--tag={tag}", f"--file={context / dockerfile}", *args,
         str(context),
         timeout=1200,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Images:
+    appliance: str
+    postgresql: str
+    redis: str
+
+
+@dataclass
+class Stack:
+    """compose/docker-compose.yml as a project on an engine, with these images, secrets and HTTP port."""
+
+    running: Engine
+    images: Images
+    project: str
+    secrets: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = {
+            "FORGE_APPLIANCE_IMAGE": self.images.appliance,
+            "FORGE_POSTGRESQL_IMAGE": self.images.postgresql,
+            "FORGE_REDIS_IMAGE": self.images.redis,
+            "FORGE_SECRETS_DIR": str(self.secrets),
+            "FORGE_HTTP_BIND": "127.0.0.1",
+            "FORGE_HTTP_PORT": str(self.port),
+        }
+        argv = ("docker-compose", "-f", str(COMPOSE_FILE), "-p", self.project, *args)
+        return self.running.run(*argv, timeout=timeout, env=env)
+
+    def up(self) -> None:
+        """`docker-compose up -d`, returning once /health/ready answers 200 on the published port."""
+        self.compose("up", "-d", "--no-build")
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{self.url}/health/ready", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        try:
+            wait_for(ready, timeout=240, interval=0.5, what=f"{self.url}/health/ready")
+        except AssertionError as exc:
+            logs = self.compose("logs", "--no-color", "--tail", "40").stdout
+            raise AssertionError(f"{exc}\n{logs}") from None
+
+    def appliance(self, *argv: str) -> str:
+        return self.compose("exec", "-T", "appliance", *argv).stdout
+
+    def health(self) -> str:
+        container = self.compose("ps", "-q", "appliance").stdout.strip()
+        return self.running.docker(
+            "inspect", "--format", "{{.State.Health.Status}}", container
+        ).stdout.strip()

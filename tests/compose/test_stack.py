@@ -11,7 +11,6 @@ import contextlib
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,8 +19,9 @@ import pytest
 from tests.compose.engine import (
     BASE_IMAGE,
     COMPOSE_DIR,
-    COMPOSE_FILE,
     Engine,
+    Images,
+    Stack,
     build_base,
     build_context,
     build_image,
@@ -33,6 +33,7 @@ from tests.support import wait_for
 pytestmark = pytest.mark.e2e
 
 APPLIANCE_IMAGE = "forge-appliance:test"
+BUILD_STAGE_IMAGE = "forge-appliance-build:test"
 POSTGRESQL_IMAGE = "forge-postgresql:test"
 REDIS_IMAGE = "forge-redis:test"
 IMAGE_UID = "10001"  # the Dockerfile's APPLIANCE_UID
@@ -46,65 +47,21 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     with engine() as running:
         build_base(running)
         context = build_context(tmp_path_factory.mktemp("context"))
-        build_image(running, APPLIANCE_IMAGE, context, "compose/Dockerfile", BASE_IMAGE=BASE_IMAGE)
+        # The build stage tagged too, so that the engine's clean-up at the next run keeps its layers (the
+        # dependencies' wheels) as cache.
+        for tag, target in ((BUILD_STAGE_IMAGE, "build"), (APPLIANCE_IMAGE, "")):
+            build_image(running, tag, context, "compose/Dockerfile", target, BASE_IMAGE=BASE_IMAGE)
         for tag, directory in ((POSTGRESQL_IMAGE, "postgresql"), (REDIS_IMAGE, "redis")):
             build_image(running, tag, COMPOSE_DIR / directory, BASE_IMAGE=BASE_IMAGE)
         yield running
-
-
-@dataclass
-class Stack:
-    running: Engine
-    project: str
-    secrets: Path
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {
-            "FORGE_APPLIANCE_IMAGE": APPLIANCE_IMAGE,
-            "FORGE_POSTGRESQL_IMAGE": POSTGRESQL_IMAGE,
-            "FORGE_REDIS_IMAGE": REDIS_IMAGE,
-            "FORGE_SECRETS_DIR": str(self.secrets),
-            "FORGE_HTTP_BIND": "127.0.0.1",
-            "FORGE_HTTP_PORT": str(self.port),
-        }
-        argv = ("docker-compose", "-f", str(COMPOSE_FILE), "-p", self.project, *args)
-        return self.running.run(*argv, timeout=timeout, env=env)
-
-    def up(self) -> None:
-        self.compose("up", "-d", "--no-build")
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{self.url}/health/ready", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        try:
-            wait_for(ready, timeout=240, interval=0.5, what=f"{self.url}/health/ready")
-        except AssertionError as exc:
-            logs = self.compose("logs", "--no-color", "--tail", "40").stdout
-            raise AssertionError(f"{exc}\n{logs}") from None
-
-    def appliance(self, *argv: str) -> str:
-        return self.compose("exec", "-T", "appliance", *argv).stdout
-
-    def health(self) -> str:
-        container = self.compose("ps", "-q", "appliance").stdout.strip()
-        return self.running.docker(
-            "inspect", "--format", "{{.State.Health.Status}}", container
-        ).stdout.strip()
 
 
 @pytest.fixture
 def stack(built: Engine, tmp_path: Path) -> Iterator[Stack]:
     secrets = tmp_path / "secrets"
     subprocess.run([str(COMPOSE_DIR / "make-secrets.sh"), str(secrets)], check=True, capture_output=True)
-    running = Stack(built, f"fa{tmp_path.name[-6:].lower()}".replace("_", ""), secrets, free_port())
+    images = Images(APPLIANCE_IMAGE, POSTGRESQL_IMAGE, REDIS_IMAGE)
+    running = Stack(built, images, f"fa{tmp_path.name[-6:].lower()}".replace("_", ""), secrets, free_port())
     try:
         yield running
     finally:
