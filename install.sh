@@ -33,8 +33,9 @@ Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [--bin-dir DIR] 
   -e KEY=VALUE         with --production: a variable for the playbooks (repeatable; over the variables
                        file), e.g. -e nginx_server_name=forge.example.com
   --playbooks DIR      with --production: converge with the playbooks in DIR (its site.yml) instead
-  --test               install the development and test needs (apt: PostgreSQL, Redis, tmux; pip: the
-                       dev extra) and run the whole test suite; exits with the suite's status
+  --test               install the development and test needs (apt: PostgreSQL, Redis, tmux, Prometheus,
+                       wrk, Docker, docker-compose, debootstrap; pip: the dev extra) and run the whole
+                       test suite; exits with the suite's status
   --admin-email EMAIL  login of the first operator account (default: admin@appliance.local); created
                        only when no operator exists yet
   --no-start           install, initialise and migrate, but do not start the appliance
