@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -251,3 +252,27 @@ def stop_gracefully(process: subprocess.Popen[bytes], timeout: float = 30.0) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+#: The repository this test suite belongs to.
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def copy_checkout(target: Path, *, tests: bool = True) -> Path:
+    """The repository's files as a fresh clone would have them (tracked and new, nothing ignored) copied into
+    ``target``, so that others editing the checkout meanwhile change nothing there; ``tests=False`` leaves
+    tests/ out (what pip installs or an image is built from)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for raw in filter(None, listed):
+        name = raw.decode()
+        source = REPOSITORY / name
+        if (not tests and name.startswith("tests/")) or not source.is_file():
+            continue
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target / name)
+    return target

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import appliance_env
+from tests.support import appliance_env, copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,19 +22,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """The repository's files as a fresh clone would have them (tracked and new, nothing ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    target = tmp_path / "repo"
-    for raw in filter(None, listed):
-        source = REPO / raw.decode()
-        if source.is_file():
-            (target / raw.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / raw.decode())
-    return target
+    return copy_checkout(tmp_path / "repo")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from typing import IO
 import httpx
 
 from tests.servers import unavailable
-from tests.support import wait_for
+from tests.support import copy_checkout, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "compose"
@@ -204,18 +204,7 @@ def build_context(target: Path) -> Path:
     """The appliance image's build context in ``target``: the checkout's files as a fresh clone would have
     them (tests aside; others may edit the checkout meanwhile), and this host's CA bundle for the build
     stage's pip (compose/ca-certificates/: a TLS-inspecting proxy may stand between this machine and PyPI)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for raw in filter(None, listed):
-        name = raw.decode()
-        if name.startswith("tests/") or not (REPO / name).is_file():
-            continue
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, target / name)
+    copy_checkout(target, tests=False)
     if HOST_CA_BUNDLE.is_file():
         shutil.copy(HOST_CA_BUNDLE, target / "compose" / "ca-certificates" / "host.crt")
     return target

@@ -29,9 +29,8 @@ import httpx
 import pytest
 import redis
 
-from tests.playbooks.support import REPO
 from tests.servers import free_port, unavailable
-from tests.support import clean_environ
+from tests.support import clean_environ, copy_checkout
 
 pytestmark = pytest.mark.e2e
 
@@ -57,25 +56,6 @@ class Converged:
 
     def install(self, *args: str) -> subprocess.CompletedProcess[str]:
         return install_production(self.prefix, *args)
-
-
-def source_snapshot(target: Path) -> Path:
-    """The checkout's files as a fresh clone would have them, tests aside: what pip installs, copied, so that
-    others editing the checkout meanwhile change nothing here."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for raw in filter(None, listed):
-        name = raw.decode()
-        source = REPO / name
-        if name.startswith("tests/") or not source.is_file():
-            continue
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target / name)
-    return target
 
 
 def converge_vars(prefix: Path) -> dict[str, object]:
@@ -189,7 +169,7 @@ def converged() -> Iterator[Converged]:
         unavailable("the playbooks need a Debian or Ubuntu machine (apt-get, runuser)")
     prefix = Path(tempfile.mkdtemp(prefix="fa-pb-", dir="/tmp"))  # short: the control socket's path
     prefix.chmod(0o755)  # postgres, redis, www-data and the appliance's account reach their parts under it
-    source_snapshot(prefix / "src")
+    copy_checkout(prefix / "src", tests=False)
     variables = converge_vars(prefix)
     (prefix / "reconfigure.yml").write_text(json.dumps(variables, indent=1))  # JSON is YAML
     try:
