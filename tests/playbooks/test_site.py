@@ -239,6 +239,19 @@ def test_a_second_run_changes_nothing_and_makes_no_new_password(converged: Conve
     assert f"reconfigure -e appliance_source_dir={prefix}/src --vars {prefix}/reconfigure.yml " in run.stdout
 
 
+def test_a_second_run_leaves_apt_alone_when_every_package_is_installed(converged: Converged) -> None:
+    # dpkg's list says every package is there: no apt run (no `apt-get update`, no network) on a re-run.
+    out = converged.second.stdout
+    assert "task: common : List the installed packages\n  ok: localhost\n" in out, out[-4000:]
+    for task in (
+        "common : Install the base packages",
+        "postgresql : Install PostgreSQL",
+        "redis : Install Redis",
+        "nginx : Install nginx",
+    ):
+        assert f"task: {task}\n  skipped: localhost\n" in out, task
+
+
 def test_a_variables_file_that_is_not_a_mapping_stops_install_sh_before_anything_changes(
     converged: Converged,
 ) -> None:
