@@ -34,7 +34,6 @@ from tests.support import clean_environ, copy_checkout
 
 pytestmark = pytest.mark.e2e
 
-USER = "forge-pbtest"
 HOST = "localhost"  # this host, as `appliance reconfigure` names it
 #: The system's tools only: install.sh makes its own venv (with the system's Python) in the snapshot.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -51,6 +50,10 @@ class Converged:
     def path(self, name: str) -> Path:
         return Path(str(self.variables[name]))
 
+    @property
+    def user(self) -> str:
+        return str(self.variables["common_user"])
+
     def port(self, name: str) -> int:
         return int(str(self.variables[name]))
 
@@ -63,9 +66,10 @@ def converge_vars(prefix: Path) -> dict[str, object]:
     package source: install.sh passes its own checkout (appliance_source_dir)."""
     tag = prefix.name.removeprefix("fa-pb-").lower().replace("_", "x")
     https_port = free_port()
+    user = f"forge-pb{tag}"  # the run's own account: two runs on one machine never share one
     return {
-        "common_user": USER,
-        "common_group": USER,
+        "common_user": user,
+        "common_group": user,
         "common_config_dir": f"{prefix}/etc",
         "common_data_dir": f"{prefix}/data",
         "common_log_dir": f"{prefix}/log",
@@ -135,9 +139,10 @@ def clean_up(prefix: Path, variables: dict[str, object]) -> None:
     """Stop what the run started, drop its cluster, remove its account and files."""
     config = prefix / "etc/appliance.toml"
     appliance = prefix / "venv/bin/appliance"
+    user = str(variables["common_user"])
     if appliance.exists() and config.exists():
         subprocess.run(
-            ["runuser", "-u", USER, "--", str(appliance), "--config", str(config), "down"],
+            ["runuser", "-u", user, "--", str(appliance), "--config", str(config), "down"],
             capture_output=True,
             check=False,
             timeout=180,
@@ -156,8 +161,8 @@ def clean_up(prefix: Path, variables: dict[str, object]) -> None:
             capture_output=True,
             check=False,
         )
-    subprocess.run(["userdel", USER], capture_output=True, check=False)
-    subprocess.run(["groupdel", USER], capture_output=True, check=False)
+    subprocess.run(["userdel", user], capture_output=True, check=False)
+    subprocess.run(["groupdel", user], capture_output=True, check=False)
     shutil.rmtree(prefix, ignore_errors=True)
 
 
@@ -277,7 +282,7 @@ def test_secrets_are_kept_owner_only_and_never_made_again(converged: Converged) 
     key = converged.path("common_data_dir") / "secrets/signing.key"
     info = key.stat()
     assert stat.S_IMODE(info.st_mode) == 0o600
-    assert pwd.getpwuid(info.st_uid).pw_name == USER
+    assert pwd.getpwuid(info.st_uid).pw_name == converged.user
     assert (
         key.read_text().strip() == converged.credentials_after_first["appliance_secret_key"].decode().strip()
     )
@@ -319,7 +324,7 @@ def test_the_written_unit_passes_systemd_analyze(converged: Converged) -> None:
     unit = converged.path("appliance_systemd_unit_dir") / "forge-appliance.service"
     text = unit.read_text()
     assert f"ExecStart={converged.path('appliance_venv_dir')}/bin/appliance supervise" in text
-    assert f"User={USER}" in text
+    assert f"User={converged.user}" in text
     run = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stderr.strip() == "", run.stderr
