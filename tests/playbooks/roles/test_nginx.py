@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.playbooks.support import recap, run_playbook
+from tests.playbooks.support import failed_task, failure_lines, recap, run_playbook
 from tests.servers import free_port
 
 PLAY = """\
@@ -58,18 +58,6 @@ def nginx_alone(tmp_path: Path, **overrides: object) -> subprocess.CompletedProc
     play = tmp_path / "play.yml"
     play.write_text(PLAY)
     return run_playbook(play, inventory, timeout=600)
-
-
-def failure_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
-    """Ansible's one line per failed task: its message, under the task's name."""
-    output = run.stdout + run.stderr
-    return [line for line in output.splitlines() if line.startswith("[ERROR]: Task failed")]
-
-
-def failed_task(run: subprocess.CompletedProcess[str], line: str) -> str:
-    """The name of the task the line was printed under."""
-    output = run.stdout + run.stderr
-    return output[: output.index(line)].rsplit("TASK [", 1)[1].split("]", 1)[0]
 
 
 def test_a_certificate_that_does_not_match_its_key_stops_the_run(tmp_path: Path) -> None:
