@@ -10,6 +10,8 @@ Fixtures (see tests/servers.py for the server classes):
 * ``redis_url`` (function) -> ``"redis://127.0.0.1:PORT/0"`` on the session server, FLUSHALLed first.
 * ``own_postgres_server`` / ``own_redis_server`` (function) -> a private, started server the test may
   stop()/start()/kill()/restart(); closed (process stopped, directory removed) afterwards.
+* ``docker_engine`` / ``appliance_images`` (session): the run's Docker engine and the container install's
+  images, prepared in the background from the end of the collection (tests/containers.py).
 * ``database_url`` (function, parametrized ``sqlite`` / ``postgresql``) and ``queue_url`` (parametrized
   ``sqlite-queue`` / ``redis``): the sqlite variants never start a server.
 
@@ -28,13 +30,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests import background
+from tests.containers import appliance_images, docker_engine
 from tests.servers import PostgresServer, RedisServer, free_port, start_or_skip
 
 if TYPE_CHECKING:
     from appliance.db.session import Database
     from tests.db.seed import Seeded
 
-__all__ = ["PgDatabase", "free_port"]
+__all__ = ["PgDatabase", "appliance_images", "docker_engine", "free_port"]
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "pg_database", "pg_database_url", "own_postgres_server"})
 REDIS_FIXTURES = frozenset({"redis_server", "redis_url", "own_redis_server"})
@@ -47,6 +51,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.postgres)
         if names & REDIS_FIXTURES and item.get_closest_marker("redis") is None:
             item.add_marker(pytest.mark.redis)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What selected tests need from tests/background.py (the Docker engine and images, a converged host)
+    starts being prepared now, while the other tests run."""
+    background.start_for(session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    background.close_all()
 
 
 # --------------------------------------------------------------------------- session servers

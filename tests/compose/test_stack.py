@@ -2,7 +2,8 @@
 compose/docker-compose.yml brought up on an engine of the tests' own, the first operator signed in over
 HTTP, a tenant created, the stack taken down and brought up again, the tenant still there.
 
-The images are built once per test run (session fixture) from the Debian base of compose/build-base.sh.
+The images are built once per test run, in the background from the start of the run (tests/containers.py),
+from the Debian base of compose/build-base.sh.
 """
 
 from __future__ import annotations
@@ -16,52 +17,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.compose.engine import (
-    BASE_IMAGE,
-    COMPOSE_DIR,
-    Engine,
-    Images,
-    Stack,
-    build_base,
-    build_context,
-    build_image,
-    engine,
-)
+from tests.compose.engine import COMPOSE_DIR, Engine, Images, Stack
 from tests.servers import free_port
 from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
 
-APPLIANCE_IMAGE = "forge-appliance:test"
-BUILD_STAGE_IMAGE = "forge-appliance-build:test"
-POSTGRESQL_IMAGE = "forge-postgresql:test"
-REDIS_IMAGE = "forge-redis:test"
 IMAGE_UID = "10001"  # the Dockerfile's APPLIANCE_UID
 OPERATOR = "ops@example.com"
 NEW_PASSWORD = "a long new password for the operator"
 
 
-@pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """An engine of our own holding the base, the appliance, PostgreSQL and Redis images."""
-    with engine() as running:
-        build_base(running)
-        context = build_context(tmp_path_factory.mktemp("context"))
-        # The build stage tagged too, so that the engine's clean-up at the next run keeps its layers (the
-        # dependencies' wheels) as cache.
-        for tag, target in ((BUILD_STAGE_IMAGE, "build"), (APPLIANCE_IMAGE, "")):
-            build_image(running, tag, context, "compose/Dockerfile", target, BASE_IMAGE=BASE_IMAGE)
-        for tag, directory in ((POSTGRESQL_IMAGE, "postgresql"), (REDIS_IMAGE, "redis")):
-            build_image(running, tag, COMPOSE_DIR / directory, BASE_IMAGE=BASE_IMAGE)
-        yield running
-
-
 @pytest.fixture
-def stack(built: Engine, tmp_path: Path) -> Iterator[Stack]:
+def stack(docker_engine: Engine, appliance_images: Images, tmp_path: Path) -> Iterator[Stack]:
     secrets = tmp_path / "secrets"
     subprocess.run([str(COMPOSE_DIR / "make-secrets.sh"), str(secrets)], check=True, capture_output=True)
-    images = Images(APPLIANCE_IMAGE, POSTGRESQL_IMAGE, REDIS_IMAGE)
-    running = Stack(built, images, f"fa{tmp_path.name[-6:].lower()}".replace("_", ""), secrets, free_port())
+    project = f"fa{tmp_path.name[-6:].lower()}".replace("_", "")
+    running = Stack(docker_engine, appliance_images, project, secrets, free_port())
     try:
         yield running
     finally:

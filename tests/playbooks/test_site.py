@@ -1,7 +1,8 @@
 """`sudo ./install.sh --production` converges this machine with the bundled playbooks (through `appliance
 reconfigure` and the admin's variables file), and a second run changes nothing.
 
-One converge and one re-run, shared by the module, both by install.sh from a snapshot of this checkout:
+One converge and one re-run, shared by the module and started in the background as soon as the run is
+collected (tests/background.py), both by install.sh from a snapshot of this checkout:
 PostgreSQL (a cluster of its own), Redis, the appliance and nginx in front of it, each on a free port and,
 where the roles allow it, under a temporary prefix named in the variables file. Where systemd is not PID 1
 (this kind of machine) the roles start the services directly, which is what is cleaned up after.
@@ -20,7 +21,6 @@ import ssl
 import stat
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ import httpx
 import pytest
 import redis
 
+from tests import background
 from tests.servers import free_port, unavailable
 from tests.support import clean_environ, copy_checkout
 
@@ -166,32 +167,40 @@ def clean_up(prefix: Path, variables: dict[str, object]) -> None:
     shutil.rmtree(prefix, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def converged() -> Iterator[Converged]:
+def converge(stack: contextlib.ExitStack) -> Converged:
+    """install.sh --production twice on a snapshot of this checkout; what it started is cleaned up when the
+    preparation closes."""
     if os.geteuid() != 0:
         unavailable("converging this machine with the playbooks needs root")
     if shutil.which("apt-get") is None or shutil.which("runuser") is None:
         unavailable("the playbooks need a Debian or Ubuntu machine (apt-get, runuser)")
     prefix = Path(tempfile.mkdtemp(prefix="fa-pb-", dir="/tmp"))  # short: the control socket's path
     prefix.chmod(0o755)  # postgres, redis, www-data and the appliance's account reach their parts under it
-    copy_checkout(prefix / "src", tests=False)
     variables = converge_vars(prefix)
+    stack.callback(clean_up, prefix, variables)
+    copy_checkout(prefix / "src", tests=False)
     (prefix / "reconfigure.yml").write_text(json.dumps(variables, indent=1))  # JSON is YAML
+    first = install_production(prefix, "--vars", "reconfigure.yml")  # relative to where it is run
+    credentials = (
+        {p.name: p.read_bytes() for p in (prefix / "credentials").iterdir()}
+        if (prefix / "credentials").is_dir()
+        else {}
+    )
+    second = install_production(prefix, "--vars", "reconfigure.yml") if first.returncode == 0 else first
+    return Converged(prefix, variables, first, second, credentials)
+
+
+#: Started in the background as soon as the run is collected (tests/background.py): it overlaps the tests
+#: that run before this module's.
+CONVERGED = background.Preparation("converged", converge)
+
+
+@pytest.fixture(scope="module")
+def converged() -> Iterator[Converged]:
     try:
-        started = time.monotonic()
-        first = install_production(prefix, "--vars", "reconfigure.yml")  # relative to where it is run
-        print(f"\nfirst install.sh --production: {time.monotonic() - started:.0f} s")
-        credentials = (
-            {p.name: p.read_bytes() for p in (prefix / "credentials").iterdir()}
-            if (prefix / "credentials").is_dir()
-            else {}
-        )
-        started = time.monotonic()
-        second = install_production(prefix, "--vars", "reconfigure.yml") if first.returncode == 0 else first
-        print(f"second install.sh --production: {time.monotonic() - started:.0f} s")
-        yield Converged(prefix, variables, first, second, credentials)
+        yield CONVERGED.result()
     finally:
-        clean_up(prefix, variables)
+        CONVERGED.close()
 
 
 def test_the_first_run_converges_the_host_and_prints_the_url_and_password(converged: Converged) -> None:

@@ -1,0 +1,70 @@
+"""The test run's one Docker engine and its images, prepared in the background (tests/background.py) from
+the end of the collection when a selected test needs them.
+
+Building the base (debootstrap) and the appliance's images takes minutes on a fresh machine and mostly waits
+on the network and the disk, so it overlaps the tests that run before the ones that use it.
+
+* ``docker_engine`` (session) -> :class:`Engine`: a dockerd of the tests' own holding the Debian base image
+  (``BASE_IMAGE``), stopped at the end of the run.
+* ``appliance_images`` (session) -> :class:`Images`: the images of the container install built on it, as an
+  admin builds them (compose/Dockerfile and compose/postgresql, compose/redis).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests import background
+from tests.compose.engine import (
+    BASE_IMAGE,
+    COMPOSE_DIR,
+    Engine,
+    Images,
+    build_base,
+    build_context,
+    build_image,
+    engine,
+)
+
+APPLIANCE_IMAGE = "forge-appliance:test"
+BUILD_STAGE_IMAGE = "forge-appliance-build:test"
+POSTGRESQL_IMAGE = "forge-postgresql:test"
+REDIS_IMAGE = "forge-redis:test"
+
+
+def _start_engine(stack: contextlib.ExitStack) -> Engine:
+    running = stack.enter_context(engine())
+    build_base(running)
+    return running
+
+
+def _build_images(stack: contextlib.ExitStack) -> Images:
+    running = ENGINE.result()
+    context = build_context(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fa-ctx-"))))
+    # The build stage tagged too, so that the engine's clean-up at the next run keeps its layers (the
+    # dependencies' wheels) as cache.
+    for tag, target in ((BUILD_STAGE_IMAGE, "build"), (APPLIANCE_IMAGE, "")):
+        build_image(running, tag, context, "compose/Dockerfile", target, BASE_IMAGE=BASE_IMAGE)
+    for tag, directory in ((POSTGRESQL_IMAGE, "postgresql"), (REDIS_IMAGE, "redis")):
+        build_image(running, tag, COMPOSE_DIR / directory, BASE_IMAGE=BASE_IMAGE)
+    return Images(APPLIANCE_IMAGE, POSTGRESQL_IMAGE, REDIS_IMAGE)
+
+
+ENGINE = background.Preparation("docker_engine", _start_engine)
+IMAGES = background.Preparation("appliance_images", _build_images)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Engine:
+    """The run's engine, the Debian base image built on it."""
+    return ENGINE.result()
+
+
+@pytest.fixture(scope="session")
+def appliance_images(docker_engine: Engine) -> Images:
+    """The container install's images, built on the run's engine."""
+    return IMAGES.result()
