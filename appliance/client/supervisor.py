@@ -34,6 +34,7 @@ class ProgramStatus(TypedDict):
     ready: NotRequired[bool]  # running, and the process has not said it cannot work (X_READY=0)
     status: NotRequired[str]  # the process's own last STATUS= words ("not ready: database unavailable: ...")
     stderr_tail: NotRequired[list[str]]  # its last stderr lines while it fails (backoff, crash-looping...)
+    container: NotRequired[str | None]  # a container program's container name on the engine; None: a process
     # Only with status(usage=True); None when no process runs:
     cpu_seconds: NotRequired[float | None]  # user + system CPU of the process group
     rss_bytes: NotRequired[int | None]  # resident memory summed over the process group

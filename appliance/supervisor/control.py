@@ -8,7 +8,7 @@ connection may carry several requests.
             "programs": [{"name": "api", "instance": 1, "state": "running", "pid": 4242,
                           "started_at": 1767225600.5, "restarts": 0, "crash_looping": false,
                           "exit_status": null, "reason": "", "ready": true, "status": "ready",
-                          "stderr_tail": []}, ...],
+                          "stderr_tail": [], "container": null}, ...],
             "supervisor": {"pid": 4200, "started_at": 1767225600.1, "version": "0.1.0"}}
         `state` is one of stopped, starting, running, backoff, stopping, exited, fatal. `started_at` is Unix
         seconds (null when no process runs). `exit_status` is the last exit: a code >= 0, or minus the signal
@@ -18,7 +18,9 @@ connection may carry several requests.
         that has not said it cannot work; `status` is what the process last said with STATUS= on the notify
         socket ("not ready: database unavailable: ..."; see notify.py), "" if nothing. `stderr_tail` holds
         the last lines (5 at most) the last process wrote to stderr before it exited, while the instance is
-        backing off, exited or crash-looping; [] otherwise.
+        backing off, exited or crash-looping; [] otherwise. `container` is the name of the instance's
+        container on the Docker engine for a `kind = "container"` program (its `pid` is the helper's that
+        runs it), null for a process.
     {"cmd": "status", "usage": true}
         -> the same, each program row also carrying "cpu_seconds": 12.34 (user + system CPU of its process
         group, including children its members reaped; from 0 with each new process) and "rss_bytes":
@@ -51,7 +53,10 @@ connection may carry several requests.
         and the old processes keep running. Reloads never run side by side on one program: asked while a
         reload (or a services-file change) still has a program to roll, it waits for that one, then rolls
         every process again (`waited_for` names those programs); asked while an identical reload waits its
-        turn, it joins that one (`joined`: one rollout answers both).
+        turn, it joins that one (`joined`: one rollout answers both). A container program's instance is
+        stopped first, then its new one started and waited for (a container cannot run twice under its
+        name and published ports); one that does not become ready ends the reload the same way, and is
+        retried with backoff.
     {"cmd": "reload-config"}
         -> {"ok": true, "changed": ["api"], "added": [], "removed": [], "unchanged": ["worker"]}
         Re-reads the services file (as SIGHUP does). A file with an error (or a `listen` port in use) is
@@ -71,7 +76,7 @@ connection may carry several requests.
     {"cmd": "spec", "name": "api"}
         -> {"ok": true,
             "spec": {"name": "api", "kind": "process", "command": ["/usr/bin/python3", "-m", "app"],
-                     "cwd": null, "user": null, "instances": 2,
+                     "container": null, "cwd": null, "user": null, "instances": 2,
                      "environment": {"APP_MODE": "prod", "DATABASE_URL": "postgresql://app:***@db/app",
                                      "SECRET_KEY": "***"},
                      "depends_on": ["db"], "restart": "always", "success_exit_codes": [0],
@@ -90,7 +95,11 @@ connection may carry several requests.
         The program's spec as parsed from the services file now in force (see specview.py: values of
         secret-looking variables and URL passwords masked); `ready`, `health`, `memory_limit`, `listen`,
         `cwd` and `user` are null when unset; a check holds `url` (http), `host` and `port` (tcp),
-        `command` (command) or nothing else (notify). `backoff` and `logs` are the policies every program
+        `command` (command) or nothing else (notify). `container` is null for a process; for a
+        `kind = "container"` program: {"image": "prom/prometheus:v2.53.0", "entrypoint": null,
+        "ports": ["127.0.0.1:9090:9090/tcp"], "volumes": ["prometheus-data:/prometheus"], "network": null,
+        "engine": "/var/run/docker.sock"}, and `command` is its command ([]: the image's own).
+        `backoff` and `logs` are the policies every program
         shares. `exits`: its last 50 exits (kept in memory only), newest last; `time` is when the process
         was reaped (Unix seconds), `ran_seconds` how long it had run; `exit_status` is a code or minus the
         signal; `expected` is true when the supervisor had asked the process to stop, and `stop_reason`

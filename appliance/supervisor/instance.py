@@ -1,11 +1,9 @@
 """One instance of a program: its state machine, restart policy and stop escalation, free of real OS calls.
 
-Everything that touches the OS goes through a `Launcher`. The runtime's launcher spawns local processes
-(process.py); a container launcher would plug in the same way: `spawn` creates and starts a container
-(docker SDK `containers.run(detach=True)`) and returns a handle id that the runtime maps to the container,
-`signal` becomes `container.kill(signal=...)`, and the exit that a process reports through SIGCHLD would
-come from the Docker events stream (`die` events) fed to `Instance.exited`. The state machine below does not
-change; only the spec's `kind` chooses the launcher.
+Everything that touches the OS goes through a `Launcher`; the runtime's spawns local processes (process.py).
+A `kind = "container"` program is one of them too: its process is a helper that runs the container through
+the Docker engine (container.py), exits with the container's exit code and stops it on the stop signal, so
+the state machine below is the same for both kinds.
 """
 
 from __future__ import annotations

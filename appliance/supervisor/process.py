@@ -1,8 +1,7 @@
 """Spawning one child: its own session, killed with the supervisor (PR_SET_PDEATHSIG), output on pipes.
 
-This is the launcher of `kind = "process"` programs. Another kind (a container) would get its own module
-with the same three operations (spawn, signal, probe/health) behind `instance.Launcher`, chosen by the
-runtime from `spec.kind`; nothing here would change.
+This is the launcher of every program: a `kind = "container"` program is a process too, the helper that runs
+its container (container.py), which the runtime spawns here with the helper's argv.
 """
 
 from __future__ import annotations
@@ -30,6 +29,12 @@ if sys.platform.startswith("linux"):
         _prctl = None
 
 
+def die_with_parent(sig: int) -> None:
+    """Have the kernel send `sig` to this process when its parent dies (Linux; nothing elsewhere)."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+
 def _child_setup(parent: int, listen_fd: int | None) -> Callable[[], None]:
     """Runs in the child between fork and exec: die with the supervisor, even if it is SIGKILLed.
 
@@ -43,8 +48,7 @@ def _child_setup(parent: int, listen_fd: int | None) -> Callable[[], None]:
     def setup() -> None:
         if listen_fd is not None and listen_fd != LISTEN_FD:
             os.dup2(listen_fd, LISTEN_FD)  # dup2 clears close-on-exec on the copy
-        if _prctl is not None:
-            _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        die_with_parent(signal.SIGKILL)
         if os.getppid() != parent:  # the supervisor died before prctl took effect
             os._exit(1)
 

@@ -66,6 +66,11 @@ class Rollout:
     old one's place and the old one is stopped gracefully; the next index starts once the old process is
     gone. A new instance that fails to become ready is stopped, the old ones keep running, and the
     rollout ends with `error` set.
+
+    A container cannot surge: the new one would take the old one's name, and its published ports. When
+    either spec is a container's, the old instance stops first and the new one starts once it is gone (a
+    restart, one instance at a time, each waited for until ready); a new one that does not become ready
+    ends the rollout with `error` set, and stays, retried with backoff like any crashed instance.
     """
 
     def __init__(self, sup: Supervisor, spec: ProgramSpec) -> None:
@@ -73,6 +78,7 @@ class Rollout:
         self.next_index = 1
         self.fresh: Instance | None = None  # the surge instance, not yet ready
         self.old: Instance | None = None  # the replaced instance, stopping
+        self.replacing: Instance | None = None  # a container's new instance, started once `old` is gone
         self.done = False
         self.error = ""
 
@@ -83,6 +89,16 @@ class Rollout:
                 if self.old.live:
                     return
                 self.old = None
+                if self.replacing is not None:
+                    self.replacing.start(now)
+            if self.replacing is not None:
+                if self.replacing.state is not State.RUNNING:
+                    if self.replacing.state not in _NOT_YET:
+                        self._fail(f"{self.replacing.label}: the new container did not become ready")
+                    return
+                self.sup.events.emit("reload", f"{self.replacing.label}: new container ready", self.name)
+                self.replacing = None
+                continue
             if self.fresh is not None:
                 if self.fresh.state is not State.RUNNING:
                     if self.fresh.state not in _NOT_YET:
@@ -114,6 +130,12 @@ class Rollout:
             self.sup.retire(current[index - 1])  # stopped by the operator: swap it, start nothing
             current[index - 1] = inst
             return
+        if index <= len(current) and "container" in (self.spec.kind, current[index - 1].spec.kind):
+            self.old, self.replacing, current[index - 1] = current[index - 1], inst, inst
+            self.sup.retire(self.old)
+            self.sup.log(f"reload {inst.label}: stopping the old container before starting the new one")
+            self.sup.events.emit("reload", f"{inst.label}: stopping the old container", self.name, index)
+            return
         inst.start(now)
         self.sup.surge.append(inst)
         self.fresh = inst
@@ -135,13 +157,19 @@ class Rollout:
 
     def _fail(self, message: str) -> None:
         self.done, self.error = True, f"reload of {self.name} stopped: {message}"
+        outcome = "the old processes keep running"
+        if self.replacing is not None:  # the program's instance now: it keeps being retried
+            reason = self.replacing.reason
+            self.error += f" ({reason})" if reason else ""
+            outcome = "the new container is retried with backoff" if self.replacing.want else "stopped"
+            self.replacing = None
         if self.fresh is not None:
             reason = self.fresh.reason
             self.error += f" ({reason})" if reason else ""
             self.sup.surge.remove(self.fresh)
             self.sup.retire(self.fresh)
             self.fresh = None
-        self.sup.log(f"{self.error}; the old processes keep running")
+        self.sup.log(f"{self.error}; {outcome}")
         self.sup.events.emit("reload", self.error, self.name, failed=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import selectors
 import signal
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.supervisor import process
+from appliance.supervisor import containerspec, process
 from appliance.supervisor.control import ControlServer, Detach, Reply, error
 from appliance.supervisor.eventlog import EventLog
 from appliance.supervisor.events import Event, Events
@@ -86,7 +87,8 @@ class Runtime:
         """Spawn one process of `spec` and route its output to its log file."""
         # Every program gets the notify socket: READY=1 counts for `ready.notify` ones, STATUS= and X_READY=
         # lines for all (notify.py).
-        proc = process.spawn(spec, self.notify.env_for(self.base_env), self.listeners.fd_for(spec.listen))
+        launched = spec if spec.container is None else self._container_helper(spec, index)
+        proc = process.spawn(launched, self.notify.env_for(self.base_env), self.listeners.fd_for(spec.listen))
         label = spec.label(index)
         assert proc.stdout is not None
         assert proc.stderr is not None
@@ -96,8 +98,34 @@ class Runtime:
         self._procs[proc.pid] = proc
         self._ticks[proc.pid] = start_ticks(proc.pid) or 0
         self._dirty = True
-        self.log(f"{label}: spawned pid {proc.pid}")
+        helper = f" to run container {self._container_name(spec, index)}" if spec.container else ""
+        self.log(f"{label}: spawned pid {proc.pid}{helper}")
         return proc.pid
+
+    def _container_helper(self, spec: ProgramSpec, index: int) -> ProgramSpec:
+        """The process that runs instance `index` of container program `spec` (see container.py)."""
+        assert spec.container is not None
+        job = containerspec.launch(
+            spec.name,
+            index,
+            spec.container,
+            command=spec.command,
+            environment=dict(spec.environment),
+            stop_signal=spec.stop_signal,
+            stop_timeout=spec.stop_timeout,
+            memory_limit=spec.memory_limit,
+            run_dir=self.run_dir.path,
+        )
+        return dataclasses.replace(
+            spec, kind="process", container=None, command=containerspec.helper_command(job.name),
+            environment=job.to_env(), cwd=None, user=None,
+        )  # fmt: skip
+
+    def _container_name(self, spec: ProgramSpec, index: int) -> str | None:
+        """The engine's name for the container of instance `index` of `spec` (None for a process)."""
+        if spec.container is None:
+            return None
+        return containerspec.container_name(self.run_dir.path, spec.name, index)
 
     def signal(self, pid: int, sig: signal.Signals) -> None:
         """Signal the process group of `pid`."""
@@ -119,7 +147,10 @@ class Runtime:
     # ControlTarget (used by the control socket) ---------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Every instance and the supervisor itself."""
-        programs = self.sup.status(time.monotonic(), time.time())
+        programs = [
+            {**row, "container": self._container_name(inst.spec, inst.index)}
+            for inst, row in zip(self.sup.all(), self.sup.status(time.monotonic(), time.time()), strict=True)
+        ]
         me = {"pid": os.getpid(), "started_at": self.started_at, "version": self.version}
         return {"programs": programs, "supervisor": me}
 
@@ -389,7 +420,12 @@ class Runtime:
         self.sup.health_checked(pid, ok, time.monotonic())
 
     def _check_memory(self, now: float) -> None:
-        limited = [i for i in self.sup.all() if i.spec.memory_limit and i.pid is not None]
+        # A container's limit is the engine's to enforce (its helper's memory is not the container's).
+        limited = [
+            i
+            for i in self.sup.all()
+            if i.spec.memory_limit and i.pid is not None and i.spec.container is None
+        ]
         if limited:
             rss = group_rss({i.pid for i in limited if i.pid is not None})
             for inst in limited:

@@ -12,11 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.supervisor.containerspec import CONTAINER_KEYS, ContainerSpec, parse_container
 from appliance.supervisor.logpolicy import load_log_policy
 from appliance.supervisor.metrics import parse_metrics
 from appliance.supervisor.specvalues import STOP_SIGNALS, Context, SpecError, type_name
 
-__all__ = ["STOP_SIGNALS", "HealthSpec", "ProgramSpec", "ReadySpec", "ServicesSpec", "SpecError"]
+__all__ = [
+    "STOP_SIGNALS",
+    "ContainerSpec",
+    "HealthSpec",
+    "ProgramSpec",
+    "ReadySpec",
+    "ServicesSpec",
+    "SpecError",
+]
 
 PROGRAM_KEYS = (
     "command",
@@ -36,12 +45,13 @@ PROGRAM_KEYS = (
     "health",
     "kind",
     "when_down",
+    *CONTAINER_KEYS,
 )
 WHEN_DOWN = ("hold", "http-503")
 READY_KEYS = ("http", "tcp", "command", "notify", "timeout", "interval")
 HEALTH_KEYS = ("http", "tcp", "command", "interval", "failures")
 RESTART_POLICIES = ("always", "on-failure", "never")
-KINDS = ("process",)
+KINDS = ("process", "container")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -82,7 +92,8 @@ class ProgramSpec:
     stop_timeout: float = 10.0
     depends_on: tuple[str, ...] = ()
     ready: ReadySpec | None = None
-    kind: str = "process"  # how it is launched; only "process" exists (see instance.Launcher)
+    kind: str = "process"  # "process", or "container": run through the Docker engine by a helper process
+    container: ContainerSpec | None = None  # the image and its wiring, for kind == "container"
     listen: tuple[str, int] | None = None  # a TCP listener bound once and shared by every instance as fd 3
     user: str | None = None  # run as this user (the supervisor must be root)
     memory_limit: int | None = None  # bytes of RSS of the process group; above it, the instance restarts
@@ -175,13 +186,7 @@ def parse_services(
 
 def _parse_program(ctx: Context, body: dict[str, Any]) -> ProgramSpec:
     ctx.check_keys(body, PROGRAM_KEYS, "")
-    kind = body.get("kind", "process")
-    if kind == "container":
-        ctx.fail("kind 'container' is not available yet (only 'process')")
-    if kind not in KINDS:
-        ctx.fail(f"'kind' must be one of {', '.join(KINDS)}, not {kind!r}")
-    if "command" not in body:
-        ctx.fail('missing \'command\' (the program\'s argv, e.g. command = ["/usr/bin/prog", "--flag"])')
+    kind, container = _parse_kind(ctx, body)
     environment: dict[str, str] = {}
     files = body.get("env_files", [])
     if not isinstance(files, list):
@@ -211,7 +216,8 @@ def _parse_program(ctx: Context, body: dict[str, Any]) -> ProgramSpec:
     cwd, user, limit = body.get("cwd"), body.get("user"), body.get("memory_limit")
     return ProgramSpec(
         name=ctx.program,
-        command=ctx.argv("command", body["command"]),
+        # A container's command replaces its image's CMD; none keeps the image's own.
+        command=() if "command" not in body else ctx.argv("command", body["command"]),
         cwd=None if cwd is None else ctx.text("cwd", cwd),
         environment=environment,
         instances=ctx.count("instances", body.get("instances", 1)),
@@ -220,14 +226,30 @@ def _parse_program(ctx: Context, body: dict[str, Any]) -> ProgramSpec:
         stop_signal=ctx.stop_signal(body.get("stop_signal", "TERM")),
         stop_timeout=ctx.number("stop_timeout", body.get("stop_timeout", 10.0)),
         depends_on=tuple(dict.fromkeys(deps)),
-        ready=None if "ready" not in body else _parse_ready(ctx, body["ready"]),
+        ready=None if "ready" not in body else _parse_ready(ctx, body["ready"], container is not None),
         kind=kind,
+        container=container,
         listen=None if "listen" not in body else ctx.address("listen", body["listen"]),
         user=None if user is None else ctx.user("user", user),
         memory_limit=None if limit is None else ctx.size("memory_limit", limit),
         health=None if "health" not in body else _parse_health(ctx, body["health"]),
         when_down=_parse_when_down(ctx, body),
     )
+
+
+def _parse_kind(ctx: Context, body: dict[str, Any]) -> tuple[str, ContainerSpec | None]:
+    """The program's kind, and its container's keys when it is one."""
+    kind = body.get("kind", "process")
+    if kind not in KINDS:
+        ctx.fail(f"'kind' must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind == "container":
+        return kind, parse_container(ctx, body, ctx.count("instances", body.get("instances", 1)))
+    extra = next((key for key in CONTAINER_KEYS if key in body), None)
+    if extra is not None:
+        ctx.fail(f'{extra!r} is for container programs only (kind = "container")')
+    if "command" not in body:
+        ctx.fail('missing \'command\' (the program\'s argv, e.g. command = ["/usr/bin/prog", "--flag"])')
+    return kind, None
 
 
 def _parse_when_down(ctx: Context, body: dict[str, Any]) -> str:
@@ -239,7 +261,7 @@ def _parse_when_down(ctx: Context, body: dict[str, Any]) -> str:
     return str(when_down)
 
 
-def _parse_ready(ctx: Context, body: object) -> ReadySpec:
+def _parse_ready(ctx: Context, body: object, container: bool) -> ReadySpec:
     table = _table(ctx, "ready", body, READY_KEYS)
     timeout = ctx.number("ready.timeout", table.get("timeout", 30.0))
     interval = ctx.number("ready.interval", table.get("interval", 0.1))
@@ -248,6 +270,10 @@ def _parse_ready(ctx: Context, body: object) -> ReadySpec:
         # apart instances sharing one listening socket, where any of them may answer an http or tcp probe.
         if table["notify"] is not True or len(set(table) & {"http", "tcp", "command"}):
             ctx.fail("'ready.notify' must be true and stand alone (not with http, tcp or command)")
+        if container:
+            ctx.fail(
+                "'ready.notify' does not apply to a container program (probe it with http, tcp or command)"
+            )
         return ReadySpec("notify", timeout=timeout, interval=interval)
     return _parse_check(ctx, "ready", table, timeout, interval)
 

@@ -2,6 +2,8 @@
 
 The spec is the one the supervisor parsed from its services file (variables expanded, env files merged
 into `environment`), plus the two policies that apply to every program: restart backoff and log rotation.
+A container program's `container` holds its image, entrypoint, published ports, volumes, network and
+engine socket (None for a process).
 The value of an environment variable whose name holds SECRET, PASSWORD, PASSWD, TOKEN, KEY or CREDENTIAL
 becomes "***"; so does the password of a URL (`postgresql://app:***@db/app`) in any other value, argument
 or probe URL, since a database URL carries one whatever its variable is called.
@@ -13,6 +15,7 @@ import re
 from typing import Any
 
 from appliance import hostport
+from appliance.supervisor import containerspec
 from appliance.supervisor.backoff import BackoffPolicy
 from appliance.supervisor.logpolicy import LogPolicy
 from appliance.supervisor.specs import HealthSpec, ProgramSpec, ReadySpec
@@ -71,7 +74,8 @@ def spec_view(spec: ProgramSpec, backoff: BackoffPolicy, logs: LogPolicy) -> dic
     return {
         "name": spec.name,
         "kind": spec.kind,
-        "command": [mask_url_passwords(arg) for arg in spec.command],
+        "command": [mask_url_passwords(arg) for arg in spec.command],  # a container's: [] keeps the image's
+        "container": None if spec.container is None else containerspec.view(spec.container),
         "cwd": spec.cwd,
         "user": spec.user,
         "instances": spec.instances,

@@ -109,8 +109,9 @@ def test_real_socket_several_requests_on_one_connection(sandbox: Sandbox) -> Non
     assert status["supervisor"]["version"]
     assert set(status["programs"][0]) == {
         "name", "instance", "state", "pid", "started_at", "restarts", "crash_looping", "exit_status",
-        "reason", "ready", "status", "stderr_tail",
+        "reason", "ready", "status", "stderr_tail", "container",
     }  # fmt: skip
+    assert status["programs"][0]["container"] is None  # a process; a container program's names its container
     assert garbage["ok"] is False
     assert "not valid JSON" in garbage["error"]
     assert unknown == {"ok": False, "error": "unknown program 'zzz' (programs: a, or 'all')"}

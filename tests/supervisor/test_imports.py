@@ -1,6 +1,6 @@
 """The supervisor (`python -m appliance.supervisor`, which `appliance supervise` becomes) loads the standard
 library only, so it stays small and works when all else breaks. tests/test_systemd_unit.py checks that the
-process `appliance supervise` leaves running is that one."""
+process `appliance supervise` leaves running is that one. So does the helper that runs a container program."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def test_supervisor_loads_only_the_standard_library() -> None:
         "import runpy\n"
         "sys.argv = ['appliance.supervisor', '--help']\n"
         "import appliance.supervisor.runtime, appliance.supervisor.control, appliance.client.supervisor\n"
+        "import appliance.supervisor.container\n"  # the helper that runs a container program
         "try:\n    runpy.run_module('appliance.supervisor', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
         "top = {m.split('.')[0] for m in sys.modules}\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from appliance.supervisor.specs import ProgramSpec, ReadySpec, ServicesSpec
+from appliance.supervisor.specs import ContainerSpec, ProgramSpec, ReadySpec, ServicesSpec
 from appliance.supervisor.states import State
 from appliance.supervisor.supervisor import Supervisor
 from tests.supervisor.fakes import FakeLauncher
@@ -221,3 +221,61 @@ def test_stop_ends_a_reload_waiting_its_turn_too() -> None:
     assert "interrupted: stop asked" in first[0]
     assert second == ["interrupted: stop asked"]
     assert sup.jobs == [] or all(j.done for j in sup.jobs)
+
+
+PROM = ProgramSpec(
+    "prom", (), instances=2, ready=READY, kind="container", container=ContainerSpec("prom:1", "/d.sock")
+)
+
+
+def running_containers() -> tuple[Supervisor, FakeLauncher, list[str]]:
+    sup, launcher, outcomes = running((PROM,))
+    for pid in launcher.pids("prom"):
+        sup.probed(pid, True, 0.2)
+    sup.tick(0.2)
+    assert [inst.state for inst in sup.instances["prom"]] == [State.RUNNING] * 2
+    return sup, launcher, outcomes
+
+
+def test_a_container_is_stopped_before_its_new_one_starts() -> None:
+    """Two containers cannot hold one name and one published port: a reload is a restart, one at a time."""
+    sup, launcher, outcomes = running_containers()
+    old = [inst.pid or 0 for inst in sup.instances["prom"]]
+    sup.reload(["prom"], outcomes.append)
+    sup.tick(1.0)
+    assert launcher.signals == [(old[0], signal.SIGTERM)]  # the old one first...
+    assert len(launcher.pids("prom")) == 2  # ...and nothing new while it runs
+    sup.exited(old[0], 0, 1.5)
+    sup.tick(1.5)
+    new1 = launcher.pids("prom")[2]
+    sup.tick(2.0)
+    assert launcher.signals == [(old[0], signal.SIGTERM)]  # the second waits for the first to be ready
+    sup.probed(new1, True, 2.5)
+    sup.tick(2.5)
+    assert launcher.signals[-1] == (old[1], signal.SIGTERM)
+    sup.exited(old[1], 0, 3.0)
+    sup.tick(3.0)
+    new2 = launcher.pids("prom")[3]
+    sup.probed(new2, True, 3.5)
+    sup.tick(3.5)
+    assert outcomes == [""]
+    assert [inst.pid for inst in sup.instances["prom"]] == [new1, new2]
+
+
+def test_a_new_container_that_is_not_ready_ends_the_reload_and_is_retried() -> None:
+    sup, launcher, outcomes = running_containers()
+    old = [inst.pid or 0 for inst in sup.instances["prom"]]
+    sup.reload(["prom"], outcomes.append)
+    sup.tick(1.0)
+    sup.exited(old[0], 0, 1.5)
+    sup.tick(1.5)
+    new = launcher.pids("prom")[2]
+    sup.exited(new, 1, 2.0)  # crashed before it was ready
+    sup.tick(2.0)
+    assert outcomes == [
+        "reload of prom stopped: prom-1: the new container did not become ready (exited with code 1)"
+    ]
+    assert (old[1], signal.SIGTERM) not in launcher.signals  # the second old one keeps running
+    sup.tick(2.6)
+    assert len(launcher.pids("prom")) == 4  # the first is retried, as after any crash
+    assert sup.instances["prom"][0].pid == launcher.pids("prom")[3]

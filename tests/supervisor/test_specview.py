@@ -104,6 +104,7 @@ failures = 2
         "name": "web",
         "kind": "process",
         "command": ["/usr/bin/web", "--db", "postgresql://app:***@db/app"],
+        "container": None,
         "cwd": "/srv/web",
         "user": None,
         "instances": 2,
@@ -138,6 +139,30 @@ failures = 2
     assert plain["when_down"] == "hold"
     assert plain["command"] == ["/bin/db", "--data", "/srv"]
     assert plain["stop_signal"] == "SIGTERM"
+
+
+def test_a_container_program_shows_its_image_and_wiring(tmp_path: Path) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text(
+        '[programs.prom]\nkind = "container"\nimage = "prom/prometheus:v2.53.0"\n'
+        'ports = ["127.0.0.1:9090:9090"]\n'
+        'volumes = ["prom-data:/prometheus"]\nenvironment = { ADMIN_PASSWORD = "hunter2" }\n'
+    )
+    (prom,) = load_services(path, {}).programs
+    view = spec_view(prom, BackoffPolicy(), LogPolicy())
+    assert (view["kind"], view["command"], view["environment"]) == (
+        "container",
+        [],
+        {"ADMIN_PASSWORD": "***"},
+    )
+    assert view["container"] == {
+        "image": "prom/prometheus:v2.53.0",
+        "entrypoint": None,
+        "ports": ["127.0.0.1:9090:9090/tcp"],
+        "volumes": ["prom-data:/prometheus"],
+        "network": None,
+        "engine": "/var/run/docker.sock",
+    }
 
 
 def test_the_running_supervisor_answers_with_its_spec_and_names_unknown_programs(sandbox: Sandbox) -> None:

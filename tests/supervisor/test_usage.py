@@ -27,7 +27,7 @@ LOAD = textwrap.dedent(
     """
 )
 BASE_KEYS = {"name", "instance", "state", "pid", "started_at", "restarts", "crash_looping", "exit_status"}
-BASE_KEYS |= {"ready", "status", "stderr_tail"}
+BASE_KEYS |= {"ready", "status", "stderr_tail", "container"}
 
 
 def section(box: Sandbox, name: str, mode: str) -> str:
