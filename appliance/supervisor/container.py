@@ -125,11 +125,15 @@ class Helper:
             self.events.put(("lost", str(exc)))
 
     def _copy_output(self, container: str) -> None:
-        with contextlib.suppress(EngineError, OSError):
+        try:
             for stream, data in self.engine.output(container):
                 target = self.out if stream == STDOUT else self.err
                 target.write(data)
                 target.flush()
+        except EngineError as exc:  # a logging driver the engine cannot read back, an engine gone
+            self.say(f"cannot read the output of container {self.job.name}: {exc}")
+        except OSError:  # nobody reads our output any more (the supervisor died): the stop follows
+            pass
 
     def _out_of_memory(self, container: str) -> bool:
         try:

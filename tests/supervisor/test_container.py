@@ -81,6 +81,12 @@ def inspect(engine: Engine, container: str) -> dict[str, object] | None:
     return json.loads(done.stdout)[0] if done.returncode == 0 else None
 
 
+def running(engine: Engine, container: str) -> str | None:
+    """The id of the container if it runs."""
+    found = inspect(engine, container)
+    return str(found["Id"]) if found and found["State"]["Running"] else None  # type: ignore[index]
+
+
 def get(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
         return str(response.read().decode())
@@ -173,27 +179,23 @@ def test_a_killed_supervisors_container_is_stopped_or_replaced(box: Sandbox, doc
     wait_for(lambda: box.one("sleeper")["state"] == "running", timeout=60, what="sleeper running again")
     helper = box.one("sleeper")["pid"]
     assert helper is not None
-    left = wait_for(lambda: inspect(docker_engine, name), what="the new container")
+    left = wait_for(lambda: running(docker_engine, name), what="the new container running")
     supervisor.kill()
     os.kill(helper, signal.SIGKILL)
     supervisor.wait()
-    assert inspect(docker_engine, name)["State"]["Running"] is True  # type: ignore[index]
+    assert running(docker_engine, name) == left
     box.start()
     wait_for(
         lambda: box.one("sleeper")["state"] == "running", timeout=60, what="sleeper running a third time"
     )
 
-    def replaced() -> bool:
-        now = inspect(docker_engine, name)
-        return now is not None and now["Id"] != left["Id"]
-
-    wait_for(replaced, what="a new container in place of the one left behind")
-    assert inspect(docker_engine, str(left["Id"])) is None
+    wait_for(lambda: running(docker_engine, name) not in (None, left), what="a new container in its place")
+    assert inspect(docker_engine, left) is None
     said = f"stderr removed container {name}, left running by an earlier supervisor"
     wait_for(lambda: said in log_of(box, "sleeper"), what="the helper saying so in the program's log")
 
 
-def test_a_missing_image_or_a_dead_engine_is_the_reason_shown(
+def test_a_missing_image_a_dead_engine_or_a_failed_health_check_is_the_reason_shown(
     box: Sandbox, docker_engine: Engine, tmp_path: Path
 ) -> None:
     socket = docker_engine.env["DOCKER_HOST"].removeprefix("unix://")
@@ -201,6 +203,13 @@ def test_a_missing_image_or_a_dead_engine_is_the_reason_shown(
     box.write(
         program("noimage", docker_engine, ["true"], image="forge-absent:1"),
         program("noengine", str(dead), ["true"]),
+        # Up, but its health check (a port nothing publishes) fails: restarted like a sick process.
+        program(
+            "sick",
+            docker_engine,
+            ["sh", "-c", SLEEPER],
+            f'[programs.sick.health]\ntcp = "127.0.0.1:{free_port()}"\ninterval = 1\nfailures = 2\n',
+        ),
     )
     box.start()
 
@@ -218,3 +227,6 @@ def test_a_missing_image_or_a_dead_engine_is_the_reason_shown(
         assert box.one(name)["exit_status"] == 125
     supervisor_log = (box.log_dir / "supervisor.log").read_text()
     assert f"noimage: exited with code 125: {expected['noimage']}; restarting in" in supervisor_log
+    wait_for(lambda: box.one("sick")["restarts"] >= 1, timeout=60, what="sick restarted")
+    assert "sick: health check failed 2 times" in (box.log_dir / "supervisor.log").read_text()
+    wait_for(lambda: "stdout sleeper: stopping" in log_of(box, "sick"), what="sick stopped with its signal")
