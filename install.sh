@@ -111,6 +111,12 @@ find_python() {
   return 1
 }
 
+# A production install bootstraps Debian's Python itself: a bare (minbase) Debian 12 has none.
+if [ "$MODE" = production ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 \
+   && ! find_python >/dev/null; then
+  say "no Python 3.11 or newer on this host: installing Debian's"
+  apt_install python3 python3-venv
+fi
 PYTHON="$(find_python)" || {
   found="$(command -v python3 >/dev/null 2>&1 && python3 -c 'import platform; print(platform.python_version())' || echo none)"
   die "Python 3.11 or newer is required (found: $found). On Debian 12: apt-get install python3 python3-venv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import unavailable
 from tests.support import appliance_env, copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,6 +142,34 @@ def test_install_names_a_missing_python(checkout: Path, install_env: dict[str, s
         assert found
         (bin_dir / tool).symlink_to(found)
     run = run_install(checkout, install_env | {"PATH": str(bin_dir)})
+    assert run.returncode == 1
+    assert "Python 3.11 or newer is required (found: none)" in run.stderr
+
+
+def test_production_installs_debians_python_on_a_host_without_one(
+    checkout: Path, install_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A bare Debian 12 (minbase): no Python at all. apt-get is a stand-in that only records what it was
+    # asked (the real one is exercised by tests/bench/bench_production_install.py on a bare container).
+    if os.geteuid() != 0:
+        unavailable("install.sh --production runs as root")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "id", "cat", "env"):
+        found = shutil.which(tool)
+        assert found
+        (bin_dir / tool).symlink_to(found)
+    asked = tmp_path / "apt-get.args"
+    apt = bin_dir / "apt-get"
+    apt.write_text(f'#!{shutil.which("bash")}\necho "$*" >> {asked}\n')
+    apt.chmod(0o755)
+    run = run_install(checkout, install_env | {"PATH": str(bin_dir)}, "--production")
+    assert "no Python 3.11 or newer on this host: installing Debian's" in run.stdout
+    assert asked.read_text().splitlines() == [
+        "update -qq",
+        "install -y -qq --no-install-recommends python3 python3-venv",
+    ]
+    # The stand-in installed nothing: still no Python, and it says so.
     assert run.returncode == 1
     assert "Python 3.11 or newer is required (found: none)" in run.stderr
 
