@@ -3,6 +3,7 @@ processes: Ansible is never imported into pytest) against small playbooks writte
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -261,6 +262,31 @@ def test_this_host_reads_etc_reconfigure_yml_and_keeps_credentials_in_etc(
     credentials = (etc_forge_appliance / "credentials").stat()
     assert stat.S_IMODE(credentials.st_mode) == 0o700
     assert credentials.st_uid == 0
+
+
+def test_a_locale_this_host_does_not_have_does_not_stop_the_converge(tmp_path: Path, site: Path) -> None:
+    # An SSH client's LANG on a host without the locales package (Debian's minbase): Ansible refuses to
+    # start under it, so the converge runs under C.UTF-8.
+    env = clean_environ() | {"PATH": BARE_PATH, "LANG": "xx_YY.UTF-8"}
+    env.pop("LC_ALL", None)
+    credentials = f"common_credentials_dir={tmp_path / 'credentials'}"
+    args = ("--playbooks", str(site), "-e", f"out={tmp_path / 'out'}", "-e", credentials)
+    run = reconfigure(tmp_path, *args, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert summary_row(run.stdout, "localhost") == [5, 4, 0, 0, 1]
+
+
+def test_an_error_ansible_prints_before_it_starts_is_the_error_line() -> None:
+    # Ansible's own words when it cannot start (here: a locale it cannot set), not only its exit status.
+    from appliance.cli.reconfigure.progress import Display, Progress
+
+    with Display(io.StringIO(), tty=False, color=False) as display:
+        progress = Progress(display)
+        line = "ERROR: Ansible could not initialize the preferred locale: unsupported locale setting"
+        progress.handle({"event": "verbose", "stdout": line})
+    assert progress.errors == [
+        "Ansible could not initialize the preferred locale: unsupported locale setting"
+    ]
 
 
 def test_a_debug_message_of_the_playbooks_is_shown(tmp_path: Path, site: Path) -> None:

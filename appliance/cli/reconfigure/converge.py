@@ -27,6 +27,10 @@ SINGLE_HOST_EXAMPLE = Path("inventories/example/single/hosts.yml")
 #: Where the appliance role writes the settings file, unless --config or APPLIANCE_CONFIG names another.
 DEFAULT_CONFIG = Path("/etc/forge-appliance/appliance.toml")
 INSTALL_HINT = "install the production extra: pip install 'forge-appliance[production]'"
+#: The locale Ansible and the roles' commands run under. Ansible refuses to start under a locale the host
+#: does not have (an SSH client's LANG=en_US.UTF-8 on a Debian without the locales package), and the roles
+#: read the commands' English output; glibc has this one built in.
+CONVERGE_LOCALE = "C.UTF-8"
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def converge(run: Run, progress: Progress) -> int:
             limit=run.limit,
             extravars=dict(run.variables),
             cmdline="--check --diff" if run.check else None,
-            envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"},
+            envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0", "LC_ALL": CONVERGE_LOCALE},
             event_handler=progress.handle,
             quiet=True,
         )

@@ -200,8 +200,8 @@ class Progress:
         text = _ANSI.sub("", text).strip()
         if text.startswith("[WARNING]:") or text.startswith("[DEPRECATION WARNING]:"):
             self.display.line(f"warning: {text.split(':', 1)[1].strip()}")
-        elif text.startswith("[ERROR]:") or text.startswith("ERROR!"):
-            message = text.split(":", 1)[1].strip() if text.startswith("[ERROR]") else text[6:].strip()
+        elif text.startswith(("[ERROR]:", "ERROR!", "ERROR:")):  # ERROR: before Ansible has started
+            message = text[6:].strip() if text.startswith("ERROR!") else text.split(":", 1)[1].strip()
             self.errors.append(message)
         elif text.startswith("Origin: ") and self.errors:
             self.errors[-1] += f" ({text[8:]})"
