@@ -31,7 +31,7 @@ import redis
 
 from tests import background
 from tests.servers import free_port, unavailable
-from tests.support import clean_environ, copy_checkout
+from tests.support import clean_environ, copy_checkout, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -99,6 +99,12 @@ def converge_vars(prefix: Path) -> dict[str, object]:
         "nginx_http_port": free_port(),
         "nginx_https_port": https_port,
         "nginx_server_name": "localhost",
+        "prometheus_enabled": True,
+        "prometheus_config_file": f"{prefix}/prometheus/prometheus.yml",
+        "prometheus_storage_dir": f"{prefix}/prometheus-data",
+        "prometheus_pid_file": f"{prefix}/prometheus.pid",
+        "prometheus_listen": f"127.0.0.1:{free_port()}",
+        "prometheus_scrape_interval": 1,
     }
 
 
@@ -152,10 +158,11 @@ def clean_up(prefix: Path, variables: dict[str, object]) -> None:
         subprocess.run(
             ["nginx", "-c", str(prefix / "nginx.conf"), "-s", "quit"], capture_output=True, check=False
         )
-    pid = read_pid(prefix / "redis-run/redis.pid")
-    if pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    for pid_file in (prefix / "redis-run/redis.pid", prefix / "prometheus.pid"):
+        pid = read_pid(pid_file)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
     if Path("/usr/lib/postgresql").is_dir():
         subprocess.run(
             ["pg_dropcluster", "--stop", postgres_version(), str(variables["postgresql_cluster"])],
@@ -174,6 +181,8 @@ def converge(stack: contextlib.ExitStack) -> Converged:
         unavailable("converging this machine with the playbooks needs root")
     if shutil.which("apt-get") is None or shutil.which("runuser") is None:
         unavailable("the playbooks need a Debian or Ubuntu machine (apt-get, runuser)")
+    if shutil.which("prometheus") is None:
+        unavailable("Prometheus is not installed (apt-get install --no-install-recommends prometheus)")
     prefix = Path(tempfile.mkdtemp(prefix="fa-pb-", dir="/tmp"))  # short: the control socket's path
     prefix.chmod(0o755)  # postgres, redis, www-data and the appliance's account reach their parts under it
     variables = converge_vars(prefix)
@@ -203,6 +212,7 @@ def converged() -> Iterator[Converged]:
         CONVERGED.close()
 
 
+@pytest.mark.timeout(1800)  # the first test waits for the converge (two install.sh runs: minutes)
 def test_the_first_run_converges_the_host_and_prints_the_url_and_password(converged: Converged) -> None:
     run = converged.first
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
@@ -248,9 +258,12 @@ def test_a_second_run_changes_nothing_and_makes_no_new_password(converged: Conve
     assert (
         f"Forge Appliance is running at https://localhost:{converged.port('nginx_https_port')}" in run.stdout
     )
-    # The command it prints for the next converge installs from the same checkout, with the same choices.
+    # The command it prints for the next converge names no package: install.sh recorded its checkout beside
+    # the settings file, where a plain `appliance reconfigure` finds it; the same choices.
     prefix = converged.prefix
-    assert f"reconfigure -e appliance_source_dir={prefix}/src --vars {prefix}/reconfigure.yml " in run.stdout
+    assert f"--config {prefix}/etc/appliance.toml reconfigure --vars {prefix}/reconfigure.yml " in run.stdout
+    record = (prefix / "etc/source.yml").read_text()
+    assert record.endswith(f'\nappliance_source_dir: "{prefix}/src"\n'), record
 
 
 def test_a_second_run_leaves_apt_alone_when_every_package_is_installed(converged: Converged) -> None:
@@ -343,3 +356,25 @@ def test_the_run_says_when_services_are_started_without_systemd(converged: Conve
     if Path("/run/systemd/system").is_dir():
         pytest.skip("systemd runs this machine: the roles use it")
     assert "systemd is not PID 1 here" in converged.first.stdout
+
+
+def test_prometheus_scrapes_the_appliance_with_its_alert_rules(converged: Converged) -> None:
+    prometheus = f"http://{converged.variables['prometheus_listen']}"
+
+    def target() -> dict[str, object] | None:
+        try:
+            answer = httpx.get(f"{prometheus}/api/v1/targets", timeout=5)
+        except httpx.TransportError:
+            return None
+        active = answer.json()["data"]["activeTargets"]
+        return active[0] if active and active[0]["health"] == "up" else None
+
+    wait_for(lambda: target() is not None, timeout=60, interval=0.5, what="Prometheus scraping the appliance")
+    scraped = target()
+    assert scraped is not None
+    assert scraped["scrapeUrl"] == f"http://127.0.0.1:{converged.port('appliance_api_port')}/metrics"
+    up = httpx.get(f"{prometheus}/api/v1/query", params={"query": 'up{job="appliance"}'}, timeout=5).json()
+    assert [sample["value"][1] for sample in up["data"]["result"]] == ["1"]
+    rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    assert rules, "no alert rule loaded"
+    assert all(group["file"].endswith("forge-appliance-alerts.yml") for group in rules)
