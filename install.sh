@@ -27,7 +27,8 @@ Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [--bin-dir DIR] 
                        account and print the HTTPS URL and its one-time password. Safe to run again.
                        Your choices (the playbooks' variables: ports, names, certificates...) go in
                        /etc/forge-appliance/reconfigure.yml; generated passwords are kept in
-                       /etc/forge-appliance/credentials/ (root only)
+                       /etc/forge-appliance/credentials/ (root only). This checkout is recorded in
+                       /etc/forge-appliance/source.yml: `sudo appliance reconfigure` converges again from it
   --vars FILE          with --production: the variables file to converge from instead of
                        /etc/forge-appliance/reconfigure.yml
   -e KEY=VALUE         with --production: a variable for the playbooks (repeatable; over the variables
@@ -231,7 +232,10 @@ nginx): run it as root (sudo ./install.sh --production)"
   RECONFIGURE=(reconfigure -e "appliance_source_dir=$REPO")
   absolute() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$CALLER_DIR" "$1" ;; esac; }
   if [ -n "$PLAYBOOKS" ]; then RECONFIGURE+=(--playbooks "$(absolute "$PLAYBOOKS")"); fi
-  CONVERGE="$COMMAND --config $CONFIG reconfigure -e appliance_source_dir=$REPO"
+  # After a converge, install.sh records this checkout beside the settings file (source.yml), where a plain
+  # `appliance reconfigure` finds it: the next converge needs no -e.
+  SOURCE_RECORD="$(dirname "$CONFIG")/source.yml"
+  CONVERGE="$COMMAND --config $CONFIG reconfigure"
   CHOICES=/etc/forge-appliance/reconfigure.yml   # read by reconfigure when it exists
   if [ -n "$VARS_FILE" ]; then
     CHOICES="$(absolute "$VARS_FILE")"
@@ -244,6 +248,19 @@ nginx): run it as root (sudo ./install.sh --production)"
   (cd / && "$APPLIANCE" "${RECONFIGURE[@]}") \
     || die "this host did not converge (the line above names the host, the task and the reason); fix it and \
 run sudo ./install.sh --production again"
+  "$VENV/bin/python" - "$SOURCE_RECORD" "$REPO" <<'PY' || die "could not write $SOURCE_RECORD"
+import json, sys
+from pathlib import Path
+record, repo = Path(sys.argv[1]), sys.argv[2]
+text = (
+    "# Written by install.sh --production: where this host's appliance package comes from. `appliance\n"
+    "# reconfigure` installs from it unless its variables file (reconfigure.yml) or -e names another.\n"
+    f"appliance_source_dir: {json.dumps(repo)}\n"
+)
+if not record.is_file() or record.read_text() != text:
+    record.write_text(text)
+    record.chmod(0o644)
+PY
   ADMIN_OUT="$("$APPLIANCE" --config "$CONFIG" admin create --email "$ADMIN_EMAIL" --if-none)" \
     || die "could not create the first operator account"
   printf '%s\n' "$ADMIN_OUT"

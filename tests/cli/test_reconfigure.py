@@ -264,6 +264,76 @@ def test_this_host_reads_etc_reconfigure_yml_and_keeps_credentials_in_etc(
     assert credentials.st_uid == 0
 
 
+#: Writes the package source the playbooks were given, as JSON, to ``out``.
+SOURCE_PLAYBOOK = """\
+- name: Record the package source
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Write it
+      ansible.builtin.copy:
+        content: >-
+          {{ {'source': appliance_source_dir | default(none),
+              'wheel': appliance_wheel | default(none)} | to_json }}
+        dest: "{{ out }}"
+        mode: "0644"
+"""
+
+
+def test_the_package_source_install_sh_recorded_beside_the_settings_file_is_used_unless_one_is_named(
+    tmp_path: Path, site: Path
+) -> None:
+    (site / "site.yml").write_text(SOURCE_PLAYBOOK)
+    checkout = tmp_path / "forge-appliance"
+    checkout.mkdir()
+    record = tmp_path / "source.yml"  # beside --config's appliance.toml, as install.sh writes it
+    record.write_text(f"# written by install.sh\nappliance_source_dir: {json.dumps(str(checkout))}\n")
+    choices = tmp_path / "reconfigure.yml"
+    choices.write_text(f"out: {tmp_path / 'out'}\n")
+
+    def given(*args: str) -> tuple[dict[str, object], str]:
+        run = converge(tmp_path, site, "--vars", str(choices), *args)
+        assert run.returncode == 0, run.stdout + run.stderr
+        return json.loads((tmp_path / "out").read_text()), run.stdout
+
+    # A plain run: no -e needed to converge this host again.
+    recorded, out = given()
+    assert recorded == {"source": str(checkout), "wheel": None}
+    assert f"package: appliance_source_dir {checkout} (recorded by install.sh in {record})\n" in out
+    # A source the admin names wins, and the recorded one is not passed beside it (the role takes one).
+    assert given("-e", "appliance_source_dir=/srv/other")[0] == {"source": "/srv/other", "wheel": None}
+    choices.write_text(f"out: {tmp_path / 'out'}\nappliance_wheel: /srv/forge.whl\n")
+    recorded, out = given()
+    assert recorded == {"source": None, "wheel": "/srv/forge.whl"}
+    assert "recorded by install.sh" not in out
+    # Other hosts (an inventory) do not get this host's checkout.
+    choices.write_text(f"out: {tmp_path / 'out'}\n")
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    assert given("--inventory", str(inventory))[0] == {"source": None, "wheel": None}
+
+
+def test_a_recorded_package_source_that_is_gone_or_not_a_source_is_named_and_nothing_runs(
+    tmp_path: Path, site: Path
+) -> None:
+    record = tmp_path / "source.yml"
+    gone = tmp_path / "moved-away"
+    record.write_text(f"appliance_source_dir: {gone}\n")
+    assert one_error_line(converge(tmp_path, site)) == (
+        f"the package source {gone} recorded in {record} does not exist: run install.sh --production from "
+        "the checkout again, or name appliance_source_dir or appliance_wheel in the variables file"
+    )
+    record.write_text("nginx_https_port: 8443\n")
+    assert one_error_line(converge(tmp_path, site)) == (
+        f"{record} must name one package source, appliance_source_dir or appliance_wheel "
+        "(found nginx_https_port): run install.sh --production again"
+    )
+    assert not (tmp_path / "out").exists()
+    # Naming a source for the run does without the record.
+    run = converge(tmp_path, site, "-e", f"appliance_source_dir={tmp_path}")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_a_locale_this_host_does_not_have_does_not_stop_the_converge(tmp_path: Path, site: Path) -> None:
     # An SSH client's LANG on a host without the locales package (Debian's minbase): Ansible refuses to
     # start under it, so the converge runs under C.UTF-8.

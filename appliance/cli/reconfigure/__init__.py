@@ -1,7 +1,9 @@
 """`appliance reconfigure`: converge this host from the admin's variables file
 (/etc/forge-appliance/reconfigure.yml) by running the bundled playbooks through Ansible (ansible-runner),
 each task shown as it runs, a summary of what changed at the end. The settings file (appliance.toml) is
-rendered by the playbooks from those variables, at the path --config or APPLIANCE_CONFIG names.
+rendered by the playbooks from those variables, at the path --config or APPLIANCE_CONFIG names. The package
+installed is the one the variables name, else the checkout `install.sh --production` recorded beside the
+settings file (source.yml), so that a plain `appliance reconfigure` converges that host again.
 
 Safe to run again: a second run changes nothing. Ansible is imported only inside the command (the
 production extra), so every other command stays fast and works without it.
@@ -29,6 +31,7 @@ from appliance.cli.reconfigure.variables import (
     converge_variables,
     load_vars_file,
     parse_extra_vars,
+    recorded_source,
     refuse_config_var,
 )
 
@@ -77,13 +80,17 @@ def reconfigure(
     refuse_config_var(str(vars_file), chosen)
     pairs = parse_extra_vars(extra or [])
     refuse_config_var("-e", pairs)
+    # This host's package: where install.sh installed it from, unless the admin names one.
+    source = recorded_source(config_file, chosen, pairs) if inventory is None else None
     run = Run(
         playbooks=(playbooks or bundled_playbooks()).absolute(),
         config_file=config_file,
         inventory=inventory,
         limit=limit,
         check=check,
-        variables=converge_variables(config_file, chosen, pairs, local=inventory is None),
+        variables=converge_variables(
+            config_file, chosen, pairs, local=inventory is None, source=source[1] if source else None
+        ),
     )
     tty = sys.stdout.isatty()
     with Display(sys.stdout, tty=tty, color=not os.environ.get("NO_COLOR")) as display:
@@ -92,6 +99,9 @@ def reconfigure(
         display.line(f"converging {where} with {run.playbooks / PLAYBOOK} (settings file {run.config_file})")
         chosen_from = vars_file.absolute() if vars_file else f"none ({DEFAULT_VARS} does not exist)"
         display.line(f"variables file: {chosen_from}")
+        if source is not None:
+            for name, value in source[1].items():
+                display.line(f"package: {name} {value} (recorded by install.sh in {source[0]})")
         if check:
             display.line("check mode: nothing will be changed")
         rc = converge(run, progress)

@@ -1,8 +1,11 @@
-"""The variables a converge hands to the playbooks: reconfigure's own defaults, under the admin's variables
-file (``/etc/forge-appliance/reconfigure.yml``), under ``-e KEY=VALUE``.
+"""The variables a converge hands to the playbooks: reconfigure's own defaults, under the package source
+install.sh recorded (``source.yml`` beside the settings file), under the admin's variables file
+(``/etc/forge-appliance/reconfigure.yml``), under ``-e KEY=VALUE``.
 
 The variables file is the one place an admin writes their choices (the roles' variables: ports, hosts,
 certificates, ``appliance_config_overrides``...); the appliance role renders ``appliance.toml`` from them.
+The recorded source is what lets a plain ``appliance reconfigure`` converge again the host that
+``install.sh --production`` converged from its checkout; it never overrides a source the admin names.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ DEFAULT_VARS = Path("/etc/forge-appliance/reconfigure.yml")
 #: default (next to the inventory) would be lost after every run.
 DEFAULT_CREDENTIALS = Path("/etc/forge-appliance/credentials")
 CREDENTIALS_VAR = "common_credentials_dir"
+#: Written by ``install.sh --production`` beside the settings file: where this host's package comes from.
+SOURCE_FILE = "source.yml"
+#: The variables that name the package to install (the appliance role takes exactly one of them).
+PACKAGE_VARS = ("appliance_source_dir", "appliance_wheel")
 #: The variable that tells the appliance role where to write the settings file.
 CONFIG_VAR = "appliance_config_file"
 #: The address users reach the appliance at, for one host running nginx too: the example single-host
@@ -86,16 +93,46 @@ def refuse_config_var(source: str, variables: Mapping[str, Any]) -> None:
         )
 
 
+def recorded_source(config_file: Path, *chosen: Mapping[str, Any]) -> tuple[Path, dict[str, str]] | None:
+    """The package source install.sh recorded beside ``config_file``, with the file it came from; None when
+    there is no such file or when one of ``chosen`` (the variables file, ``-e``) names a source itself. A
+    record that names something else, or a directory that is gone, is refused by name."""
+    if any(variables.get(name) for variables in chosen for name in PACKAGE_VARS):
+        return None
+    path = config_file.parent / SOURCE_FILE
+    if not path.is_file():
+        return None
+    recorded = load_vars_file(path)
+    others = sorted(set(recorded) - set(PACKAGE_VARS))
+    if others or len(recorded) != 1 or not all(isinstance(v, str) and v for v in recorded.values()):
+        found = ", ".join(others or sorted(recorded)) or "nothing"
+        raise InvalidInput(
+            f"{path} must name one package source, appliance_source_dir or appliance_wheel "
+            f"(found {found}): run install.sh --production again",
+            details={"path": str(path)},
+        )
+    source = recorded.get("appliance_source_dir")
+    if source is not None and not Path(source).is_dir():
+        raise NotFound(
+            f"the package source {source} recorded in {path} does not exist: run install.sh --production "
+            "from the checkout again, or name appliance_source_dir or appliance_wheel in the variables file",
+            details={"path": source},
+        )
+    return path, recorded
+
+
 def converge_variables(
     config_file: Path,
     vars_file: Mapping[str, Any],
     extra: Mapping[str, str],
     *,
     local: bool,
+    source: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Reconfigure's defaults < the variables file < ``-e``. This host alone (``local``) keeps its
-    credentials in ``/etc/forge-appliance/credentials`` and is reached at its nginx's HTTPS address."""
+    """Reconfigure's defaults < the recorded package ``source`` < the variables file < ``-e``. This host
+    alone (``local``) keeps its credentials in ``/etc/forge-appliance/credentials`` and is reached at its
+    nginx's HTTPS address."""
     defaults: dict[str, Any] = {}
     if local:
         defaults = {CREDENTIALS_VAR: str(DEFAULT_CREDENTIALS), "appliance_public_url": LOCAL_PUBLIC_URL}
-    return {**defaults, **vars_file, **extra, CONFIG_VAR: str(config_file)}
+    return {**defaults, **(source or {}), **vars_file, **extra, CONFIG_VAR: str(config_file)}
