@@ -33,7 +33,7 @@ EXIT_ENGINE = 125  # the engine, not the container, failed (docker run's own cod
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 FLUSH_WAIT = 5.0  # seconds to let the last output through once the container has exited
 
-Event = tuple[str, object]  # ("signal", signum) | ("exit", code) | ("lost", why)
+Event = tuple[str, object]  # ("signal", signum) | ("exit", code) | ("lost" or "gone", why)
 
 
 class Helper:
@@ -80,7 +80,7 @@ class Helper:
             self.say(f"cannot reach {self.where}: {exc}")
             return EXIT_ENGINE
         except EngineError as exc:
-            self.say(f"{self.where} cannot create container {job.name}: {exc}")
+            self.say(f"cannot create container {job.name}: {exc}")
             return EXIT_ENGINE
         try:
             return self._run(container)
@@ -94,7 +94,7 @@ class Helper:
         try:
             self.engine.start(container)
         except EngineError as exc:
-            self.say(f"{self.where} cannot start container {self.job.name}: {exc}")
+            self.say(f"cannot start container {self.job.name}: {runtime_words(str(exc))}")
             return EXIT_ENGINE
         copier = threading.Thread(target=self._copy_output, args=(container,), daemon=True)
         copier.start()
@@ -117,12 +117,17 @@ class Helper:
             elif kind == "lost":
                 self.say(f"lost {self.where} while container {self.job.name} ran: {value}")
                 return EXIT_ENGINE
+            elif kind == "gone":
+                self.say(f"{self.where} lost track of container {self.job.name}: {value}")
+                return EXIT_ENGINE
 
     def _wait(self, container: str) -> None:
         try:
             self.events.put(("exit", self.engine.wait(container)))
-        except EngineError as exc:
+        except EngineUnreachable as exc:
             self.events.put(("lost", str(exc)))
+        except EngineError as exc:  # removed behind our back, say
+            self.events.put(("gone", str(exc)))
 
     def _copy_output(self, container: str) -> None:
         try:
@@ -140,6 +145,13 @@ class Helper:
             return bool(self.engine.inspect(container).get("State", {}).get("OOMKilled"))
         except EngineError:
             return False
+
+
+def runtime_words(message: str) -> str:
+    """The part of an engine's start error that names the problem: `exec: "prog": executable file not found
+    in $PATH: unknown` rather than the layers it went through (shim task, OCI runtime, runc)."""
+    _, found, words = message.rpartition("unable to start container process: ")
+    return words if found else message
 
 
 def main() -> int:

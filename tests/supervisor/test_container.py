@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.supervisor.containerspec import container_name
 from tests.compose.engine import BASE_IMAGE, Engine
 from tests.supervisor.realproc import Sandbox, free_port, wait_for
 
@@ -203,6 +204,7 @@ def test_a_missing_image_a_dead_engine_or_a_failed_health_check_is_the_reason_sh
     box.write(
         program("noimage", docker_engine, ["true"], image="forge-absent:1"),
         program("noengine", str(dead), ["true"]),
+        program("nocommand", docker_engine, ["no-such-command"]),
         # Up, but its health check (a port nothing publishes) fails: restarted like a sick process.
         program(
             "sick",
@@ -220,6 +222,8 @@ def test_a_missing_image_a_dead_engine_or_a_failed_health_check_is_the_reason_sh
     expected = {
         "noimage": f"image forge-absent:1 is not on the Docker engine at {socket}: build or load it",
         "noengine": f"cannot reach the Docker engine at {dead}: no such file or directory",
+        "nocommand": f"cannot start container {container_name(box.run_dir, 'nocommand', 1)}: "
+        'exec: "no-such-command": executable file not found in $PATH: unknown',
     }
     for name, line in expected.items():
         wait_for(lambda name=name: said(name), what=f"{name}'s reason")  # type: ignore[misc]
