@@ -44,13 +44,31 @@ def command_line(spec: dict[str, Any]) -> str:
     return shlex.join(map(str, command)) if isinstance(command, list) else str(command)
 
 
+def container_rows(container: dict[str, Any]) -> list[tuple[str, str]]:
+    """A container program's image and how the engine wires it to the host."""
+    entrypoint = container.get("entrypoint")
+    return [
+        ("image", str(container.get("image", "?"))),
+        ("entrypoint", "the image's" if entrypoint is None else shlex.join(map(str, entrypoint))),
+        ("ports", ", ".join(map(str, container.get("ports") or [])) or "-"),
+        ("volumes", ", ".join(map(str, container.get("volumes") or [])) or "-"),
+        ("network", str(container.get("network") or "the engine's default")),
+        ("engine", str(container.get("engine", "?"))),
+    ]
+
+
 def spec_text(spec: dict[str, Any]) -> Text:
-    """The fields an operator asks about first, one per line."""
+    """The fields an operator asks about first, one per line (a container's image and wiring too)."""
     limit = spec.get("memory_limit")
     depends = spec.get("depends_on") or []
     stop = f"{spec.get('stop_signal', '?')}, SIGKILL after {spec.get('stop_timeout', '?')}s"
+    container = spec.get("container")
+    command = command_line(spec)
+    if container:
+        command = command or "the image's"
     rows = (
-        ("command", command_line(spec)),
+        *(container_rows(container) if container else ()),
+        ("command", command),
         ("instances", str(spec.get("instances", "-"))),
         ("depends on", ", ".join(map(str, depends)) or "-"),
         ("restart", str(spec.get("restart", "-"))),
