@@ -8,6 +8,10 @@ on the network and the disk, so it overlaps the tests that run before the ones t
   (``BASE_IMAGE``), stopped at the end of the run.
 * ``appliance_images`` (session) -> :class:`Images`: the images of the container install built on it, as an
   admin builds them (compose/Dockerfile and compose/postgresql, compose/redis).
+
+``SERVER`` (no fixture: tests/playbooks/test_hosts.py's converge waits for it in the background) ->
+:class:`ServerImage`: the multi-host converge's server image built on the engine
+(tests/playbooks/hosts/Dockerfile), and the appliance's wheels (tests/playbooks/machines.py).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from tests.compose.engine import (
     build_image,
     engine,
 )
+from tests.playbooks.machines import ServerImage, build_server
 
 APPLIANCE_IMAGE = "forge-appliance:test"
 BUILD_STAGE_IMAGE = "forge-appliance-build:test"
@@ -54,8 +59,14 @@ def _build_images(stack: contextlib.ExitStack) -> Images:
     return Images(APPLIANCE_IMAGE, POSTGRESQL_IMAGE, REDIS_IMAGE)
 
 
+def _build_server(stack: contextlib.ExitStack) -> ServerImage:
+    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fa-srv-")))
+    return build_server(ENGINE.result(), scratch)
+
+
 ENGINE = background.Preparation("docker_engine", _start_engine)
 IMAGES = background.Preparation("appliance_images", _build_images)
+SERVER = background.Preparation("server_image", _build_server)
 
 
 @pytest.fixture(scope="session")
