@@ -35,8 +35,8 @@ Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [--bin-dir DIR] 
                        file), e.g. -e nginx_server_name=forge.example.com
   --playbooks DIR      with --production: converge with the playbooks in DIR (its site.yml) instead
   --test               install the development and test needs (apt: PostgreSQL, Redis, tmux, Prometheus,
-                       wrk, Docker, docker-compose, debootstrap; pip: the dev extra) and run the whole
-                       test suite; exits with the suite's status
+                       wrk, Docker, docker-compose, debootstrap, the SSH client; pip: the dev extra) and
+                       run the whole test suite; exits with the suite's status
   --admin-email EMAIL  login of the first operator account (default: admin@appliance.local); created
                        only when no operator exists yet
   --no-start           install, initialise and migrate, but do not start the appliance
@@ -195,6 +195,8 @@ if [ "$MODE" = test ]; then
   command -v dockerd >/dev/null 2>&1 || apt_install docker.io
   command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+  # The multi-host converge's test reaches its machines (containers) over SSH, as Ansible reaches servers.
+  command -v ssh-keygen >/dev/null 2>&1 || apt_install openssh-client
   say "installing forge-appliance with the development extra (editable)"
   "${PIP[@]}" install -e "$REPO[dev]" || die "pip install failed"
   say "running the checks and the test suite"

@@ -183,12 +183,17 @@ def example_hosts() -> dict[str, tuple[str, tuple[str, ...]]]:
     return hosts
 
 
-def routed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    routes = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True, check=True).stdout
+def routed_networks() -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks this machine routes, the default route aside (/proc/net/route: destination and mask
+    in hex, host order)."""
     found = []
-    for line in routes.splitlines():
-        with contextlib.suppress(ValueError):
-            found.append(ipaddress.ip_network(line.split()[0], strict=False))
+    for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+        fields = line.split()
+        destination, mask = (int(value, 16).to_bytes(4, "little") for value in (fields[1], fields[7]))
+        if any(mask):
+            found.append(
+                ipaddress.IPv4Network(f"{ipaddress.IPv4Address(destination)}/{ipaddress.IPv4Address(mask)}")
+            )
     return found
 
 
