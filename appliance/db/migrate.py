@@ -19,7 +19,7 @@ from appliance.config import Settings
 from appliance.db.engine import build_engine
 from appliance.db.rls import grant_app_role
 from appliance.db.session import driver_reason
-from appliance.errors import Unavailable
+from appliance.errors import OperationFailed, Unavailable
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Any fixed number: serializes concurrent `appliance migrate` runs from several hosts on PostgreSQL.
@@ -61,12 +61,19 @@ def schema_problem(revision: str | None) -> str | None:
 
 @contextmanager
 def _owner_connection(settings: Settings) -> Iterator[Connection]:
+    """A connection as the schema owner. Not connecting is `Unavailable`; a database error once connected
+    (a migration's statement, a lost connection) is `OperationFailed` with the driver's words."""
     engine = build_engine(settings, settings.migrations_url, bounded=False)
     try:
-        with engine.connect() as conn:
-            yield conn
-    except DBAPIError as exc:
-        raise Unavailable(f"cannot reach the database to migrate it: {driver_reason(exc)}") from exc
+        try:
+            conn = engine.connect()
+        except DBAPIError as exc:
+            raise Unavailable(f"cannot reach the database to migrate it: {driver_reason(exc)}") from exc
+        with conn:
+            try:
+                yield conn
+            except DBAPIError as exc:
+                raise OperationFailed(f"the database refused the migration: {driver_reason(exc)}") from exc
     finally:
         engine.dispose()
 
@@ -112,6 +119,7 @@ def upgrade(settings: Settings, revision: str = "head") -> list[str]:
                 conn.commit()
         finally:
             if conn.dialect.name == "postgresql":
+                conn.rollback()  # a failed statement aborted the transaction: the unlock would fail too
                 conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK_ID})
                 conn.commit()
     script = ScriptDirectory.from_config(_config())

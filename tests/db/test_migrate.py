@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -11,6 +12,9 @@ from sqlalchemy import inspect
 from appliance.db import migrate
 from appliance.db.base import Base
 from appliance.db.engine import build_engine
+from appliance.errors import OperationFailed, Unavailable
+from tests.conftest import PgDatabase
+from tests.servers import free_port
 from tests.support import make_settings
 
 
@@ -51,3 +55,24 @@ def test_schema_problem_explains_what_to_run() -> None:
     assert migrate.schema_problem(None) == "the database has no schema yet: run `appliance migrate`"
     assert migrate.schema_problem(migrate.head_revision()) is None
     assert migrate.schema_problem("a-revision-from-a-newer-version") is None
+
+
+@pytest.mark.postgres
+def test_a_statement_the_database_refuses_is_a_failed_migration_not_an_unreachable_database(
+    tmp_path: Path, pg_database: PgDatabase
+) -> None:
+    # A role that can log in but may not create tables: the first migration's CREATE is refused.
+    role = pg_database.create_role(password="pw")
+    settings = make_settings(tmp_path, pg_database.url_as(role, "pw"), migrated=False)
+    with pytest.raises(OperationFailed) as failed:
+        migrate.upgrade(settings)
+    assert str(failed.value).startswith("the database refused the migration: ")
+    assert "permission denied for schema public" in str(failed.value)
+    assert migrate.current_revision(settings) is None  # nothing applied
+
+
+def test_a_database_that_does_not_answer_is_unavailable(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"
+    settings = make_settings(tmp_path, url, migrated=False)
+    with pytest.raises(Unavailable, match=r"^cannot reach the database to migrate it: "):
+        migrate.upgrade(settings)
