@@ -25,7 +25,6 @@ import pytest
 from tests import background
 from tests.compose.engine import (
     BASE_IMAGE,
-    COMPOSE_DIR,
     Engine,
     Images,
     build_base,
@@ -48,15 +47,22 @@ def _start_engine(stack: contextlib.ExitStack) -> Engine:
 
 
 def _build_images(stack: contextlib.ExitStack) -> Images:
+    """`docker-compose build`, as the README has the admin build them."""
     running = ENGINE.result()
     context = build_context(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fa-ctx-"))))
     # The build stage tagged too, so that the engine's clean-up at the next run keeps its layers (the
     # dependencies' wheels) as cache.
-    for tag, target in ((BUILD_STAGE_IMAGE, "build"), (APPLIANCE_IMAGE, "")):
-        build_image(running, tag, context, "compose/Dockerfile", target, BASE_IMAGE=BASE_IMAGE)
-    for tag, directory in ((POSTGRESQL_IMAGE, "postgresql"), (REDIS_IMAGE, "redis")):
-        build_image(running, tag, COMPOSE_DIR / directory, BASE_IMAGE=BASE_IMAGE)
-    return Images(APPLIANCE_IMAGE, POSTGRESQL_IMAGE, REDIS_IMAGE)
+    build_image(running, BUILD_STAGE_IMAGE, context, "compose/Dockerfile", "build", BASE_IMAGE=BASE_IMAGE)
+    images = Images(APPLIANCE_IMAGE, POSTGRESQL_IMAGE, REDIS_IMAGE)
+    names = {
+        "FORGE_BASE_IMAGE": BASE_IMAGE,
+        "FORGE_APPLIANCE_IMAGE": images.appliance,
+        "FORGE_POSTGRESQL_IMAGE": images.postgresql,
+        "FORGE_REDIS_IMAGE": images.redis,
+    }
+    compose_file = context / "compose" / "docker-compose.yml"
+    running.run("docker-compose", "-f", str(compose_file), "build", timeout=1800, env=names)
+    return images
 
 
 def _build_server(stack: contextlib.ExitStack) -> ServerImage:
