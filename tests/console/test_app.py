@@ -314,6 +314,8 @@ def test_the_new_password_dialog_offers_signing_out_instead(
             app.screen.query_one("#password", Input).value = found.group(1)
             await pilot.click("#sign-in")
             await until(pilot, lambda: showing(app, PasswordScreen), "the new-password dialog")
+            # Clicked once laid out: a click on a dialog still being arranged lands on nothing.
+            await until(pilot, lambda: app.screen.query_one("#sign-out").region.area > 0, "its buttons")
             await pilot.click("#sign-out")
             await until(pilot, lambda: app.connection.api.credential is None, "the session forgotten")
             assert not isinstance(app.screen, PasswordScreen)

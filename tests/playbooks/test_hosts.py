@@ -329,26 +329,32 @@ def test_appliance_migrate_on_both_app_hosts_at_once_makes_one_schema(converged_
 
 class Load:
     """Clients sending GET requests through nginx over keep-alive connections until stopped, counting what
-    was served and recording every failure (an exception or a status other than 200)."""
+    was served and recording every failure (an exception or a status other than 200) with the moment its
+    request started."""
 
     def __init__(self, url: str, tls: ssl.SSLContext, clients: int = 4):
         self.url, self.tls = url, tls
+        self.clients = clients
         self.served = 0
-        self.failures: list[str] = []
+        self.failures: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, verify=self.tls, timeout=60) as client:
             while not self._stop.is_set():
+                started = time.monotonic()
                 try:
                     answer = client.get("/health/live")
                 except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
+                    self.failures.append((started, repr(exc)))
                     continue
                 if answer.status_code != 200:
-                    self.failures.append(f"HTTP {answer.status_code}: {answer.text[:200]}")
+                    self.failures.append((started, f"HTTP {answer.status_code}: {answer.text[:200]}"))
                 self.served += 1
+
+    def failed_since(self, moment: float) -> list[str]:
+        return [failure for started, failure in self.failures if started >= moment]
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -377,8 +383,11 @@ def test_an_app_host_going_down_under_load_loses_no_request(converged_hosts: Clu
 
     with Load(cluster.url, cluster.tls) as load:
         load.wait_for_more(100, "requests through nginx")
-        # app2 goes down as a machine does: every process killed, its address gone.
+        # app2 goes down as a machine does: every process killed, its address gone. A request app2 had begun
+        # to answer (nginx already passing its headers on) cannot be sent anywhere else: at most one per
+        # client, in flight at that instant. Every request sent after it is answered.
         cluster.machines.running.docker("kill", cluster.machines.container(APP2))
+        after_kill = time.monotonic()
         # nginx marks it down: the requests it had sent there (their connections reset) were sent to app1.
         wait_for(
             lambda: re.search(rf"upstream server temporarily disabled .*{app2}", new_log()),
@@ -391,4 +400,7 @@ def test_an_app_host_going_down_under_load_loses_no_request(converged_hosts: Clu
             timeout=60, interval=0.5, what="nginx to try app2 again",
         )  # fmt: skip
         load.wait_for_more(100, "requests once app2 is down")
-    assert load.failures == [], load.failures[:10]
+    assert load.failed_since(after_kill) == [], load.failed_since(after_kill)[:10]
+    in_flight = [failure for started, failure in load.failures if started < after_kill]
+    assert len(in_flight) <= load.clients, in_flight
+    assert all(not failure.startswith("HTTP ") for failure in in_flight), in_flight
