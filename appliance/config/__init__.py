@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from appliance import hostport
 from appliance.config.environment import EnvironmentSource, is_list_setting
+from appliance.config.operations import BackupSettings
 from appliance.config.security import MIN_SECRET_LENGTH, PLACEHOLDER_SECRET, SecuritySettings
 from appliance.config.serving import ApiSettings, LoggingSettings, RateLimitSettings, SupervisorSettings
 from appliance.config.storage import DatabaseSettings, QueueSettings
@@ -31,6 +32,7 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "PLACEHOLDER_SECRET",
     "ApiSettings",
+    "BackupSettings",
     "DatabaseSettings",
     "JobSettings",
     "LoggingSettings",
@@ -86,6 +88,7 @@ class Settings(BaseSettings):
     outbound: OutboundSettings = OutboundSettings()
     webhooks: WebhookSettings = WebhookSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    backups: BackupSettings = BackupSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -113,6 +116,14 @@ class Settings(BaseSettings):
         if self.security.secret_key_file is None:
             sec = self.security.model_copy(update={"secret_key_file": data / "secrets" / "signing.key"})
             object.__setattr__(self, "security", sec)
+        if self.backups.directory is None or self.backups.key_file is None:
+            backups = self.backups.model_copy(
+                update={
+                    "directory": self.backups.directory or data / "backups",
+                    "key_file": self.backups.key_file or data / "secrets" / "backup.key",
+                }
+            )
+            object.__setattr__(self, "backups", backups)
         sup = self.supervisor
         updates = {}
         if sup.run_dir is None:
@@ -151,6 +162,16 @@ class Settings(BaseSettings):
     def secret_key_file(self) -> Path:
         assert self.security.secret_key_file is not None
         return self.security.secret_key_file
+
+    @property
+    def backup_dir(self) -> Path:
+        assert self.backups.directory is not None
+        return self.backups.directory
+
+    @property
+    def backup_key_file(self) -> Path:
+        assert self.backups.key_file is not None
+        return self.backups.key_file
 
     @property
     def run_dir(self) -> Path:
