@@ -17,6 +17,7 @@ import typer
 from appliance import __version__
 from appliance.cli import admins as admin_cli
 from appliance.cli import audit as audit_cli
+from appliance.cli import backups as backup_cli
 from appliance.cli import console as console_cli
 from appliance.cli import jobs as jobs_cli
 from appliance.cli import programs as programs_cli
@@ -102,8 +103,10 @@ def version() -> None:
 
 @app.command()
 def init(ctx: typer.Context) -> None:
-    """Create the data directory and the token signing key (owner-only). Safe to run again."""
+    """Create the data directory, the token signing key and the backup key (owner-only). Safe to run
+    again."""
     from appliance.keys import create_signing_key
+    from appliance.services.backups import keys as backup_keys
 
     settings = _state(ctx).settings
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -112,6 +115,14 @@ def init(ctx: typer.Context) -> None:
     created = create_signing_key(settings.secret_key_file)
     _echo(f"data directory: {settings.data_dir}")
     _echo(f"signing key: {settings.secret_key_file} ({'created' if created else 'kept'})")
+    if backup_keys.create(settings.backup_key_file):
+        key = backup_keys.load(settings.backup_key_file)
+        _echo(f"backup key: {settings.backup_key_file} (created)")
+        _echo(f"  {key.lines[0].splitlines()[-1]}")
+        _echo("  store this key off this machine now: without it no backup can be read (shown only now;")
+        _echo("  `appliance backup key show` prints it again to its owner).")
+    else:
+        _echo(f"backup key: {settings.backup_key_file} (kept)")
 
 
 @app.command()
@@ -302,6 +313,7 @@ programs_cli.register(app)
 tenant_cli.register(app)
 user_cli.register(app)
 audit_cli.register(app)
+backup_cli.register(app)
 jobs_cli.register(app)
 console_cli.register(app)
 reconfigure_cli.register(app)

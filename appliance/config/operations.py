@@ -22,6 +22,12 @@ class BackupSettings(Section):
     """The age identity archives are encrypted to (created by `appliance init`, mode 0600). Unset:
     <data_dir>/secrets/backup.key. Keep a copy off this machine: without it no archive can be read."""
 
+    database_url: str | None = None
+    """PostgreSQL: the role `pg_dump` reads the database as, and in which `appliance backup verify` makes
+    its scratch database. It must see every tenant's rows (the tables' row-level security is FORCEd, so the
+    schema owner does not): a role with BYPASSRLS, pg_read_all_data and CREATEDB (the playbooks make one).
+    Unset: database.migrations_url, which works when that role is a superuser."""
+
     schedule: str = "17 * * * *"
     """When the periodic worker takes a backup, as a cron line (minute hour day month weekday, UTC).
     The default, every hour at :17, gives a recovery point of at most one hour. Empty: no scheduled
@@ -40,6 +46,13 @@ class BackupSettings(Section):
     max_age_hours: float = Field(default=26.0, gt=0)
     """The newest good backup older than this is a failure for `appliance doctor` and the
     ForgeBackupTooOld alert."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("postgresql"):
+            raise ValueError(f"{value.split(':', 1)[0]!r} is not supported: use postgresql+psycopg://")
+        return value
 
     @field_validator("schedule")
     @classmethod
