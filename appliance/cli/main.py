@@ -19,6 +19,7 @@ from appliance.cli import admins as admin_cli
 from appliance.cli import audit as audit_cli
 from appliance.cli import backups as backup_cli
 from appliance.cli import console as console_cli
+from appliance.cli import doctor as doctor_cli
 from appliance.cli import jobs as jobs_cli
 from appliance.cli import programs as programs_cli
 from appliance.cli import reconfigure as reconfigure_cli
@@ -316,6 +317,7 @@ audit_cli.register(app)
 backup_cli.register(app)
 jobs_cli.register(app)
 console_cli.register(app)
+doctor_cli.register(app)
 reconfigure_cli.register(app)
 admin_cli.register(admin_app)  # list, disable, enable, remove, reset-password, mfa reset
 
