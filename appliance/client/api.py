@@ -21,6 +21,8 @@ from appliance.client.errors import ApiError, ApiUnavailable, Unauthorized, from
 API = "/api/v1"
 PAGE = 200  # the API's largest page
 REFRESH_MARGIN_S = 30.0
+#: The doctor waits up to 15 s for a check, in two waves: the API answers within about 30 s at worst.
+DOCTOR_TIMEOUT_S = 45.0
 
 JSON = dict[str, Any]
 
@@ -82,13 +84,17 @@ class ApiClient:
             )
         raise from_response(response.status_code, body, response.headers.get("retry-after"))
 
-    async def request(self, method: str, path: str, *, json: Any = None, params: Any = None) -> Any:
-        """One authenticated call; a token that has ended is refreshed once and the call repeated."""
+    async def request(
+        self, method: str, path: str, *, json: Any = None, params: Any = None, timeout: float | None = None
+    ) -> Any:
+        """One authenticated call; a token that has ended is refreshed once and the call repeated.
+        ``timeout`` replaces the client's for this call (a route known to take longer)."""
+        extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         await self._fresh_token()
-        response = await self._send(method, path, json=json, params=params, headers=self._auth())
+        response = await self._send(method, path, json=json, params=params, headers=self._auth(), **extra)
         if response.status_code == 401 and self.credential is not None:
             await self._refresh(self.credential.access_token)
-            response = await self._send(method, path, json=json, params=params, headers=self._auth())
+            response = await self._send(method, path, json=json, params=params, headers=self._auth(), **extra)
         return self._check(response)
 
     def _auth(self) -> dict[str, str]:
@@ -184,6 +190,11 @@ class ApiClient:
         if isinstance(body, dict) and "checks" in body:
             return body, latency
         raise from_response(response.status_code, body, response.headers.get("retry-after"))
+
+    async def doctor(self) -> JSON:
+        """The doctor's report, run by the API process: ``{"status", "checked_at", "findings": [{"check",
+        "status", "finding", "hint"}, ...]}`` (status ok, warn, fail or skip; needs platform:health)."""
+        return dict(await self.request("GET", f"{API}/platform/doctor", timeout=DOCTOR_TIMEOUT_S))
 
     async def metrics(self) -> str:
         """The Prometheus text of the API (loopback, or an operator's token)."""

@@ -17,11 +17,19 @@ from appliance.models import User
 from appliance.services.access import platform_permissions
 from tests.identity import Identity, Member
 
-READS = ["operators:read", "platform:audit", "platform_jobs:read", "rate_limits:read", "tenants:read"]
+READS = [
+    "operators:read",
+    "platform:audit",
+    "platform:health",
+    "platform_jobs:read",
+    "rate_limits:read",
+    "tenants:read",
+]
 EVERYTHING = [
     "operators:manage",
     "operators:read",
     "platform:audit",
+    "platform:health",
     "platform_jobs:manage",
     "platform_jobs:read",
     "rate_limits:manage",

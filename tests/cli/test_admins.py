@@ -101,6 +101,7 @@ def test_operators_are_listed_disabled_enabled_and_reset_and_each_step_is_audite
     assert watcher["permissions"] == [
         "operators:read",
         "platform:audit",
+        "platform:health",
         "platform_jobs:read",
         "rate_limits:read",
         "tenants:read",

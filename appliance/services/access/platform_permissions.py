@@ -29,10 +29,13 @@ OPERATORS_READ = "operators:read"
 """List and inspect the operator accounts (address, permissions, two-factor, disabled, last sign-in)."""
 OPERATORS_MANAGE = "operators:manage"
 """Create, disable, enable and remove operators; reset their password or their two-factor authentication."""
+PLATFORM_HEALTH = "platform:health"
+"""Run the doctor's checks (settings, secret files, disk, database, row-level security, Redis, queue,
+supervisor, certificate, backups) and read what they found."""
 
 #: What a read-only operator holds: reading, nothing that changes the platform or a tenant.
 READ: frozenset[str] = frozenset(
-    {TENANTS_READ, PLATFORM_AUDIT, RATE_LIMITS_READ, PLATFORM_JOBS_READ, OPERATORS_READ}
+    {TENANTS_READ, PLATFORM_AUDIT, RATE_LIMITS_READ, PLATFORM_JOBS_READ, OPERATORS_READ, PLATFORM_HEALTH}
 )
 #: What changes something; held by full operators only.
 WRITE: frozenset[str] = frozenset(
