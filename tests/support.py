@@ -84,6 +84,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "APPLIANCE_LOGGING__JSON_FORMAT": "true",
         }
     )
+    if settings.database.migrations_url:
+        env["APPLIANCE_DATABASE__MIGRATIONS_URL"] = settings.database.migrations_url
+    for key, value in settings.backups.model_dump().items():
+        if value is not None:
+            env[f"APPLIANCE_BACKUPS__{key.upper()}"] = str(value)
     # The sections workers read, as the test set them (a list is given as JSON).
     for key in LIGHT_HASHES:
         env[f"APPLIANCE_SECURITY__{key.upper()}"] = str(getattr(settings.security, key))

@@ -18,6 +18,7 @@ from appliance.api.routes import (
     apps,
     audit_logs,
     auth,
+    backups,
     doctor,
     health,
     heartbeats,
@@ -129,6 +130,7 @@ def create_app(
     ):
         app.include_router(resource.router, prefix="/api/v1")
     app.include_router(job_routes.platform, prefix="/api/v1")
+    app.include_router(backups.router, prefix="/api/v1")
     app.include_router(doctor.router, prefix="/api/v1")
     openapi_errors.install(app)
     api_docs.install(app)

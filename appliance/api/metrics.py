@@ -113,6 +113,27 @@ class JobStateCollector(Collector):
         yield family
 
 
+class BackupCollector(Collector):
+    """Reads when the newest backup that completed was made, at scrape time (from the platform's audit
+    chain: the same value on every host, whichever one took the backup)."""
+
+    def __init__(self, newest: Callable[[], float | None]):
+        self.newest = newest
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "appliance_backup_last_success_timestamp_seconds",
+            "When the newest backup that completed was made (Unix time); absent before the first one.",
+        )
+        try:
+            newest = self.newest()
+        except Exception:  # a down database must not break the scrape; readiness reports it
+            newest = None
+        if newest is not None:
+            family.add_metric([], newest)
+        yield family
+
+
 def render(extra: Iterable[Collector] = ()) -> bytes:
     """The text exposition of every process's metrics plus the extra collectors."""
     path = multiprocess_dir()

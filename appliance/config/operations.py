@@ -45,7 +45,7 @@ class BackupSettings(Section):
 
     max_age_hours: float = Field(default=26.0, gt=0)
     """The newest good backup older than this is a failure for `appliance doctor` and the
-    ForgeBackupTooOld alert."""
+    ApplianceBackupTooOld alert."""
 
     @field_validator("database_url")
     @classmethod

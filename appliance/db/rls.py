@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 #: Every table whose rows belong to exactly one tenant (tenant_id NOT NULL), plus audit_logs whose platform
@@ -187,28 +187,38 @@ def grant_app_role(connection: Connection, role: str) -> None:
     """
     if connection.dialect.name != "postgresql":
         raise RuntimeError("roles and grants exist on PostgreSQL only")
-    quoted = connection.dialect.identifier_preparer.quote(role)
-    schema = connection.execute(text("SELECT current_schema()")).scalar_one()
-    connection.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {quoted}"))
-    for table in inspect(connection).get_table_names(schema=schema):
-        connection.execute(text(f"REVOKE ALL ON {table} FROM {quoted}"))
-        if table in READ_ONLY_TABLES:
-            privileges = "SELECT"
-        elif table in APPEND_ONLY_TABLES:
-            privileges = "SELECT, INSERT"
-        else:
-            privileges = "SELECT, INSERT, UPDATE, DELETE"
-        connection.execute(text(f"GRANT {privileges} ON {table} TO {quoted}"))
-    for view in inspect(connection).get_view_names(schema=schema):
-        connection.execute(text(f"REVOKE ALL ON {view} FROM {quoted}"))
-        connection.execute(text(f"GRANT SELECT ON {view} TO {quoted}"))
-    connection.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}"))
-    functions = connection.execute(
-        text(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p "
-            "WHERE p.pronamespace = current_schema()::regnamespace AND p.proname = ANY(:names)"
-        ),
-        {"names": list(NARROW_PATHS)},
-    ).scalars()
-    for signature in functions:  # names from the fixed list above, with their argument types
-        connection.execute(text(f"GRANT EXECUTE ON FUNCTION {signature} TO {quoted}"))
+    connection.execute(text(grant_app_role_sql(role)))
+
+
+def grant_app_role_sql(role: str) -> str:
+    """:func:`grant_app_role` as one SQL statement (a DO block reading the catalog when it runs), so that a
+    restore can grant in the transaction that loads the tables."""
+
+    def array(names: tuple[str, ...] | list[str]) -> str:
+        return "ARRAY[" + ", ".join("'" + name.replace("'", "''") + "'" for name in names) + "]::text[]"
+
+    quoted_role = "'" + role.replace("'", "''") + "'"
+    narrow = array(list(NARROW_PATHS))
+    # Literals quoted above; the names the block reads come from the catalog and go through %I.
+    return f"""DO $grant$
+DECLARE
+  item record;
+  target text := {quoted_role};
+BEGIN
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), target);
+  FOR item IN SELECT c.relname, c.relkind FROM pg_class c
+      WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') LOOP
+    EXECUTE format('REVOKE ALL ON %I FROM %I', item.relname, target);
+    EXECUTE format('GRANT %s ON %I TO %I',
+      CASE WHEN item.relkind IN ('v', 'm') OR item.relname = ANY({array(READ_ONLY_TABLES)}) THEN 'SELECT'
+           WHEN item.relname = ANY({array(APPEND_ONLY_TABLES)}) THEN 'SELECT, INSERT'
+           ELSE 'SELECT, INSERT, UPDATE, DELETE' END,
+      item.relname, target);
+  END LOOP;
+  EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO %I', current_schema(), target);
+  FOR item IN SELECT p.oid::regprocedure::text AS signature FROM pg_proc p
+      WHERE p.pronamespace = current_schema()::regnamespace AND p.proname = ANY({narrow}) LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', item.signature, target);
+  END LOOP;
+END
+$grant$"""  # noqa: S608

@@ -74,6 +74,8 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     result: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, nullable=True)
+    """How far a long job got while it runs: ``{"step": str, "done": int, "total": int}``."""
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(default=None)

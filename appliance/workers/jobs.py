@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -52,6 +52,20 @@ class JobContext:
     max_attempts: int
     settings: Settings
     database: Database
+    kind: str = ""
+    _reported: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def progress(self, step: str, done: int, total: int) -> None:
+        """Record how far the job got (read by the jobs API and the console), at most once a second per
+        step and always at a step's end; in a short transaction of its own, so a failure later keeps it."""
+        now = time.monotonic()
+        last = self._reported.get(step)
+        if last is not None and now - last < 1.0 and done < total:
+            return
+        self._reported[step] = now
+        claimed = leases.Claimed(self.job_id, self.tenant_id, self.kind, {}, self.attempt, self.max_attempts)
+        with self.database.engine.begin() as conn:
+            leases.report_progress(conn, claimed, step, done, total)
 
 
 SyncBody = Callable[[JobContext, Session, dict[str, Any]], Any]
@@ -161,7 +175,13 @@ class Runner:
 
     def context(self, claimed: leases.Claimed) -> JobContext:
         return JobContext(
-            claimed.id, claimed.tenant_id, claimed.attempt, claimed.max_attempts, self.settings, self.database
+            claimed.id,
+            claimed.tenant_id,
+            claimed.attempt,
+            claimed.max_attempts,
+            self.settings,
+            self.database,
+            claimed.kind,
         )
 
     def _run_sync(self, entry: Handler, claimed: leases.Claimed) -> None:

@@ -18,6 +18,7 @@ from appliance.services.access import platform_permissions
 from tests.identity import Identity, Member
 
 READS = [
+    "backups:read",
     "operators:read",
     "platform:audit",
     "platform:health",
@@ -26,6 +27,8 @@ READS = [
     "tenants:read",
 ]
 EVERYTHING = [
+    "backups:manage",
+    "backups:read",
     "operators:manage",
     "operators:read",
     "platform:audit",

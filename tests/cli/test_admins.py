@@ -99,6 +99,7 @@ def test_operators_are_listed_disabled_enabled_and_reset_and_each_step_is_audite
         "created_at",
     }
     assert watcher["permissions"] == [
+        "backups:read",
         "operators:read",
         "platform:audit",
         "platform:health",

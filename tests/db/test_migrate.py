@@ -20,7 +20,21 @@ from tests.support import make_settings
 
 def test_upgrade_applies_everything_once(tmp_path: Path, database_url: str) -> None:
     settings = make_settings(tmp_path, database_url, migrated=False)
-    every = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012"]
+    every = [
+        "0001",
+        "0002",
+        "0003",
+        "0004",
+        "0005",
+        "0006",
+        "0007",
+        "0008",
+        "0009",
+        "0010",
+        "0011",
+        "0012",
+        "0013",
+    ]
     assert migrate.pending(settings) == every  # oldest first
     assert migrate.current_revision(settings) is None
 

@@ -26,6 +26,7 @@ from appliance.db import migrate
 from appliance.db.base import utcnow
 from appliance.db.session import Database
 from appliance.errors import Unavailable
+from appliance.services.backups import jobs as backup_jobs
 from appliance.services.jobs import heartbeats
 from appliance.services.jobs import queries as job_queries
 from appliance.workers import queue
@@ -190,8 +191,15 @@ async def scrape(request: Request, ctx: ContextDep) -> Response:
         )
     collector = metrics.QueueDepthCollector(lambda: queue.depth(ctx.queue))
     by_state = metrics.JobStateCollector(lambda: _job_counts(ctx.database))
-    body = await run_in_threadpool(metrics.render, [collector, by_state])
+    backups = metrics.BackupCollector(lambda: _newest_backup(ctx.database))
+    body = await run_in_threadpool(metrics.render, [collector, by_state, backups])
     return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
+def _newest_backup(database: Database) -> float | None:
+    with database.session_scope(write=False) as session:
+        newest = backup_jobs.newest_completed(session)
+    return None if newest is None else newest.timestamp()
 
 
 def _job_counts(database: Database) -> dict[str, int]:

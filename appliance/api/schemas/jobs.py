@@ -22,6 +22,8 @@ class JobOut(BaseModel):
     max_attempts: int
     payload: dict[str, Any]
     result: Any
+    progress: dict[str, Any] | None = None
+    """While a long job runs: ``{"step": "...", "done": n, "total": m}`` (how far it got)."""
     last_error: str | None
     run_at: Timestamp
     """When it runs (queued: next attempt) or last started (running)."""
@@ -41,6 +43,7 @@ class JobOut(BaseModel):
             max_attempts=job.max_attempts,
             payload=job.payload,
             result=job.result,
+            progress=job.progress,
             last_error=job.last_error,
             run_at=job.run_at,
             lease_until=job.lease_until,

@@ -32,14 +32,26 @@ OPERATORS_MANAGE = "operators:manage"
 PLATFORM_HEALTH = "platform:health"
 """Run the doctor's checks (settings, secret files, disk, database, row-level security, Redis, queue,
 supervisor, certificate, backups) and read what they found."""
+BACKUPS_READ = "backups:read"
+"""List the backup archives and the age of the newest one."""
+BACKUPS_MANAGE = "backups:manage"
+"""Take a backup, verify one, restore the whole appliance from one."""
 
 #: What a read-only operator holds: reading, nothing that changes the platform or a tenant.
 READ: frozenset[str] = frozenset(
-    {TENANTS_READ, PLATFORM_AUDIT, RATE_LIMITS_READ, PLATFORM_JOBS_READ, OPERATORS_READ, PLATFORM_HEALTH}
+    {
+        TENANTS_READ,
+        PLATFORM_AUDIT,
+        RATE_LIMITS_READ,
+        PLATFORM_JOBS_READ,
+        OPERATORS_READ,
+        PLATFORM_HEALTH,
+        BACKUPS_READ,
+    }
 )
 #: What changes something; held by full operators only.
 WRITE: frozenset[str] = frozenset(
-    {TENANTS_MANAGE, RATE_LIMITS_MANAGE, PLATFORM_JOBS_MANAGE, OPERATORS_MANAGE}
+    {TENANTS_MANAGE, RATE_LIMITS_MANAGE, PLATFORM_JOBS_MANAGE, OPERATORS_MANAGE, BACKUPS_MANAGE}
 )
 #: Every platform permission: what a full operator holds.
 ALL: frozenset[str] = READ | WRITE

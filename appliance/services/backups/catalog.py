@@ -107,7 +107,7 @@ def listing(directory: Path) -> list[Summary]:
             found.append(read_summary(archive))
         except InvalidInput:
             continue
-    return sorted(found, key=lambda item: item.created_at, reverse=True)
+    return sorted(found, key=lambda item: (item.created_at, item.name), reverse=True)
 
 
 def newest_good(directory: Path, kind: Kind = "full") -> Summary | None:

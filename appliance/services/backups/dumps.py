@@ -16,15 +16,18 @@ import re
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Json
 from sqlalchemy.engine import URL, make_url
 
+from appliance.db import rls
 from appliance.errors import ConfigError, InvalidInput, OperationFailed, Unavailable
 
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -245,13 +248,27 @@ def dump_postgresql(url: str, workdir: Path) -> Dump:
     return Dump("postgresql", target, rows, revision)
 
 
-def restore_postgresql(url: str, dump: Path, rows: Mapping[str, int], workdir: Path) -> None:
+def restore_postgresql(
+    url: str,
+    dump: Path,
+    rows: Mapping[str, int],
+    workdir: Path,
+    keep: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    *,
+    grant_to: str | None = None,
+) -> None:
     """Replace the appliance's objects in the database of ``url`` with the dump's, in one transaction that
-    also compares every table's count with ``rows`` before the constraints and row-level security go on."""
+    also compares every table's count with ``rows`` before the constraints and row-level security go on.
+    The rows of ``keep`` (table, values) are added in the same transaction, after the count check, and
+    ``grant_to`` (the app role) gets its privileges in it too: no reader finds a table it may not read."""
     pre = workdir / "restore-pre.sql"
     pre.write_text(_DROP_OWN_OBJECTS)
     check = workdir / "restore-check.sql"
-    check.write_text(_count_checks(rows))
+    check.write_text(_count_checks(rows) + _inserts(url, keep))
+    post = workdir / "restore-post.sql"
+    post.write_text(
+        "" if grant_to is None else "RESET search_path;\n" + rls.grant_app_role_sql(grant_to) + ";\n"
+    )
     env = libpq_environment(url)
     pg_restore = _binary("pg_restore")
     common = [pg_restore, "--no-owner", "--no-privileges", "--file=-", str(dump)]
@@ -275,6 +292,7 @@ def restore_postgresql(url: str, dump: Path, rows: Mapping[str, int], workdir: P
         f"--file=/dev/fd/{fds[0]}",
         f"--file={check}",
         f"--file=/dev/fd/{fds[1]}",
+        f"--file={post}",
     ]
     try:
         loader = subprocess.run(psql, pass_fds=fds, capture_output=True, env=env, check=False)
@@ -291,6 +309,26 @@ def restore_postgresql(url: str, dump: Path, rows: Mapping[str, int], workdir: P
             raise OperationFailed(f"pg_restore could not read the dump, nothing was changed: {reason}")
         reason = _last_line(loader.stderr.decode(errors="replace"))
         raise OperationFailed(f"the database refused the restore, nothing was changed: {reason}")
+
+
+def _inserts(url: str, keep: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    if not keep:
+        return ""
+    statements = []
+    with _connect(url) as connection:
+        for table, values in keep:
+            columns = list(values)
+            literals = [
+                sql.Literal(Json(value) if isinstance(value, dict | list) else value)
+                for value in values.values()
+            ]
+            statement = sql.SQL("INSERT INTO public.{} ({}) VALUES ({}) ON CONFLICT DO NOTHING;").format(
+                sql.Identifier(table),
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.SQL(", ").join(literals),
+            )
+            statements.append(statement.as_string(connection))
+    return "\n".join(statements) + "\n"
 
 
 def _count_checks(rows: Mapping[str, int]) -> str:

@@ -11,7 +11,7 @@ import datetime as dt
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,11 +211,17 @@ class Restored:
 
 
 def restore(
-    settings: Settings, path: Path, *, key_file: Path | None = None, progress: Progress = _quiet
+    settings: Settings,
+    path: Path,
+    *,
+    key_file: Path | None = None,
+    progress: Progress = _quiet,
+    keep: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> Restored:
     """Bring the whole appliance back to the archive's state: its database (then migrated forward when the
     archive is older) and its signing key. The archive's config file is put beside the data directory for
-    comparison, never over the one in force."""
+    comparison, never over the one in force. The rows of ``keep`` (table, values: the restore's own job)
+    are added in the same step as the archive's rows, so that no reader sees the database without them."""
     with archive.private_directory(settings.backup_dir, ".restore-") as work:
         manifest = _open(settings, path, key_file, work, progress)
         engine = _check_restorable(settings, path, manifest)
@@ -226,16 +232,39 @@ def restore(
             found, _revision = dumps.sqlite_counts(copy)
             dumps.check_counts(found, expected, str(path))
             migrated = migrate.upgrade(_with_database(settings, f"sqlite:///{copy}"))
+            _insert_rows(f"sqlite:///{copy}", keep)
             dumps.replace_sqlite(settings.database_url, copy)
         else:
+            role = migrate.app_role(settings)
             dumps.restore_postgresql(
-                settings.migrations_url, work / dumps.PART_NAMES["postgresql"], expected, work
+                settings.migrations_url,
+                work / dumps.PART_NAMES["postgresql"],
+                expected,
+                work,
+                keep,
+                grant_to=role,
             )
             migrated = migrate.upgrade(settings)
         progress("restoring the database", 1, 1)
         replaced = _restore_signing_key(settings, work / SIGNING_KEY_PART)
         config_copy = _keep_config(settings, work / CONFIG_PART, manifest)
     return Restored(path, manifest, migrated, replaced, config_copy)
+
+
+def _insert_rows(url: str, keep: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    if not keep:
+        return
+    from sqlalchemy import create_engine, insert
+
+    from appliance.db.base import Base
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for table, values in keep:
+                conn.execute(insert(Base.metadata.tables[table]).values(**values))
+    finally:
+        engine.dispose()
 
 
 def _restore_signing_key(settings: Settings, restored: Path) -> bool:

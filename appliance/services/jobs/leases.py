@@ -188,6 +188,17 @@ def fail(
     return run_at
 
 
+def report_progress(conn: Connection, job: Claimed, step: str, done: int, total: int) -> bool:
+    """Record how far a running job got (``{"step", "done", "total"}``), if this attempt still holds it."""
+    tenancy.set_connection_tenant(conn, job.tenant_id)
+    changed = conn.execute(
+        update(Job)
+        .where(by_key(Job.id == job.id, Job.state == JobState.RUNNING.value, Job.attempts == job.attempt))
+        .values(progress={"step": step[:200], "done": int(done), "total": int(total)})
+    )
+    return bool(changed.rowcount)
+
+
 def renew(conn: Connection, jobs: Sequence[Claimed], lease: float, now: dt.datetime | None = None) -> int:
     """Extend the leases of the jobs this worker runs (its heartbeat); returns how many it still holds."""
     if not jobs:
