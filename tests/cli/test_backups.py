@@ -1,0 +1,112 @@
+"""`appliance backup ...` as an admin runs it, in real processes: init shows the new backup key once; create,
+list, verify and restore; a wrong key or a damaged archive is one line and exit 1; key show and rotate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner, Result
+
+from appliance.cli.main import app
+from appliance.errors import ApplianceError
+from appliance.services.backups import keys
+from tests.support import make_settings, settings_env
+
+
+def _run(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:
+    """The command in this process (a process each would cost seconds of imports)."""
+    return CliRunner().invoke(app, list(args), env=env, input=stdin)
+
+
+def _process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_backup_commands_end_to_end(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    env = settings_env(settings)
+
+    first = _run(env, "init")
+    assert first.exit_code == 0, first.output
+    secret = [
+        line.strip() for line in first.stdout.splitlines() if line.strip().startswith("AGE-SECRET-KEY-")
+    ]
+    assert len(secret) == 1
+    assert "off this machine" in first.stdout
+    again = _run(env, "init")
+    assert "AGE-SECRET-KEY-" not in again.stdout
+    assert "backup key:" in again.stdout
+    assert "(kept)" in again.stdout
+    assert settings.backup_key_file.stat().st_mode & 0o077 == 0
+
+    assert _run(env, "tenant", "create", "acme", "--name", "Acme").exit_code == 0
+    made = _run(env, "backup", "create", "--json")
+    assert made.exit_code == 0, made.output
+    summary = json.loads(made.stdout)
+    archive = Path(summary["path"])
+    assert archive.parent == settings.backup_dir
+    assert summary["rows"]["tenants"] == 1
+
+    listed = _run(env, "backup", "list")
+    assert archive.name in listed.stdout
+    assert "full" in listed.stdout
+
+    verified = _run(env, "backup", "verify", str(archive))
+    assert verified.exit_code == 0, verified.output
+    assert "audit chains: 2 verified, all intact" in verified.stdout
+
+    assert _run(env, "tenant", "create", "globex", "--name", "Globex").exit_code == 0
+    asked = _run(env, "backup", "restore", str(archive), stdin="n\n")
+    assert asked.exit_code == 1
+    assert "globex" in _run(env, "tenant", "list").stdout  # nothing restored without a yes
+
+    restored = _run(env, "backup", "restore", str(archive), "--yes")
+    assert restored.exit_code == 0, restored.output
+    assert f"restored {archive}" in restored.stdout
+    tenants = _run(env, "tenant", "list").stdout
+    assert "acme" in tenants
+    assert "globex" not in tenants
+
+    # The key as the admin stores it: every identity, current first.
+    shown = _run(env, "backup", "key", "show")
+    assert secret[0] in shown.stdout
+    rotated = _run(env, "backup", "key", "rotate")
+    assert rotated.exit_code == 0, rotated.output
+    after = _run(env, "backup", "key", "show").stdout
+    assert after.index("AGE-SECRET-KEY-") < after.index(secret[0])  # the new one first, the old one kept
+    assert _run(env, "backup", "verify", str(archive)).exit_code == 0  # older archives still read
+
+
+def test_refusals_are_one_line_and_exit_1(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    env = settings_env(settings)
+    assert _run(env, "init").exit_code == 0
+    archive = Path(json.loads(_run(env, "backup", "create", "--json").stdout)["path"])
+    other_key = tmp_path / "other.key"
+    keys.create(other_key)
+    damaged = tmp_path / "damaged.age"
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+
+    # As the admin sees it: one line on stderr, exit 1, no traceback.
+    wrong_key = _process(env, "backup", "verify", str(archive), "--key-file", str(other_key))
+    assert wrong_key.returncode == 1, wrong_key.stdout
+    errors = [line for line in wrong_key.stderr.splitlines() if line.startswith("appliance: error:")]
+    assert len(errors) == 1, wrong_key.stderr
+    assert "wrong key" in errors[0]
+    assert "Traceback" not in wrong_key.stderr
+
+    for args, words in (
+        (("restore", str(damaged), "--yes"), "damaged or truncated"),
+        (("verify", str(tmp_path / "nothing.age")), "is not a file"),
+        (("restore", str(archive), "--yes", "--key-file", str(tmp_path / "none.key")), "does not exist"),
+    ):
+        result = _run(env, "backup", *args)
+        assert isinstance(result.exception, ApplianceError), result.output
+        assert words in str(result.exception)
