@@ -119,9 +119,13 @@ def init(ctx: typer.Context) -> None:
     if backup_keys.create(settings.backup_key_file):
         key = backup_keys.load(settings.backup_key_file)
         _echo(f"backup key: {settings.backup_key_file} (created)")
-        _echo(f"  {key.lines[0].splitlines()[-1]}")
-        _echo("  store this key off this machine now: without it no backup can be read (shown only now;")
-        _echo("  `appliance backup key show` prints it again to its owner).")
+        if sys.stdout.isatty():  # shown once to the admin at a terminal, never into a log or a pipe
+            _echo(f"  {key.lines[0].splitlines()[-1]}")
+            _echo("  store this key off this machine now: without it no backup can be read")
+        else:
+            _echo(
+                "  store it off this machine: without it no backup can be read (`appliance backup key show`)"
+            )
     else:
         _echo(f"backup key: {settings.backup_key_file} (kept)")
 

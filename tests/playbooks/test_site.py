@@ -328,6 +328,27 @@ def test_the_app_role_logs_in_without_bypassing_row_level_security(converged: Co
     assert out[:3] == ["forge_app t f f", "forge_owner t f f", "forge_owner"]
 
 
+def test_the_service_user_backs_up_and_verifies_through_the_backup_role(converged: Converged) -> None:
+    """Production's path: pg_dump over TCP as forge_backup (BYPASSRLS, pg_read_all_data), a scratch
+    database for verify (CREATEDB), the key made by `appliance init` under the data directory."""
+    appliance = converged.path("appliance_venv_dir") / "bin/appliance"
+    config = converged.path("common_config_dir") / "appliance.toml"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = ["runuser", "-u", converged.user, "--", str(appliance), "--config", str(config), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+    made = run("backup", "create", "--json")
+    assert made.returncode == 0, made.stderr
+    archive = json.loads(made.stdout)
+    assert archive["database"] == "postgresql"
+    assert archive["rows"]["users"] >= 1  # the operator install.sh made
+    verified = run("backup", "verify", archive["path"])
+    assert verified.returncode == 0, verified.stderr + verified.stdout
+    assert "all intact" in verified.stdout
+    assert Path(archive["path"]).parent == converged.path("common_data_dir") / "backups"
+
+
 def test_redis_wants_its_password(converged: Converged) -> None:
     port = converged.port("redis_port")
     with pytest.raises(redis.AuthenticationError):

@@ -133,6 +133,8 @@ def configure(tmp_path: Path, overrides: dict[str, object]) -> subprocess.Comple
             "postgresql_owner_password": "o" * 32,
             "postgresql_app_role": "forge_app",
             "postgresql_app_password": "a" * 32,
+            "postgresql_backup_role": "forge_backup",
+            "postgresql_backup_password": "b" * 32,
             "redis_password": "r" * 32,
             "appliance_config_overrides": overrides,
         },
