@@ -5,7 +5,8 @@ PostgreSQL dumps run on an exported snapshot (`pg_export_snapshot()` + `pg_dump 
 counts in the manifest are the dump's. A restore is one transaction (`psql --single-transaction`): the
 appliance's objects are dropped, the archive's schema and rows loaded, every table's count compared with the
 manifest, then the indexes, constraints and row-level security created; any failure leaves the database as
-it was. SQLite dumps copy the file page by page while it stays in use; a restore migrates the archive's copy
+it was. SQLite dumps copy the file in one step of the online backup API, on a read snapshot (WAL: writers go
+on meanwhile); a restore migrates the archive's copy
 forward first, then copies it over the live database in one step.
 """
 
@@ -91,7 +92,8 @@ def sqlite_path(url: str) -> Path:
 
 
 def dump_sqlite(url: str, workdir: Path) -> Dump:
-    """Copy the live SQLite file with the online backup API (writers wait at most a moment per step)."""
+    """Copy the live SQLite file with the online backup API, in one step on a read snapshot (the database is
+    in WAL mode: writers are not blocked, and the copy does not restart when they write)."""
     source_path = sqlite_path(url)
     if not source_path.exists():
         raise Unavailable(f"the database file {source_path} does not exist: run `appliance migrate`")
@@ -99,7 +101,7 @@ def dump_sqlite(url: str, workdir: Path) -> Dump:
     source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
     destination = sqlite3.connect(target)
     try:
-        source.backup(destination, pages=4096)
+        source.backup(destination)  # one step: a consistent snapshot (WAL: writers go on meanwhile)
     finally:
         source.close()
         destination.close()

@@ -188,3 +188,39 @@ def test_a_dump_role_bound_by_row_level_security_is_refused_with_the_fix(
     _wipe(_settings(tmp_path, pg_database.url))
     operations.restore(settings, archive)
     assert _tables(_settings(tmp_path, pg_database.url)) == before
+
+
+def test_a_backup_taken_while_writers_write_is_consistent(tmp_path: Path, database_url: str) -> None:
+    """The database stays online: projects are added throughout the backup, and the archive's counts are
+    its own snapshot's (verify restores it and finds every count the manifest says)."""
+    import threading
+
+    settings = _settings(tmp_path, database_url)
+    _fill(settings, ("acme",))
+    database = Database(settings)
+    stop = threading.Event()
+    written: list[int] = []
+
+    def write() -> None:
+        with database.session_scope(write=False) as session:
+            tenancy.set_platform(session)
+            org = session.scalars(select(Organization)).one()
+        n = 0
+        while not stop.is_set():
+            with database.session_scope() as session:
+                tenancy.set_tenant(session, org.tenant_id)
+                session.add(Project(tenant_id=org.tenant_id, organization_id=org.id, name=f"live-{n}"))
+            n += 1
+        written.append(n)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        summary = operations.create(settings)
+    finally:
+        stop.set()
+        writer.join()
+        database.dispose()
+    assert written[0] > 0
+    assert operations.verify(settings, summary.path).ok
+    assert 5 <= summary.rows["projects"] <= 5 + written[0]
