@@ -109,3 +109,38 @@ def test_refusals_are_one_line_and_exit_1(tmp_path: Path) -> None:
         result = _run(env, "backup", *args)
         assert isinstance(result.exception, ApplianceError), result.output
         assert words in str(result.exception)
+
+
+def test_init_at_a_terminal_shows_the_new_key_once(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    settings = make_settings(tmp_path)
+    env = settings_env(settings)
+
+    def at_terminal() -> str:
+        leader, follower = pty.openpty()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "appliance", "init"], env=env, stdout=follower, stderr=follower
+            )
+            os.close(follower)
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the terminal closed: the process ended
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            assert process.wait(timeout=60) == 0
+        finally:
+            os.close(leader)
+        return b"".join(chunks).decode()
+
+    shown = at_terminal()
+    identity = [line for line in settings.backup_key_file.read_text().splitlines() if line.startswith("AGE-")]
+    assert identity[0] in shown
+    assert "store this key off this machine now" in shown
+    assert identity[0] not in at_terminal()  # once
