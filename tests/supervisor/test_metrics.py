@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from appliance import __version__
 from appliance.supervisor.metrics import answer, parse_metrics, render
 from appliance.supervisor.specs import SpecError, load_services
 from appliance.supervisor.states import State
@@ -244,7 +245,7 @@ def test_a_real_scrape_reports_state_restarts_and_memory(sandbox: Sandbox) -> No
     assert of(before, "appliance_program_resident_memory_bytes", **web) > 1 << 20
     assert of(before, "appliance_program_uptime_seconds", **web) > 0
     assert of(before, "appliance_supervisor_resident_memory_bytes") > 1 << 20
-    assert of(before, "appliance_supervisor_info", version="0.1.0") == 1
+    assert of(before, "appliance_supervisor_info", version=__version__) == 1
 
     pid = answer_pid(web_port)
     assert pid is not None
