@@ -124,3 +124,24 @@ def upgrade(settings: Settings, revision: str = "head") -> list[str]:
                 conn.commit()
     script = ScriptDirectory.from_config(_config())
     return list(reversed([r.revision for r in script.iterate_revisions(revision, before)]))
+
+
+def downgrade(settings: Settings, revision: str) -> list[str]:
+    """Take the schema back to ``revision`` with the migrations' own downgrades (as the owner, under the
+    same lock as `upgrade`): a failed upgrade's rollback does it after restoring a backup of the older
+    version, which the restore migrated forward. Returns what was undone, newest first."""
+    with _owner_connection(settings) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID})
+            conn.commit()
+        try:
+            before = MigrationContext.configure(conn).get_current_revision()
+            command.downgrade(_config(conn), revision)
+            conn.commit()
+        finally:
+            if conn.dialect.name == "postgresql":
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK_ID})
+                conn.commit()
+    script = ScriptDirectory.from_config(_config())
+    return [r.revision for r in script.iterate_revisions(before, revision)]

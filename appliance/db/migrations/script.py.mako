@@ -16,6 +16,9 @@ revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+# Upgrades: "expand" only adds (the previous version keeps working on the migrated schema), "contract" drops
+# or changes what it still uses (appliance/upgrade/schema.py). Say which.
+phase = "expand"
 
 
 def upgrade() -> None:

@@ -22,6 +22,9 @@ revision: str = '0002'
 down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Upgrades: "expand" only adds (the previous version keeps working on the migrated schema), "contract" drops
+# or changes what it still uses (appliance/upgrade/schema.py).
+phase = "expand"
 
 CREATED_HERE = frozenset({
     'organizations', 'memberships', 'roles', 'projects', 'api_keys', 'audit_logs',

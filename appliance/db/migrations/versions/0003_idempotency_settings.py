@@ -18,6 +18,9 @@ revision: str = '0003'
 down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Upgrades: "expand" only adds (the previous version keeps working on the migrated schema), "contract" drops
+# or changes what it still uses (appliance/upgrade/schema.py).
+phase = "expand"
 
 
 def upgrade() -> None:

@@ -22,6 +22,9 @@ revision: str = '0004'
 down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Upgrades: "expand" only adds (the previous version keeps working on the migrated schema), "contract" drops
+# or changes what it still uses (appliance/upgrade/schema.py).
+phase = "expand"
 
 # Frozen here: counting another table is a migration of its own (it replaces the view).
 COUNTED_TABLES = ('memberships', 'organizations', 'projects', 'api_keys')

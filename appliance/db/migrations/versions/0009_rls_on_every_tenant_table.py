@@ -47,6 +47,9 @@ revision: str = '0009'
 down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Upgrades: "contract": the version before this one reads jobs, refresh tokens and idempotency keys with no
+# tenant set, which row-level security now hides from it (appliance/upgrade/schema.py).
+phase = "contract"
 
 # Frozen here: a table added to row-level security later gets its policies in its own migration.
 RLS_TABLES = ('jobs', 'refresh_tokens', 'idempotency_keys')

@@ -19,6 +19,9 @@ revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Upgrades: "expand" only adds (the previous version keeps working on the migrated schema), "contract" drops
+# or changes what it still uses (appliance/upgrade/schema.py).
+phase = "expand"
 
 # Frozen here, as in 0004: counting another table, or other rows, is a migration of its own.
 COUNTED_TABLES = ("memberships", "organizations", "projects", "api_keys")

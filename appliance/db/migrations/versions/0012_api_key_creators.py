@@ -24,6 +24,9 @@ revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Upgrades: "expand" only adds (the previous version keeps working on the migrated schema), "contract" drops
+# or changes what it still uses (appliance/upgrade/schema.py).
+phase = "expand"
 
 _keys = sa.table(
     "api_keys",
