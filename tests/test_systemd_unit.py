@@ -137,7 +137,7 @@ def test_the_supervisor_systemd_runs_is_standard_library_only(unit: Unit, tmp_pa
         client = SupervisorClient(data / "run" / "control.sock")
         wait_for(lambda: _answers(client), timeout=60, what="the supervisor's control socket")
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        assert cmdline[1:3] == [b"-m", b"appliance.supervisor"]
+        assert cmdline[1:4] == [b"-P", b"-m", b"appliance.supervisor"]
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         assert "pydantic" not in maps
         assert "sqlalchemy" not in maps

@@ -24,6 +24,7 @@ from appliance.cli import jobs as jobs_cli
 from appliance.cli import programs as programs_cli
 from appliance.cli import reconfigure as reconfigure_cli
 from appliance.cli import tenants as tenant_cli
+from appliance.cli import upgrade as upgrade_cli
 from appliance.cli import users as user_cli
 from appliance.cli.shared import open_database
 from appliance.errors import ApplianceError
@@ -323,6 +324,7 @@ jobs_cli.register(app)
 console_cli.register(app)
 doctor_cli.register(app)
 reconfigure_cli.register(app)
+upgrade_cli.register(app)
 admin_cli.register(admin_app)  # list, disable, enable, remove, reset-password, mfa reset
 
 

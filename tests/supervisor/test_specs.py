@@ -181,7 +181,7 @@ def test_embedded_default_is_identical_to_config_copy() -> None:
     api, worker = embedded.get("api"), embedded.get("worker")
     assert api is not None
     assert worker is not None
-    assert api.command == ("/opt/appliance/bin/python", "-m", "appliance", "api")
+    assert api.command == ("/opt/appliance/bin/python", "-P", "-m", "appliance", "api")
     assert api.ready is not None
     assert api.ready.kind == "notify"  # per process: any instance may answer on the shared socket
     assert api.listen == ("127.0.0.1", 8080)

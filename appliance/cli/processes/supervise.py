@@ -65,8 +65,9 @@ def supervisor_command(
 ) -> tuple[list[str], dict[str, str]]:
     """The argv and environment of the standard-library supervisor for these settings; `services`,
     `run_dir` and `log_dir` override the settings' (`appliance supervise --services ...`)."""
+    # -P: the supervisor's package comes from the venv, not from the directory it was started in.
     argv = [
-        sys.executable, "-m", "appliance.supervisor",
+        sys.executable, "-P", "-m", "appliance.supervisor",
         "--services", str(services or services_file(settings)),
         "--run-dir", str(run_dir or settings.run_dir),
         "--log-dir", str(log_dir or settings.log_dir),
