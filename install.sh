@@ -44,7 +44,8 @@ Usage: ./install.sh [--test] [--admin-email EMAIL] [--no-start] [--bin-dir DIR] 
                        ~/.local/bin otherwise)
 
 Run again after an update: it installs, migrates and restarts only when the checkout or the database
-schema changed; with nothing to change it leaves a running appliance alone.
+schema changed; with nothing to change it leaves a running appliance alone. A running appliance is
+upgraded in place (`appliance upgrade`): no downtime, and rolled back on any failure.
 EOF
 }
 
@@ -292,9 +293,21 @@ fi
 APPLIANCE="$VENV/bin/appliance"
 STAMP="$VENV/.forge-appliance-source"   # the fingerprint of the checkout installed last
 FINGERPRINT="$(source_fingerprint)" || die "could not read the checkout in $REPO"
+IN_PLACE=0   # upgraded while it ran, by `appliance upgrade`
 if [ -x "$APPLIANCE" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$FINGERPRINT" ]; then
   say "forge-appliance in $VENV is up to date with this checkout"
   UPGRADED=0
+elif [ -x "$APPLIANCE" ] && "$APPLIANCE" status >/dev/null 2>&1; then
+  # Installed and running: upgrade it in place with no downtime: the checkout into a new venv beside this
+  # one, the checks, a backup, the migrations, the venv path switched, a rolling restart, a rollback on any
+  # failure. The checkout's own upgrade code runs it (the installed version may have none): from $REPO, with
+  # the installed venv's Python, standard library only until it hands over to the new venv.
+  say "the appliance is running: upgrading it in place (appliance upgrade; rolled back on any failure)"
+  "$VENV/bin/python" -m appliance.upgrade "$REPO" --venv "$VENV" \
+    || die "the appliance was not upgraded (the reason is above); it runs the version it ran before"
+  printf '%s\n' "$FINGERPRINT" >"$STAMP"   # in the new venv, where $VENV leads now
+  UPGRADED=0
+  IN_PLACE=1
 else
   upgrade_pip
   say "installing forge-appliance into $VENV"
@@ -316,7 +329,7 @@ if [ "$RUNNING" -eq 1 ]; then
     say "the appliance is running: stopping it to upgrade"
     "$APPLIANCE" down
     RUNNING=0
-  else
+  elif [ "$IN_PLACE" -eq 0 ]; then
     say "the appliance is running and nothing changed: left running (settings changed since it started? \
 run $COMMAND down, then $COMMAND up)"
   fi

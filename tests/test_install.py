@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from appliance import __version__
 from tests.servers import unavailable
 from tests.support import appliance_env, copy_checkout
 
@@ -103,13 +104,16 @@ def test_install_starts_a_ready_appliance_is_idempotent_and_refuses_a_taken_port
     assert api_pids(checkout, env) == pids
     assert httpx.get(f"{url}/health/ready").status_code == 200
 
-    # A changed checkout is installed and the appliance restarted on it.
+    # A changed checkout is installed beside the running one and the appliance upgraded onto it in place
+    # (`appliance upgrade`: a new venv, a backup, a rolling restart), never stopped.
     init = checkout / "appliance" / "__init__.py"
     init.write_text(init.read_text() + "# changed\n")
     third = run_install(checkout, env)
     assert third.returncode == 0, third.stdout + third.stderr
-    assert "installing forge-appliance" in third.stdout
-    assert "the appliance is running: stopping it to upgrade" in third.stdout
+    assert "the appliance is running: upgrading it in place" in third.stdout
+    assert f"upgraded {__version__} -> {__version__}" in third.stdout
+    assert "stopping it to upgrade" not in third.stdout
+    assert (checkout / ".venv").resolve().parent == checkout / ".venvs"
     assert api_pids(checkout, env) != pids
     assert httpx.get(f"{url}/health/ready").status_code == 200
 
