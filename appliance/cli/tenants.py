@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -26,7 +30,8 @@ if TYPE_CHECKING:
 
 
 tenant_app = typer.Typer(
-    help="Create, list, suspend, resume, delete and purge tenants (talks to the database; no API needed).",
+    help="Create, list, suspend, resume, delete, purge, export and import tenants (talks to the database; "
+    "no API needed).",
     no_args_is_help=True,
 )
 
@@ -258,6 +263,145 @@ def purge(ctx: typer.Context, yes: YesOption = False) -> None:
         with database.session_scope() as session:
             purged = tenants.purge_due(session, now, cli_operator())
     typer.echo(f"purged {len(purged)} tenant(s): {', '.join(purged)}" if purged else "nothing purged")
+
+
+@tenant_app.command("export")
+def export(
+    ctx: typer.Context,
+    tenant: TenantArg,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the archive here (default: a new one in the backup directory)."
+        ),
+    ] = None,
+) -> None:
+    """Write one tenant to an encrypted archive: its tenant row, every row it owns (its audit chain
+    included) and its members' accounts, read in one consistent snapshot. Prints the archive's path, the
+    rows of each table, and what is not moved (sessions, idempotency keys, the jobs ledger).
+
+    The archive is encrypted to the backup key (backups.key_file); `appliance tenant import` on this or
+    another appliance brings it back. Connects as the schema owner (database.migrations_url)."""
+    from appliance.services.access.actors import cli_operator
+    from appliance.services.backups import keys, tenant_archive
+
+    settings = ctx.obj.settings
+    key = keys.load(settings.backup_key_file)
+    with open_database(ctx, owner=True) as database, _progress_line("exporting") as progress:
+        done = tenant_archive.export(
+            database,
+            tenant,
+            directory=settings.backup_dir,
+            recipient=key.recipient,
+            actor=cli_operator(),
+            now=utc_now(),
+            target=output,
+            progress=progress,
+        )
+    lines = [f"tenant {done.slug} ({done.tenant_id}) exported to {done.archive}", f"sha256: {done.sha256}"]
+    lines += _rows_lines(done.rows, {})
+    echo_lines(lines + _not_moved_lines())
+
+
+@tenant_app.command("import")
+def import_tenant(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="An archive made by `appliance tenant export`.")
+    ],
+    as_slug: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="NEW_SLUG",
+            help="Import under this slug; a copy beside the original (new ids) when the original is here.",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key-file", help="The backup key that opens the archive (another appliance's key)."),
+    ] = None,
+) -> None:
+    """Bring back a tenant from an archive, in one transaction, without touching other tenants.
+
+    Refused, with nothing changed, when the slug is in use or the tenant is already here (delete it, or
+    use --as NEW_SLUG for a copy with new ids), or when the archive was made at another schema revision.
+    Members whose account is here (same id, or same e-mail) keep it; others' accounts come with their
+    passwords. The tenant's audit chain is verified before the import is committed, and records it."""
+    from appliance.services.access.actors import cli_operator
+    from appliance.services.backups import keys, tenant_archive
+
+    settings = ctx.obj.settings
+    key = keys.load(key_file or settings.backup_key_file)
+    with open_database(ctx, owner=True) as database, _progress_line("importing") as progress:
+        done = tenant_archive.import_archive(
+            database,
+            file,
+            list(key.identities),
+            scratch=settings.backup_dir,
+            actor=cli_operator(),
+            new_slug=as_slug,
+            progress=progress,
+        )
+    how = f"a copy of {done.source_slug} with new ids" if done.copy else "as it was exported"
+    lines = [f"tenant {done.slug} ({done.tenant_id}) imported from {file}, {how}"]
+    lines += _rows_lines(done.rows, done.left_out)
+    lines.append(
+        f"accounts: {done.new_accounts} new, {done.accounts_matched_by_email} already here under the same "
+        "e-mail (their memberships use them)"
+    )
+    if done.left_out.get("api_keys"):
+        lines.append("API keys were not copied: a key authenticates one tenant; make new ones in the copy")
+    if done.left_out.get("invitations"):
+        lines.append("open invitations were not copied: their tokens answer for the original; invite again")
+    if done.copy:
+        lines.append("heartbeat apps have new heartbeat URLs (the old ones name the original tenant)")
+    echo_lines(lines + _not_moved_lines())
+
+
+@contextmanager
+def _progress_line(verb: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress line on a terminal (stderr), redrawn at most ten times a second; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    shown = [0.0]
+    units = {"rows": "rows", "archive": "bytes of the archive"}
+
+    def show(step: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - shown[0] < 0.1 and done < total:
+            return
+        shown[0] = now
+        share = f" ({100 * done // total}%)" if total else ""
+        line = f"{verb}: {done:,} of {total:,} {units.get(step, step)}{share}"
+        sys.stderr.write(f"\r{line:<72}")
+        sys.stderr.flush()
+
+    try:
+        yield show
+    finally:
+        sys.stderr.write("\n")
+
+
+def _rows_lines(rows: dict[str, int], left_out: dict[str, int]) -> list[str]:
+    def note(table: str) -> str:
+        if not left_out.get(table):
+            return ""
+        # Accounts (and their factors and codes) that are here already are kept as they are.
+        why = "already here" if table in ("users", "mfa_factors", "recovery_codes") else "left out"
+        return f"{left_out[table]:,} {why}"
+
+    cells = [
+        [table, f"{count:,}", note(table)] for table, count in rows.items() if count or left_out.get(table)
+    ]
+    return [f"{sum(rows.values()):,} rows:", render_table(("TABLE", "ROWS", ""), cells)]
+
+
+def _not_moved_lines() -> list[str]:
+    from appliance.services.backups.tenant_rows import NOT_MOVED
+
+    return ["not moved:", *(f"  {table}: {why}" for table, why in NOT_MOVED.items())]
 
 
 # --------------------------------------------------------------------------- confirmation and output
