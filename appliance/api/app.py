@@ -31,6 +31,7 @@ from appliance.api.routes import (
     roles,
     root,
     tenant_contents,
+    tenant_moves,
     tenants,
     webhook_messages,
     webhooks,
@@ -130,6 +131,8 @@ def create_app(
     ):
         app.include_router(resource.router, prefix="/api/v1")
     app.include_router(job_routes.platform, prefix="/api/v1")
+    app.include_router(tenant_moves.exports, prefix="/api/v1")
+    app.include_router(tenant_moves.imports, prefix="/api/v1")
     app.include_router(backups.router, prefix="/api/v1")
     app.include_router(doctor.router, prefix="/api/v1")
     openapi_errors.install(app)

@@ -254,6 +254,23 @@ class ApiClient:
     async def delete_tenant(self, tenant_id: str) -> None:
         await self.request("DELETE", f"{API}/tenants/{tenant_id}")
 
+    async def export_tenant(self, tenant_id: str) -> JSON:
+        """Start exporting a tenant to an archive of the backup directory: the job (its ``progress`` while
+        it runs; once it succeeded, ``result["archive"]`` names the archive). Needs tenants:manage."""
+        return dict(await self.request("POST", f"{API}/tenants/{tenant_id}/export"))
+
+    async def import_tenant(self, archive: str, slug: str | None = None) -> JSON:
+        """Start importing the tenant of the archive ``archive`` (a name in the backup directory), under
+        ``slug`` if given: the job (``result["tenant_id"]`` and ``["slug"]`` once it succeeded)."""
+        body: JSON = {"archive": archive}
+        if slug:
+            body["slug"] = slug
+        return dict(await self.request("POST", f"{API}/tenant-imports", json=body))
+
+    async def platform_job(self, job_id: str) -> JSON:
+        """Any job, as operators see it: its state, progress and result."""
+        return dict(await self.request("GET", f"{API}/platform/jobs/{job_id}"))
+
     # --- audit ----------------------------------------------------------------------------------------
 
     async def platform_audit(self, filters: JSON | None = None, limit: int = PAGE) -> list[JSON]:

@@ -14,6 +14,7 @@ from appliance.services.jobs import durable as job_service
 from appliance.workers import backup_tasks as _backup_tasks  # noqa: F401  (registers its job handlers)
 from appliance.workers import job_keeper, jobs, queue, runtime
 from appliance.workers import tasks as _tasks  # (also registers the tasks on the instance)
+from appliance.workers import tenant_tasks as _tenant_tasks  # noqa: F401  (registers its job handlers)
 from appliance.workers import webhook_tasks as _webhook_tasks  # noqa: F401  (registers its job handler)
 from appliance.workers.monitor import Monitor
 
