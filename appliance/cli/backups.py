@@ -81,16 +81,24 @@ def _size(size: int) -> str:
 @backup_app.command("create")
 def create(
     ctx: typer.Context,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="Only this tenant (slug or id): as `appliance tenant export`."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the archive's summary as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Back up the whole appliance (database, signing key, config file) into one archive encrypted with
-    the backup key, in [backups] directory. The appliance keeps serving meanwhile."""
-    from appliance.services.backups import operations
+    the backup key, in [backups] directory, or with --tenant one tenant's rows. The appliance keeps
+    serving meanwhile."""
+    from appliance.services.backups import catalog, operations
 
     progress = ProgressLine(quiet=quiet or as_json)
     try:
-        summary = operations.create(_settings(ctx), config_file=ctx.obj.config_path, progress=progress)
+        if tenant is not None:
+            summary = catalog.read_summary(_export_tenant(ctx, tenant, progress))
+        else:
+            summary = operations.create(_settings(ctx), config_file=ctx.obj.config_path, progress=progress)
     finally:
         progress.close()
     if as_json:
@@ -101,6 +109,26 @@ def create(
         f"backup written: {summary.path} ({_size(summary.size)}, {rows} rows in {len(summary.rows)} tables)"
     )
     typer.echo(f"sha256: {summary.sha256}")
+
+
+def _export_tenant(ctx: typer.Context, ref: str, progress: ProgressLine) -> Path:
+    from appliance.cli.shared import open_database, utc_now
+    from appliance.services.access.actors import cli_operator
+    from appliance.services.backups import keys, tenant_archive
+
+    settings = _settings(ctx)
+    key = keys.load(settings.backup_key_file)
+    with open_database(ctx, owner=True) as database:
+        done = tenant_archive.export(
+            database,
+            ref,
+            directory=settings.backup_dir,
+            recipient=key.recipient,
+            actor=cli_operator(),
+            now=utc_now(),
+            progress=progress,
+        )
+    return done.archive
 
 
 @backup_app.command("list")

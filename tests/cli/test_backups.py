@@ -144,3 +144,21 @@ def test_init_at_a_terminal_shows_the_new_key_once(tmp_path: Path) -> None:
     assert identity[0] in shown
     assert "store this key off this machine now" in shown
     assert identity[0] not in at_terminal()  # once
+
+
+def test_backup_create_with_a_tenant_exports_that_tenant(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    env = settings_env(settings)
+    assert _run(env, "init").exit_code == 0
+    assert _run(env, "tenant", "create", "acme", "--name", "Acme").exit_code == 0
+    assert _run(env, "tenant", "create", "globex", "--name", "Globex").exit_code == 0
+    made = _run(env, "backup", "create", "--tenant", "acme", "--json")
+    assert made.exit_code == 0, made.output
+    summary = json.loads(made.stdout)
+    assert (summary["kind"], summary["tenant"]) == ("tenant", "acme")
+    assert summary["rows"]["tenants"] == 1
+    listed = _run(env, "backup", "list").stdout
+    assert "tenant acme" in listed
+    unknown = _run(env, "backup", "create", "--tenant", "nobody")
+    assert isinstance(unknown.exception, ApplianceError)
+    assert "nobody" in str(unknown.exception)
