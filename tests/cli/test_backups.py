@@ -162,3 +162,6 @@ def test_backup_create_with_a_tenant_exports_that_tenant(tmp_path: Path) -> None
     unknown = _run(env, "backup", "create", "--tenant", "nobody")
     assert isinstance(unknown.exception, ApplianceError)
     assert "nobody" in str(unknown.exception)
+    verified = _run(env, "backup", "verify", summary["path"])
+    assert verified.exit_code == 0, verified.output
+    assert "match the manifest" in verified.stdout
