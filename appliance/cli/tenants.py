@@ -282,10 +282,14 @@ def export(
 
     The archive is encrypted to the backup key (backups.key_file); `appliance tenant import` on this or
     another appliance brings it back. Connects as the schema owner (database.migrations_url)."""
+    from appliance.errors import InvalidInput
     from appliance.services.access.actors import cli_operator
     from appliance.services.backups import keys, tenant_archive
 
     settings = ctx.obj.settings
+    if output is not None and (output.exists() or not output.parent.is_dir()):
+        why = "exists already" if output.exists() else "is in no directory that exists"
+        raise InvalidInput(f"--output {output} {why}: name a new file", details={"output": str(output)})
     key = keys.load(settings.backup_key_file)
     with open_database(ctx, owner=True) as database, _progress_line("exporting") as progress:
         done = tenant_archive.export(

@@ -57,6 +57,9 @@ def test_export_and_import_say_what_moved_and_a_refusal_is_one_line(
     exported = _ok(source, "tenant", "export", "acme", "--output", str(target))
 
     assert f"exported to {target}" in exported
+    again = CliRunner().invoke(app, ["tenant", "export", "acme", "--output", str(target)], env=_env(source))
+    assert again.exit_code == 1
+    assert "exists already" in str(again.exception)
     assert catalog.read_summary(target).tenant == "acme"
     assert "projects" in exported
     assert "app_checks" in exported
