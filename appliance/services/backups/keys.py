@@ -59,8 +59,8 @@ def load(path: Path) -> BackupKey:
         text = path.read_text()
     except FileNotFoundError:
         raise NotFound(
-            f"the backup key {path} does not exist: run `appliance init`, or give the key of the archive "
-            "with --key-file",
+            f"the backup key {path} does not exist: run `appliance init` (to read an archive of another "
+            "appliance, give its key with --key-file)",
             details={"file": str(path)},
         ) from None
     except OSError as exc:
