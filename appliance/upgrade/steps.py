@@ -8,9 +8,11 @@ rename, and the supervisor replaces each process only once its successor is read
 
 from __future__ import annotations
 
+import fcntl
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +46,25 @@ class Request:
 
 def upgrade(request: Request) -> None:
     """Upgrade to this version; OperationFailed (after the rollback) when it could not."""
+    _check_staged(request.layout, request.staged)
+    with _alone(request.layout):
+        _upgrade(request)
+
+
+@contextmanager
+def _alone(layout: Layout) -> Iterator[None]:
+    """One upgrade of an installation at a time: a second one would switch and roll the same processes."""
+    with (layout.releases / ".upgrade.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OperationFailed(f"another upgrade of {layout.venv} is running") from None
+        yield
+
+
+def _upgrade(request: Request) -> None:
     began = time.monotonic()
     layout, staged, echo = request.layout, request.staged, request.echo
-    _check_staged(layout, staged)
     ctx = Context(layout, staged, request.config_path, echo)
     previous = layout.current()
 
