@@ -1,5 +1,6 @@
-"""The ops console (`appliance console`): tenants, services, health, logs and the audit trail of one
-appliance, through `appliance.client` only (its web API over HTTP, its supervisor over the control socket).
+"""The ops console (`appliance console`): tenants, services, health, logs, the audit trail and the backups
+of one appliance, through `appliance.client` only (its web API over HTTP, its supervisor over the control
+socket).
 
 Every call runs in a worker on the event loop, so quitting is instant and a slow or dead API never freezes
 the screen; each link (API, supervisor) is polled on its own, never twice at once, backing off while down.
@@ -58,6 +59,7 @@ class ConsoleApp(App[None]):
         "logs": lazy_screen("console.screens.logs", "LogsScreen"),
         "health": lazy_screen("console.screens.health", "HealthScreen"),
         "audit": lazy_screen("console.screens.audit", "AuditScreen"),
+        "backups": lazy_screen("console.screens.backups", "BackupsScreen"),
     }
 
     def __init__(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from textual.binding import Binding
 
 GLOBAL = "*"
-SCREENS = ("dashboard", "tenants", "services", "logs", "health", "audit")
+SCREENS = ("dashboard", "tenants", "services", "logs", "health", "audit", "backups")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("app.show('logs')", "Logs", "4", help="Live tail of any program's log"),
     Command("app.show('health')", "Health", "5", help="Every health check and its recent history"),
     Command("app.show('audit')", "Audit", "6", help="The platform's audit trail, with filters"),
+    Command("app.show('backups')", "Backups", "7", help="Backup archives: take, verify, restore"),
     Command(
         "app.command_palette", "Commands", "ctrl+p", help="Find any action, tenant or service", key_label="^p"
     ),
@@ -67,11 +68,30 @@ COMMANDS: tuple[Command, ...] = (
     Command("save", "Save", "w", "logs", help="Write the shown lines to a file"),
     Command("clear", "Clear", "c", "logs", help="Empty the buffer"),
     # health
-    Command("refresh_now", "Check now", "r", "health", help="Run the health checks now"),
+    Command("refresh_now", "Check now", "r", "health", help="Run the health checks and the doctor now"),
     # audit
     Command("filter", "Filter", "slash", "audit", help="Filter the shown records as you type", key_label="/"),
     Command("query", "Query", "a", "audit", help="Ask the API for records by action, actor or time"),
     Command("reload_rows", "Refresh", "r", "audit", help="Load the newest records again"),
+    # backups
+    Command("create", "Back up now", "b", "backups", writes=True, help="Back up the whole appliance now"),
+    Command(
+        "verify",
+        "Verify",
+        "v",
+        "backups",
+        writes=True,
+        help="Check the selected archive in a scratch database",
+    ),
+    Command(
+        "restore",
+        "Restore",
+        "R",
+        "backups",
+        writes=True,
+        help="Bring the whole appliance back to the selected archive (type its name)",
+    ),
+    Command("reload_rows", "Refresh", "r", "backups", help="List the archives again"),
 )
 
 

@@ -12,7 +12,7 @@ from appliance.client.credentials import CredentialsError
 from appliance.client.targets import LOCAL, Target, TargetError, choose, default_targets_file
 from appliance.errors import InvalidInput
 
-VIEWS = ("dashboard", "tenants", "services", "logs", "health", "audit")
+VIEWS = ("dashboard", "tenants", "services", "logs", "health", "audit", "backups")
 
 
 def console(
@@ -40,9 +40,9 @@ def console(
     ] = 2.0,
     view: Annotated[str, typer.Option("--view", help=f"The first view: {', '.join(VIEWS)}.")] = "dashboard",
 ) -> None:
-    """The operations console: tenants, services, health, logs and the audit trail, in the terminal.
+    """The operations console: tenants, services, health, logs, the audit trail and backups, in the terminal.
 
-    Keys: 1-6 switch views, / filters, ctrl+p lists every action, ? shows every key, q quits. The sign-in
+    Keys: 1-7 switch views, / filters, ctrl+p lists every action, ? shows every key, q quits. The sign-in
     is kept in ~/.config/forge-appliance/credentials.json (readable by you only).
     """
     if view not in VIEWS:

@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -270,6 +271,32 @@ class ApiClient:
     async def platform_job(self, job_id: str) -> JSON:
         """Any job, as operators see it: its state, progress and result."""
         return dict(await self.request("GET", f"{API}/platform/jobs/{job_id}"))
+
+    # --- backups (operators) --------------------------------------------------------------------------
+
+    async def backups(self) -> JSON:
+        """The archives of the backup directory, newest first: ``{"items": [{"name", "kind", "tenant",
+        "created_at", "appliance_version", "size", "scheduled", ...}], "directory", "newest_completed_at"
+        (None when no backup ever completed), "max_age_hours"}`` (needs backups:read)."""
+        return dict(await self.request("GET", f"{API}/platform/backups"))
+
+    async def create_backup(self) -> JSON:
+        """Start backing up the whole appliance: the job (``result["archive"]`` once it succeeded)."""
+        return dict(await self.request("POST", f"{API}/platform/backups"))
+
+    async def verify_backup(self, name: str) -> JSON:
+        """Start checking the archive ``name`` in a scratch database: the job (``result["ok"]`` and
+        ``["problems"]`` once it succeeded)."""
+        return dict(await self.request("POST", f"{API}/platform/backups/{quote(name, safe='')}/verify"))
+
+    async def restore_backup(self, name: str, confirm: str) -> JSON:
+        """Start bringing the whole appliance back to the archive ``name``: the job. Every change since the
+        archive was made is lost; ``confirm`` must repeat ``name`` (InvalidRequest otherwise)."""
+        return dict(
+            await self.request(
+                "POST", f"{API}/platform/backups/{quote(name, safe='')}/restore", json={"confirm": confirm}
+            )
+        )
 
     # --- audit ----------------------------------------------------------------------------------------
 

@@ -1,8 +1,12 @@
 """Health: every check the appliance reports (database, queue, worker), the API's own reachability and the
-supervisor link, each with its latest status, latency and error or detail, and its recent results.
+supervisor link, each with its latest status, latency and error or detail, and its recent results; below
+them the doctor's findings (settings, secret files, disks, migrations, row-level security, certificate,
+backups...), each with its fix.
 
-Everything comes from the app's polls (`ConsoleState`); this view calls nothing itself, so a dead API
-makes its rows say so ("unknown: API down (…)") and never freezes it. `r` asks for a poll now.
+The checks come from the app's polls (`ConsoleState`), so a dead API makes their rows say so ("unknown: API
+down (…)") and never freezes the view. The doctor takes seconds: it runs in a worker when the view is first
+shown (again when shown after DOCTOR_STALE_S) and on `r`, and the line under the summary says it is running.
+`r` also asks for a poll now.
 """
 
 from __future__ import annotations
@@ -13,19 +17,23 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from appliance.client.errors import ApiError, Unauthorized
 from console import format as fmt
 from console.screens.base import ConsoleScreen
 from console.state import HISTORY, ConsoleState, Link
 from console.widgets.check_card import STATUS_COLOURS, CheckCard, CheckView
+from console.widgets.doctor_findings import DoctorFindings, findings_of, tally
 
 #: The checks of GET /health, in the order shown (a check the API adds later comes after them).
 REPORTED = ("database", "queue", "disk", "worker")
 SAMPLE_S = 0.25  # how often the links are looked at, to note each poll's result once
 REDRAW_S = 1.0  # "retry in 4s" counts down between polls
+DOCTOR_STALE_S = 60.0  # the view shown again after this long runs the doctor again
 
 
 class LinkTrail:
@@ -133,12 +141,21 @@ class HealthScreen(ConsoleScreen):
         super().__init__()
         self.api_trail, self.supervisor_trail = LinkTrail(), LinkTrail()
         self.clock: Callable[[], float] = time.time  # what ages and uptimes are drawn against
+        self.doctor_report: dict[str, Any] | None = None
+        self.doctor_at: float | None = None  # when its report came (by `clock`)
+        self.doctor_note = ""  # why the last run gave no report
+        self.doctor_running = False
+        # Held, not queried: the doctor's worker may end as the console quits, its widgets removed.
+        self._doctor_line = Static(id="doctor-line")
+        self._findings = DoctorFindings(id="doctor-findings")
 
     def body(self) -> ComposeResult:
         yield Static(id="health-summary")
+        yield self._doctor_line
         with VerticalScroll(id="health-checks"):
             for view in self.views():
                 yield CheckCard(view)
+            yield self._findings
 
     def on_mount(self) -> None:
         self.set_interval(SAMPLE_S, self._note_links)  # runs while another view is shown, too
@@ -167,10 +184,13 @@ class HealthScreen(ConsoleScreen):
     def polled(self) -> None:
         super().polled()
         self._note_links()
+        if not self.console.signed_in_as and self.doctor_report is not None:
+            self._forget_doctor()
         self.draw()
 
     def draw(self) -> None:
         self.query_one("#health-summary", Static).update(summary(self.console.state, self.clock()))
+        self._doctor_line.update(self.doctor_line())
         cards = self.cards()
         box = self.query_one("#health-checks", VerticalScroll)
         for view in self.views():
@@ -181,9 +201,76 @@ class HealthScreen(ConsoleScreen):
                 box.mount(CheckCard(view), before=cards["supervisor"])
 
     def action_refresh_now(self) -> None:
-        """Ask the app to poll now: its tick starts a poll that is due (and not already running)."""
+        """Ask the app to poll now (its tick starts a poll that is due and not already running), and run
+        the doctor again."""
         state = self.console.state
         state.api.next_try = 0
         if state.supervisor.next_try != float("inf"):  # inf: there is no control socket to ask
             state.supervisor.next_try = 0
         self.notify("Checking now…", timeout=2)
+        self.run_doctor()
+
+    # --- the doctor -------------------------------------------------------------------------------------
+
+    def signed_in(self) -> None:
+        self.run_doctor()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if self.doctor_at is not None and self.clock() - self.doctor_at > DOCTOR_STALE_S:
+            self.run_doctor()
+
+    def run_doctor(self) -> None:
+        if self.doctor_running:
+            return
+        if not self.console.signed_in_as:
+            self._forget_doctor()
+            return
+        self.doctor_running = True
+        self._doctor_line.update(self.doctor_line())
+        self.doctor()
+
+    @work(group="doctor")
+    async def doctor(self) -> None:
+        try:
+            report = await self.console.connection.api.doctor()
+        except Unauthorized as exc:
+            self.doctor_note = f"could not run: {exc.message}"
+            self.console.session_ended(exc)
+        except ApiError as exc:  # the findings shown before stay, under this note
+            self.doctor_note = f"could not run: {exc.message}"
+        else:
+            self.show_doctor(report)
+        finally:
+            self.doctor_running = False
+            self._doctor_line.update(self.doctor_line())
+
+    def show_doctor(self, report: dict[str, Any]) -> None:
+        self.doctor_report, self.doctor_at, self.doctor_note = report, self.clock(), ""
+        self._findings.show(findings_of(report))
+
+    def _forget_doctor(self) -> None:
+        """Signed out: the report goes with the session."""
+        self.doctor_report, self.doctor_at, self.doctor_note = None, None, ""
+        self._findings.clear()
+        self._doctor_line.update(self.doctor_line())
+
+    def doctor_line(self) -> Text:
+        line = Text("Doctor ")
+        if not self.console.signed_in_as:
+            line.append("sign in (ctrl+l) to run its checks", "dim")
+            return line
+        report = self.doctor_report
+        if report is None and self.doctor_running:
+            line.append("running its checks… (a few seconds)", "italic")
+            return line
+        if self.doctor_note:
+            line.append(self.doctor_note, "bold red")
+        elif report is not None:
+            line.append_text(tally(findings_of(report)))
+            if self.doctor_at is not None:
+                line.append(f" · checked {fmt.duration(self.clock() - self.doctor_at)} ago", "dim")
+            line.append(" · findings below", "dim")
+        if self.doctor_running:
+            line.append(" · running again…", "italic")
+        return line

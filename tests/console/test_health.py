@@ -1,5 +1,6 @@
 """The health view against a real appliance (its checks as GET /health reports them, and their history
-growing poll by poll) and against an API where nothing listens (every row says so; the console goes on)."""
+growing poll by poll; the doctor's findings) and against an API where nothing listens (every row says so;
+the console goes on)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from console.app import ConsoleApp
 from console.screens.audit import SIGN_IN, AuditScreen
 from console.screens.health import HealthScreen
 from console.widgets.check_card import CheckCard
+from console.widgets.doctor_findings import DoctorFindings
 from tests.console.conftest import RunningAppliance, console_app
-from tests.console.pilot import until
+from tests.console.pilot import screen_text, until
 from tests.servers import free_port
 
 
@@ -99,5 +101,35 @@ def test_a_dead_api_shows_on_every_row_and_the_console_goes_on(
             assert app.return_code is None
             await pilot.press("q")
             assert app.return_code == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_doctors_findings_are_shown_under_the_checks(appliance: RunningAppliance, tmp_path: Path) -> None:
+    app = console_app(appliance, tmp_path, first_view="health")
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, HealthScreen)
+            findings = screen.query_one(DoctorFindings)
+            await until(pilot, lambda: findings.findings, "the doctor's findings", timeout=60)
+            shown = {check: status for check, status, _finding, _hint in findings.findings}
+            report = appliance.api("GET", "/api/v1/platform/doctor").json()
+            assert list(shown) == [f["check"] for f in report["findings"]]  # every check, in its order
+            assert shown["database"] == "ok"
+            assert shown["row-level-security"] == "skip"  # SQLite: the ORM keeps the tenants apart
+            assert set(shown.values()) <= {"ok", "warn", "fail", "skip"}
+            line = screen.doctor_line().plain
+            assert line.startswith("Doctor "), line
+            assert f"{list(shown.values()).count('ok')} ok" in line, line
+            assert "checked" in line, line
+            table = screen_text(app, "#doctor-findings")
+            assert table.startswith("Check Status Finding Hint"), table
+            first = screen.doctor_at
+            await pilot.press("r")  # runs the doctor again
+            await until(
+                pilot, lambda: screen.doctor_at != first and not screen.doctor_running, "a second run"
+            )
 
     asyncio.run(scenario())
