@@ -13,13 +13,19 @@ from appliance.errors import ConfigError
 
 def create_signing_key(path: Path) -> bool:
     """Write a new random key to ``path`` (mode 0600) unless one is there; True when one was written."""
+    return create_secret_file(path, secrets.token_urlsafe(48) + "\n")
+
+
+def create_secret_file(path: Path, content: str) -> bool:
+    """Write ``content`` to a new file ``path`` readable by its owner only (its directory too, when made
+    here) unless the file is there; True when it was written. Never replaces a key that exists."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return False
     with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_urlsafe(48) + "\n")
+        fh.write(content)
     return True
 
 

@@ -17,7 +17,7 @@ from appliance.api.app import create_app
 from appliance.config import Settings
 from appliance.db.session import Database
 from appliance.services.tenancy import operators
-from tests.support import LiveServer, make_settings
+from tests.support import LiveServer, make_settings, wait_for
 
 STRONG_PASSWORD = "correct-horse-battery-staple-42"
 
@@ -61,6 +61,16 @@ class Identity:
     def database(self) -> Database:
         db: Database = self.app.state.ctx.database
         return db
+
+    def finished_job(self, headers: dict[str, str], job_id: str, timeout: float = 120) -> dict[str, Any]:
+        """The platform job ``job_id`` once it succeeded or died, as an operator reads it."""
+
+        def done() -> dict[str, Any] | None:
+            body: dict[str, Any] = self.client.get(f"/api/v1/platform/jobs/{job_id}", headers=headers).json()
+            return body if body["state"] in ("succeeded", "dead") else None
+
+        job: dict[str, Any] = wait_for(done, timeout=timeout, what=f"job {job_id} to finish")
+        return job
 
     def login(self, email: str, password: str, tenant: str | None = None, **extra: Any) -> httpx.Response:
         body: dict[str, Any] = {"email": email, "password": password, **extra}

@@ -6,20 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from appliance.services.backups import keys
 from tests.identity import Identity
-from tests.support import settings_env, stop_gracefully, wait_for
-
-
-def _job(ident: Identity, headers: dict[str, str], job_id: str) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        body: dict[str, Any] = ident.client.get(f"/api/v1/platform/jobs/{job_id}", headers=headers).json()
-        return body if body["state"] in ("succeeded", "dead") else None
-
-    job: dict[str, Any] = wait_for(finished, timeout=120, what=f"job {job_id} to finish")
-    return job
+from tests.support import settings_env, stop_gracefully
 
 
 def _projects(ident: Identity, headers: dict[str, str]) -> list[str]:
@@ -63,7 +53,7 @@ def test_operators_back_up_verify_and_restore_through_jobs(identity: Identity, t
 
         started = ident.client.post("/api/v1/platform/backups", headers=operator)
         assert started.status_code == 202, started.text
-        done = _job(ident, operator, started.json()["id"])
+        done = ident.finished_job(operator, started.json()["id"])
         assert done["state"] == "succeeded", done["last_error"]
         assert done["progress"]["step"] == "encrypting"
         assert done["progress"]["done"] == done["progress"]["total"]
@@ -73,8 +63,7 @@ def test_operators_back_up_verify_and_restore_through_jobs(identity: Identity, t
         assert [item["name"] for item in listed["items"]] == [name]
         assert listed["newest_completed_at"] is not None
 
-        verified = _job(
-            ident,
+        verified = ident.finished_job(
             operator,
             ident.client.post(f"/api/v1/platform/backups/{name}/verify", headers=operator).json()["id"],
         )
@@ -110,7 +99,7 @@ def test_operators_back_up_verify_and_restore_through_jobs(identity: Identity, t
             f"/api/v1/platform/backups/{name}/restore", json={"confirm": name}, headers=operator
         )
         assert restore.status_code == 202, restore.text
-        restored = _job(ident, operator, restore.json()["id"])
+        restored = ident.finished_job(operator, restore.json()["id"])
         assert restored["state"] == "succeeded", restored["last_error"]
         assert _projects(ident, acme.owner.headers) == ["alpha", "beta"]
     finally:

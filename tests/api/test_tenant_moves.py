@@ -7,20 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from appliance.services.backups import keys
 from tests.identity import Identity
-from tests.support import settings_env, stop_gracefully, wait_for
-
-
-def _finished(ident: Identity, headers: dict[str, str], job_id: str) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        body: dict[str, Any] = ident.client.get(f"/api/v1/platform/jobs/{job_id}", headers=headers).json()
-        return body if body["state"] in ("succeeded", "dead") else None
-
-    job: dict[str, Any] = wait_for(done, timeout=120, what=f"job {job_id} to finish")
-    return job
+from tests.support import settings_env, stop_gracefully
 
 
 def test_an_operator_exports_a_tenant_and_imports_a_copy_as_jobs(identity: Identity, tmp_path: Path) -> None:
@@ -54,7 +44,7 @@ def test_an_operator_exports_a_tenant_and_imports_a_copy_as_jobs(identity: Ident
             stderr=subprocess.STDOUT,
         )
     try:
-        exported = _finished(ident, operator, started.json()["id"])
+        exported = ident.finished_job(operator, started.json()["id"])
         assert exported["state"] == "succeeded", (exported, log.read_text())
         name = exported["result"]["archive"]
         assert (exported["result"]["slug"], exported["result"]["rows"]["organizations"]) == ("acme", 1)
@@ -78,7 +68,7 @@ def test_an_operator_exports_a_tenant_and_imports_a_copy_as_jobs(identity: Ident
             "/api/v1/tenant-imports", json={"archive": name, "slug": "acme-copy"}, headers=operator
         )
         assert asked.status_code == 202, asked.text
-        imported = _finished(ident, operator, asked.json()["id"])
+        imported = ident.finished_job(operator, asked.json()["id"])
         assert imported["state"] == "succeeded", (imported, log.read_text())
         assert (imported["result"]["slug"], imported["result"]["copy"]) == ("acme-copy", True)
         # On SQLite the rows go in under the one write lock, so the progress recorded is the archive's.

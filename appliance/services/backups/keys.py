@@ -17,6 +17,7 @@ from pathlib import Path
 import pyrage
 
 from appliance.errors import ConfigError, NotFound
+from appliance.keys import create_secret_file
 
 _HEADER = "# forge-appliance backup key: keep a copy off this machine; the first identity is the current one"
 
@@ -41,14 +42,7 @@ class BackupKey:
 
 def create(path: Path) -> bool:
     """Write a new key file at ``path`` (mode 0600) unless one is there; True when one was written."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as fh:
-        fh.write(_render([_stamped(pyrage.x25519.Identity.generate())]))
-    return True
+    return create_secret_file(path, _render([_stamped(pyrage.x25519.Identity.generate())]))
 
 
 def load(path: Path) -> BackupKey:
