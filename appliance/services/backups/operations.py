@@ -250,7 +250,7 @@ def restore(
             copy = work / dumps.PART_NAMES["sqlite"]
             found, _revision = dumps.sqlite_counts(copy)
             dumps.check_counts(found, expected, str(path))
-            migrated = migrate.upgrade(_with_database(settings, f"sqlite:///{copy}"))
+            migrated = _forward(_with_database(settings, f"sqlite:///{copy}"), manifest)
             _insert_rows(f"sqlite:///{copy}", keep)
             dumps.replace_sqlite(settings.database_url, copy)
         else:
@@ -263,11 +263,19 @@ def restore(
                 keep,
                 grant_to=role,
             )
-            migrated = migrate.upgrade(settings)
+            migrated = _forward(settings, manifest)
         progress("restoring the database", 1, 1)
         replaced = _restore_signing_key(settings, work / SIGNING_KEY_PART)
         config_copy = _keep_config(settings, work / CONFIG_PART, manifest)
     return Restored(path, manifest, migrated, replaced, config_copy)
+
+
+def _forward(settings: Settings, manifest: dict[str, Any]) -> list[str]:
+    """Migrate a restored database forward when the archive is older than this version (the app role's
+    privileges were granted in the restore's own transaction)."""
+    if manifest.get("schema_revision") == migrate.head_revision():
+        return []
+    return migrate.upgrade(settings)
 
 
 def _insert_rows(url: str, keep: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
