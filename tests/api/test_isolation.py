@@ -56,6 +56,7 @@ def _seed(identity: Identity, acme: TenantHandle) -> Resources:
         "invitations": invited["id"],
         "tenants": str(acme.id),
         "operators": str(identity.operator.user_id),  # platform accounts: a tenant's owner gets 403
+        "backups": "forge-20260101T000000000000Z-full.age",  # the platform's archives: 403 as well
     }
     return Resources(ids, _snapshot(identity, acme, ids))
 
@@ -63,7 +64,7 @@ def _seed(identity: Identity, acme: TenantHandle) -> Resources:
 def _snapshot(identity: Identity, acme: TenantHandle, ids: dict[str, str]) -> dict[str, Any]:
     state = {}
     for kind, resource_id in ids.items():
-        if kind in ("tenants", "operators"):
+        if kind in ("tenants", "operators", "backups"):
             continue  # not the tenant's own resources
         # An invitation is seen by its tenant among the members (/invitations is its invitee's side).
         shown = "members" if kind == "invitations" else kind
