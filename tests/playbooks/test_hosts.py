@@ -143,7 +143,8 @@ def test_the_inventory_is_still_the_four_hosts_once_credentials_are_generated(
     cluster = converged_hosts
     converged(cluster)
     assert sorted(p.name for p in (cluster.inventory / "credentials").iterdir()) == [
-        "appliance_secret_key", "postgresql_app_password", "postgresql_owner_password", "redis_password",
+        "appliance_secret_key", "postgresql_app_password", "postgresql_backup_password",
+        "postgresql_owner_password", "redis_password",
     ]  # fmt: skip
     # The generated passwords live in the inventory's directory (common_credentials_dir): the next run, given
     # the directory as its inventory, must not read them as host names.
