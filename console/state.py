@@ -67,11 +67,13 @@ class Rates:
 
 
 def api_counters(text: str) -> dict[str, float]:
-    """From the API's Prometheus text: requests, server errors (5xx), client errors (4xx), queue depth."""
+    """From the API's Prometheus text: requests, server errors (5xx), client errors (4xx), queue depth, and
+    the durable jobs by state (``jobs_queued``, ``jobs_dead``...)."""
     from prometheus_client.parser import text_string_to_metric_families  # not needed for the first frame
 
     requests = server_errors = client_errors = 0.0
     queue_depth: float | None = None
+    jobs: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "appliance_http_requests_total":
@@ -83,10 +85,12 @@ def api_counters(text: str) -> dict[str, float]:
                     client_errors += sample.value
             elif sample.name == "appliance_queue_depth":
                 queue_depth = sample.value
+            elif sample.name == "appliance_jobs":
+                jobs[f"jobs_{sample.labels.get('state', '')}"] = sample.value
     counters = {"requests": requests, "server_errors": server_errors, "client_errors": client_errors}
     if queue_depth is not None:
         counters["queue_depth"] = queue_depth
-    return counters
+    return counters | jobs
 
 
 @dataclass
@@ -127,6 +131,11 @@ class ConsoleState:
     request_rate: deque[float] = field(default_factory=series)
     error_rate: deque[float] = field(default_factory=series)
     queue_depth: deque[float] = field(default_factory=series)
+    #: The durable jobs by state at the last scrape ({} before one answered).
+    jobs: dict[str, int] = field(default_factory=dict)
+    #: Jobs waiting (queued) at each scrape, and jobs that went dead per minute between scrapes.
+    jobs_waiting: deque[float] = field(default_factory=series)
+    jobs_dead_rate: deque[float] = field(default_factory=series)
     metrics_error: str = ""
     rates: Rates = field(default_factory=Rates)
 
@@ -147,6 +156,12 @@ class ConsoleState:
             self.error_rate.append(rates["server_errors"])
         if "queue_depth" in counters:
             self.queue_depth.append(counters["queue_depth"])
+        jobs = {k.removeprefix("jobs_"): int(v) for k, v in counters.items() if k.startswith("jobs_")}
+        if jobs:
+            self.jobs = jobs
+            self.jobs_waiting.append(float(jobs.get("queued", 0)))
+            if "requests" in rates:  # a scrape before this one: retried jobs leave "dead", new ones count
+                self.jobs_dead_rate.append(rates.get("jobs_dead", 0.0) * 60)
         self.metrics_error = ""
 
     def record_programs(self, now: float, status: dict[str, Any]) -> None:
