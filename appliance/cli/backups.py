@@ -91,12 +91,13 @@ def create(
     """Back up the whole appliance (database, signing key, config file) into one archive encrypted with
     the backup key, in [backups] directory, or with --tenant one tenant's rows. The appliance keeps
     serving meanwhile."""
+    from appliance.cli import tenant_moves
     from appliance.services.backups import catalog, operations
 
     progress = ProgressLine(quiet=quiet or as_json)
     try:
         if tenant is not None:
-            summary = catalog.read_summary(_export_tenant(ctx, tenant, progress))
+            summary = catalog.read_summary(tenant_moves.export_tenant(ctx, tenant, progress=progress).archive)
         else:
             summary = operations.create(_settings(ctx), config_file=ctx.obj.config_path, progress=progress)
     finally:
@@ -109,26 +110,6 @@ def create(
         f"backup written: {summary.path} ({_size(summary.size)}, {rows} rows in {len(summary.rows)} tables)"
     )
     typer.echo(f"sha256: {summary.sha256}")
-
-
-def _export_tenant(ctx: typer.Context, ref: str, progress: ProgressLine) -> Path:
-    from appliance.cli.shared import open_database, utc_now
-    from appliance.services.access.actors import cli_operator
-    from appliance.services.backups import keys, tenant_archive
-
-    settings = _settings(ctx)
-    key = keys.load(settings.backup_key_file)
-    with open_database(ctx, owner=True) as database:
-        done = tenant_archive.export(
-            database,
-            ref,
-            directory=settings.backup_dir,
-            recipient=key.recipient,
-            actor=cli_operator(),
-            now=utc_now(),
-            progress=progress,
-        )
-    return done.archive
 
 
 @backup_app.command("list")

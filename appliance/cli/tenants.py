@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -282,29 +279,17 @@ def export(
 
     The archive is encrypted to the backup key (backups.key_file); `appliance tenant import` on this or
     another appliance brings it back. Connects as the schema owner (database.migrations_url)."""
+    from appliance.cli import tenant_moves
     from appliance.errors import InvalidInput
-    from appliance.services.access.actors import cli_operator
-    from appliance.services.backups import keys, tenant_archive
 
-    settings = ctx.obj.settings
     if output is not None and (output.exists() or not output.parent.is_dir()):
         why = "exists already" if output.exists() else "is in no directory that exists"
         raise InvalidInput(f"--output {output} {why}: name a new file", details={"output": str(output)})
-    key = keys.load(settings.backup_key_file)
-    with open_database(ctx, owner=True) as database, _progress_line("exporting") as progress:
-        done = tenant_archive.export(
-            database,
-            tenant,
-            directory=settings.backup_dir,
-            recipient=key.recipient,
-            actor=cli_operator(),
-            now=utc_now(),
-            target=output,
-            progress=progress,
-        )
+    with tenant_moves.progress_line("exporting") as progress:
+        done = tenant_moves.export_tenant(ctx, tenant, progress=progress, output=output)
     lines = [f"tenant {done.slug} ({done.tenant_id}) exported to {done.archive}", f"sha256: {done.sha256}"]
-    lines += _rows_lines(done.rows, {})
-    echo_lines(lines + _not_moved_lines())
+    lines += tenant_moves.rows_lines(done.rows, {})
+    echo_lines(lines + tenant_moves.not_moved_lines())
 
 
 @tenant_app.command("import")
@@ -332,12 +317,13 @@ def import_tenant(
     use --as NEW_SLUG for a copy with new ids), or when the archive was made at another schema revision.
     Members whose account is here (same id, or same e-mail) keep it; others' accounts come with their
     passwords. The tenant's audit chain is verified before the import is committed, and records it."""
+    from appliance.cli import tenant_moves
     from appliance.services.access.actors import cli_operator
     from appliance.services.backups import keys, tenant_archive
 
     settings = ctx.obj.settings
     key = keys.load(key_file or settings.backup_key_file)
-    with open_database(ctx, owner=True) as database, _progress_line("importing") as progress:
+    with open_database(ctx, owner=True) as database, tenant_moves.progress_line("importing") as progress:
         done = tenant_archive.import_archive(
             database,
             file,
@@ -349,7 +335,7 @@ def import_tenant(
         )
     how = f"a copy of {done.source_slug} with new ids" if done.copy else "as it was exported"
     lines = [f"tenant {done.slug} ({done.tenant_id}) imported from {file}, {how}"]
-    lines += _rows_lines(done.rows, done.left_out)
+    lines += tenant_moves.rows_lines(done.rows, done.left_out)
     lines.append(
         f"accounts: {done.new_accounts} new, {done.accounts_matched_by_email} already here under the same "
         "e-mail (their memberships use them)"
@@ -360,52 +346,7 @@ def import_tenant(
         lines.append("open invitations were not copied: their tokens answer for the original; invite again")
     if done.copy:
         lines.append("heartbeat apps have new heartbeat URLs (the old ones name the original tenant)")
-    echo_lines(lines + _not_moved_lines())
-
-
-@contextmanager
-def _progress_line(verb: str) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A progress line on a terminal (stderr), redrawn at most ten times a second; nothing otherwise."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    shown = [0.0]
-    units = {"rows": "rows", "archive": "bytes of the archive"}
-
-    def show(step: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - shown[0] < 0.1 and done < total:
-            return
-        shown[0] = now
-        share = f" ({100 * done // total}%)" if total else ""
-        line = f"{verb}: {done:,} of {total:,} {units.get(step, step)}{share}"
-        sys.stderr.write(f"\r{line:<72}")
-        sys.stderr.flush()
-
-    try:
-        yield show
-    finally:
-        sys.stderr.write("\n")
-
-
-def _rows_lines(rows: dict[str, int], left_out: dict[str, int]) -> list[str]:
-    def note(table: str) -> str:
-        if not left_out.get(table):
-            return ""
-        # Accounts (and their factors and codes) that are here already are kept as they are.
-        why = "already here" if table in ("users", "mfa_factors", "recovery_codes") else "left out"
-        return f"{left_out[table]:,} {why}"
-
-    cells = [
-        [table, f"{count:,}", note(table)] for table, count in rows.items() if count or left_out.get(table)
-    ]
-    return [f"{sum(rows.values()):,} rows:", render_table(("TABLE", "ROWS", ""), cells)]
-
-
-def _not_moved_lines() -> list[str]:
-    from appliance.services.backups.tenant_rows import NOT_MOVED
-
-    return ["not moved:", *(f"  {table}: {why}" for table, why in NOT_MOVED.items())]
+    echo_lines(lines + tenant_moves.not_moved_lines())
 
 
 # --------------------------------------------------------------------------- confirmation and output
