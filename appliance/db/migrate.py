@@ -101,27 +101,35 @@ def app_role(settings: Settings) -> str | None:
     return app.username
 
 
-def upgrade(settings: Settings, revision: str = "head") -> list[str]:
-    """Apply every pending migration (as the owner: ``database.migrations_url``), then grant the app role
-    (``database.url``'s user) its privileges. Running it again changes nothing. Returns what was applied."""
+@contextmanager
+def _locked(settings: Settings) -> Iterator[Connection]:
+    """The owner's connection, holding the migrations' advisory lock on PostgreSQL (so that hosts migrating
+    at once take turns: the second finds nothing to do)."""
     with _owner_connection(settings) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID})
             conn.commit()
         try:
-            before = MigrationContext.configure(conn).get_current_revision()
-            command.upgrade(_config(conn), revision)
-            conn.commit()
-            role = app_role(settings)
-            if role is not None:
-                # Tables created by this run are not covered by earlier grants.
-                grant_app_role(conn, role)
-                conn.commit()
+            yield conn
         finally:
             if conn.dialect.name == "postgresql":
                 conn.rollback()  # a failed statement aborted the transaction: the unlock would fail too
                 conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK_ID})
                 conn.commit()
+
+
+def upgrade(settings: Settings, revision: str = "head") -> list[str]:
+    """Apply every pending migration (as the owner: ``database.migrations_url``), then grant the app role
+    (``database.url``'s user) its privileges. Running it again changes nothing. Returns what was applied."""
+    with _locked(settings) as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
+        command.upgrade(_config(conn), revision)
+        conn.commit()
+        role = app_role(settings)
+        if role is not None:
+            # Tables created by this run are not covered by earlier grants.
+            grant_app_role(conn, role)
+            conn.commit()
     script = ScriptDirectory.from_config(_config())
     return list(reversed([r.revision for r in script.iterate_revisions(revision, before)]))
 
@@ -130,18 +138,9 @@ def downgrade(settings: Settings, revision: str) -> list[str]:
     """Take the schema back to ``revision`` with the migrations' own downgrades (as the owner, under the
     same lock as `upgrade`): a failed upgrade's rollback does it after restoring a backup of the older
     version, which the restore migrated forward. Returns what was undone, newest first."""
-    with _owner_connection(settings) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID})
-            conn.commit()
-        try:
-            before = MigrationContext.configure(conn).get_current_revision()
-            command.downgrade(_config(conn), revision)
-            conn.commit()
-        finally:
-            if conn.dialect.name == "postgresql":
-                conn.rollback()
-                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK_ID})
-                conn.commit()
+    with _locked(settings) as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
+        command.downgrade(_config(conn), revision)
+        conn.commit()
     script = ScriptDirectory.from_config(_config())
     return [r.revision for r in script.iterate_revisions(before, revision)]
