@@ -117,28 +117,10 @@ def _report_json(report: ChainReport) -> dict[str, Any]:
 
 
 def _record_json(record: AuditLog, slug: str | None) -> dict[str, Any]:
-    from appliance.services.audit.format import rfc3339
+    from appliance.services.audit import log as audit
 
-    def text(value: object) -> str | None:
-        return None if value is None else str(value)
-
-    return {
-        "id": str(record.id),
-        "tenant": slug,
-        "seq": record.seq,
-        "created_at": rfc3339(record.created_at),
-        "action": record.action,
-        "actor_user_id": text(record.actor_user_id),
-        "actor_api_key_id": text(record.actor_api_key_id),
-        "actor_name": record.actor_name,
-        "resource_type": record.resource_type,
-        "resource_id": record.resource_id,
-        "summary": record.summary,
-        "ip": record.ip,
-        "user_agent": record.user_agent,
-        "request_id": record.request_id,
-        "hash": record.hash,
-    }
+    row = audit.as_dict(record)
+    return {"id": row.pop("id"), "tenant": slug, **row, "hash": record.hash}
 
 
 def _record_line(row: dict[str, Any]) -> str:

@@ -112,32 +112,12 @@ def audit_records(settings: Settings) -> list[dict[str, Any]]:
     """The newest records of the platform's audit trail (sign-ins, operator actions), newest first."""
     from appliance.db.session import Database
     from appliance.services.audit import log as audit
-    from appliance.services.audit.format import rfc3339
 
     database = Database(settings)
     try:
         with database.session_scope(write=False) as session:
             return [
-                {
-                    "id": str(record.id),
-                    "seq": record.seq,
-                    "created_at": rfc3339(record.created_at),
-                    "action": record.action,
-                    "actor_user_id": _text(record.actor_user_id),
-                    "actor_api_key_id": _text(record.actor_api_key_id),
-                    "actor_name": record.actor_name,
-                    "resource_type": record.resource_type,
-                    "resource_id": record.resource_id,
-                    "summary": record.summary,
-                    "ip": record.ip,
-                    "user_agent": record.user_agent,
-                    "request_id": record.request_id,
-                }
-                for record in audit.query(session, tenant_id=None, limit=AUDIT_RECORDS)
+                audit.as_dict(record) for record in audit.query(session, tenant_id=None, limit=AUDIT_RECORDS)
             ]
     finally:
         database.dispose()
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)

@@ -35,6 +35,7 @@ from appliance.services.audit import scope
 from appliance.services.audit.format import (
     compute_hash,
     redact,
+    rfc3339,
     to_json,
     utc,
 )
@@ -246,6 +247,29 @@ def query(
     if until is not None:
         statement = statement.where(AuditLog.created_at < _checked_utc(until, "until"))
     return list(session.scalars(_page(statement, after, descending).limit(limit)))
+
+
+def as_dict(record: AuditLog) -> dict[str, Any]:
+    """A record as plain JSON values (the command line's --json, the support bundle)."""
+
+    def text(value: object) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "id": str(record.id),
+        "seq": record.seq,
+        "created_at": rfc3339(record.created_at),
+        "action": record.action,
+        "actor_user_id": text(record.actor_user_id),
+        "actor_api_key_id": text(record.actor_api_key_id),
+        "actor_name": record.actor_name,
+        "resource_type": record.resource_type,
+        "resource_id": record.resource_id,
+        "summary": record.summary,
+        "ip": record.ip,
+        "user_agent": record.user_agent,
+        "request_id": record.request_id,
+    }
 
 
 def _page(
