@@ -81,8 +81,18 @@ NARROW_PATHS: dict[str, str] = {
     "jobs_tenant_of": "jobs",
     "refresh_tokens_revoked_since": "refresh_tokens",
     "idempotency_keys_purge": "idempotency_keys",
+    # Operators' every-tenant lists and lookups by id (migration 0014): ids, tenants and times only.
+    "apps_ledger_page": "apps",
+    "apps_tenant_of": "apps",
+    "webhook_endpoints_ledger_page": "webhook_endpoints",
+    "webhook_endpoints_tenant_of": "webhook_endpoints",
 }
 DEFINER_SETTING = "app.definer"
+
+#: Tables that were under row-level security before they had narrow paths, with the migration that made
+#: their ``<table>_definer`` policy (:func:`definer_policy`). :func:`rls_statements` leaves that policy out
+#: for them: the migration that made each table runs it, and must go on making what it made then.
+LATER_DEFINERS: dict[str, str] = {"apps": "0014", "webhook_endpoints": "0014"}
 
 #: Tables the app role may only read and append to (no UPDATE, no DELETE).
 APPEND_ONLY_TABLES: tuple[str, ...] = ("audit_logs",)
@@ -133,8 +143,9 @@ def rls_statements(table: str) -> list[str]:
     There is deliberately no policy the app role could switch on to see every tenant: platform (operator)
     work that must cross tenants will connect with a separate role, not by setting a flag. (The counts of
     several named tenants are read through a view of the owner's: appliance.db.tenant_counts; the work
-    across tenants of jobs, sessions and idempotency keys through the owner's functions of
-    :data:`NARROW_PATHS`, whose ``<table>_definer`` policies are the owner's, not the app role's.)"""
+    across tenants of jobs, sessions, idempotency keys, apps and webhook endpoints through the owner's
+    functions of :data:`NARROW_PATHS`, whose ``<table>_definer`` policies are the owner's, not the app
+    role's; a table of :data:`LATER_DEFINERS` gets its policy from the migration named there.)"""
     statements = [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         # FORCE: the policies apply to the table's owner too (unless it is a superuser or has BYPASSRLS).
@@ -161,13 +172,8 @@ def rls_statements(table: str) -> list[str]:
         statements.append(
             f"CREATE POLICY refresh_tokens_user ON refresh_tokens USING ({user}) WITH CHECK ({user})"
         )
-    if table in NARROW_PATHS.values():
-        # The owner's alone, and only while one of the table's SECURITY DEFINER functions runs.
-        running = f"current_setting('{DEFINER_SETTING}', true) = '{table}'"
-        statements.append(
-            f"CREATE POLICY {table}_definer ON {table} TO CURRENT_USER "
-            f"USING ({running}) WITH CHECK ({running})"
-        )
+    if table in NARROW_PATHS.values() and table not in LATER_DEFINERS:
+        statements.append(definer_policy(table))
     for lookup in LOOKUPS:
         if lookup.table == table:
             value = f"nullif(current_setting('{lookup.setting}', true), '')::{lookup.sql_type}"
@@ -175,6 +181,15 @@ def rls_statements(table: str) -> list[str]:
                 f"CREATE POLICY {lookup.policy} ON {table} FOR SELECT USING ({lookup.column} = {value})"
             )
     return statements
+
+
+def definer_policy(table: str) -> str:
+    """The ``<table>_definer`` policy: the owner's alone, and only while one of the table's SECURITY DEFINER
+    functions (:data:`NARROW_PATHS`) runs."""
+    running = f"current_setting('{DEFINER_SETTING}', true) = '{table}'"
+    return (
+        f"CREATE POLICY {table}_definer ON {table} TO CURRENT_USER USING ({running}) WITH CHECK ({running})"
+    )
 
 
 def grant_app_role(connection: Connection, role: str) -> None:
