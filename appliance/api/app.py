@@ -26,6 +26,7 @@ from appliance.api.routes import (
     members,
     operators,
     organizations,
+    platform_apps,
     projects,
     rate_limits,
     roles,
@@ -131,6 +132,7 @@ def create_app(
     ):
         app.include_router(resource.router, prefix="/api/v1")
     app.include_router(job_routes.platform, prefix="/api/v1")
+    app.include_router(platform_apps.router, prefix="/api/v1")
     app.include_router(tenant_moves.exports, prefix="/api/v1")
     app.include_router(tenant_moves.imports, prefix="/api/v1")
     app.include_router(backups.router, prefix="/api/v1")

@@ -19,6 +19,7 @@ from appliance.db.session import Database
 from appliance.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from appliance.keys import signing_key
 from appliance.models import AuditLog, User
+from appliance.services.access import platform_permissions
 from appliance.services.access.actors import Actor, RequestInfo, cli_name
 from appliance.services.audit import log as audit
 from appliance.services.identity import mfa, passwords
@@ -98,15 +99,7 @@ def test_operators_are_listed_disabled_enabled_and_reset_and_each_step_is_audite
         "last_login_at",
         "created_at",
     }
-    assert watcher["permissions"] == [
-        "backups:read",
-        "operators:read",
-        "platform:audit",
-        "platform:health",
-        "platform_jobs:read",
-        "rate_limits:read",
-        "tenants:read",
-    ]
+    assert watcher["permissions"] == sorted(platform_permissions.READ)
     assert (watcher["mfa_enabled"], watcher["disabled"], watcher["last_login_at"]) == (False, False, None)
     assert "tenants:manage" in listed[0]["permissions"]
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from appliance.api.schemas.times import Timestamp
 from appliance.models import App, AppCheck, AppIncident
 from appliance.services.monitoring.checks import Uptime
+from appliance.services.monitoring.every_tenant import AppRow
 
 Kind = Literal["http", "heartbeat"]
 HEARTBEATS_PATH = "/api/v1/heartbeats"
@@ -175,4 +176,22 @@ class UptimeOut(BaseModel):
                 w.window: UptimeWindow(checks=w.checks, failures=w.failures, percent=w.percent)
                 for w in windows
             },
+        )
+
+
+class PlatformAppOut(AppOut):
+    """An app as operators see it, across tenants: whose it is, and since when it is down."""
+
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    open_incident_since: Timestamp | None
+    """The start of the app's open incident; null when it has none."""
+
+    @classmethod
+    def of_row(cls, row: AppRow, public_url: str | None = None) -> PlatformAppOut:
+        return cls(
+            **AppOut.of(row.app, public_url).model_dump(),
+            tenant_id=row.app.tenant_id,
+            tenant_slug=row.tenant_slug,
+            open_incident_since=row.open_incident_since,
         )

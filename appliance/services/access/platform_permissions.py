@@ -25,6 +25,14 @@ PLATFORM_JOBS_READ = "platform_jobs:read"
 """List and inspect the jobs of every tenant and the platform's own."""
 PLATFORM_JOBS_MANAGE = "platform_jobs:manage"
 """Retry and cancel any job."""
+PLATFORM_APPS_READ = "platform_apps:read"
+"""List and inspect every tenant's monitored apps, their checks, incidents and uptime."""
+PLATFORM_WEBHOOKS_READ = "platform_webhooks:read"
+"""List and inspect every tenant's webhook endpoints, their success over the last 24 hours and their delivery
+log (never an endpoint's secret)."""
+PLATFORM_WEBHOOKS_MANAGE = "platform_webhooks:manage"
+"""Turn a tenant's webhook endpoint on or off (also one the appliance disabled after failures) and replay its
+failed deliveries or one message to it; the tenant's audit trail records each."""
 OPERATORS_READ = "operators:read"
 """List and inspect the operator accounts (address, permissions, two-factor, disabled, last sign-in)."""
 OPERATORS_MANAGE = "operators:manage"
@@ -44,6 +52,8 @@ READ: frozenset[str] = frozenset(
         PLATFORM_AUDIT,
         RATE_LIMITS_READ,
         PLATFORM_JOBS_READ,
+        PLATFORM_APPS_READ,
+        PLATFORM_WEBHOOKS_READ,
         OPERATORS_READ,
         PLATFORM_HEALTH,
         BACKUPS_READ,
@@ -51,7 +61,14 @@ READ: frozenset[str] = frozenset(
 )
 #: What changes something; held by full operators only.
 WRITE: frozenset[str] = frozenset(
-    {TENANTS_MANAGE, RATE_LIMITS_MANAGE, PLATFORM_JOBS_MANAGE, OPERATORS_MANAGE, BACKUPS_MANAGE}
+    {
+        TENANTS_MANAGE,
+        RATE_LIMITS_MANAGE,
+        PLATFORM_JOBS_MANAGE,
+        PLATFORM_WEBHOOKS_MANAGE,
+        OPERATORS_MANAGE,
+        BACKUPS_MANAGE,
+    }
 )
 #: Every platform permission: what a full operator holds.
 ALL: frozenset[str] = READ | WRITE
