@@ -1,0 +1,30 @@
+"""A titled sparkline of one series, with its latest value in the title (the dashboard's and the jobs
+view's trends)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, Sparkline
+
+
+class Trend(Vertical):
+    """A titled sparkline of one series."""
+
+    DEFAULT_CSS = """
+    Trend { width: 1fr; height: 4; border: round $panel; padding: 0 1; }
+    Trend > Label { width: 1fr; }
+    Trend > Sparkline { height: 2; }
+    """
+
+    def __init__(self, title: str, id: str) -> None:
+        super().__init__(id=id)
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.title_text)
+        yield Sparkline([], summary_function=max)
+
+    def show(self, values: list[float], latest: str) -> None:
+        self.query_one(Label).update(f"{self.title_text} [b]{latest}[/b]")
+        self.query_one(Sparkline).data = values or [0.0]
