@@ -27,6 +27,7 @@ from appliance.api.routes import (
     operators,
     organizations,
     platform_apps,
+    platform_webhooks,
     projects,
     rate_limits,
     roles,
@@ -133,6 +134,7 @@ def create_app(
         app.include_router(resource.router, prefix="/api/v1")
     app.include_router(job_routes.platform, prefix="/api/v1")
     app.include_router(platform_apps.router, prefix="/api/v1")
+    app.include_router(platform_webhooks.router, prefix="/api/v1")
     app.include_router(tenant_moves.exports, prefix="/api/v1")
     app.include_router(tenant_moves.imports, prefix="/api/v1")
     app.include_router(backups.router, prefix="/api/v1")

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from appliance.db import tenancy
 from appliance.db.base import utcnow
-from appliance.models import AppIncident
+from appliance.models import AppIncident, WebhookAttempt, WebhookDelivery
 from appliance.services.monitoring import checks as app_checks
 from appliance.services.monitoring.checks import CheckRow
 from tests.api.test_isolation import _create
@@ -108,6 +109,23 @@ def seed(identity: Identity, acme: TenantHandle) -> dict[str, str]:
             session.add(
                 AppIncident(
                     tenant_id=acme.id, app_id=app_id, started_at=now - dt.timedelta(days=days), reason="down"
+                )
+            )
+        # Two attempts of the newest message to the endpoint, so that the delivery logs have a next page.
+        delivery_id = session.scalars(
+            select(WebhookDelivery.id).where(
+                WebhookDelivery.message_id == uuid.UUID(ids["webhooks/messages"]),
+                WebhookDelivery.endpoint_id == uuid.UUID(hook["id"]),
+            )
+        ).one()
+        for n in (1, 2):
+            session.add(
+                WebhookAttempt(
+                    tenant_id=acme.id,
+                    delivery_id=delivery_id,
+                    attempt=n,
+                    status_code=500,
+                    created_at=now - dt.timedelta(minutes=3 - n),
                 )
             )
     return ids

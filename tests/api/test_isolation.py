@@ -93,7 +93,7 @@ def _kind(path: str) -> str:
     """The path segment that names a resource's kind (two for the webhook routes' kinds)."""
     parts = path.split("/")
     if parts[3] == "platform":  # operators' routes over the same resources
-        return parts[4]
+        parts = parts[1:]
     return "/".join(parts[3:5]) if parts[3] == "webhooks" else parts[3]
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from appliance.api.schemas.times import Timestamp
 from appliance.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from appliance.services.webhooks import signing as webhook_signing
+from appliance.services.webhooks.every_tenant import AttemptRow, EndpointRow
 from appliance.services.webhooks.log import MessageView
 
 # Longer than any URL the appliance accepts, so that a long one reaches the service's check and is refused
@@ -211,3 +212,46 @@ class ReplayOut(BaseModel):
     more: bool = False
     """More failed deliveries are left: ask again."""
     deliveries: list[DeliveryOut] = Field(default_factory=list)
+
+
+class PlatformEndpointOut(EndpointOut):
+    """An endpoint as operators see it, across tenants: whose it is and how its last day went (never its
+    secret)."""
+
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    attempts_24h: int
+    """Its delivery attempts over the last 24 hours."""
+    success_rate: float | None
+    """The share of those attempts that succeeded (2xx), 0 to 1; null when there were none."""
+
+    @classmethod
+    def of_row(cls, row: EndpointRow) -> PlatformEndpointOut:
+        return cls(
+            **_endpoint_fields(row.endpoint),
+            tenant_id=row.endpoint.tenant_id,
+            tenant_slug=row.tenant_slug,
+            attempts_24h=row.attempts_24h,
+            success_rate=row.success_rate,
+        )
+
+
+class EndpointEnabledIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    """true turns the endpoint on (also one the appliance disabled after failures: they are forgotten);
+    false turns it off."""
+
+
+class PlatformAttemptOut(AttemptOut):
+    """An attempt in an endpoint's delivery log, with the message it carried."""
+
+    message_id: uuid.UUID
+    event_type: str
+
+    @classmethod
+    def of_row(cls, row: AttemptRow) -> PlatformAttemptOut:
+        return cls(
+            **AttemptOut.of(row.attempt).model_dump(), message_id=row.message_id, event_type=row.event_type
+        )

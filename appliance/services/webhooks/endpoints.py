@@ -35,6 +35,7 @@ ROTATION_OVERLAP = dt.timedelta(hours=24)
 MAX_ENDPOINTS = 50
 
 DISABLED_BY_TENANT = "disabled by the tenant"
+DISABLED_BY_OPERATOR = "disabled by a platform operator"
 
 
 def not_found(endpoint_id: uuid.UUID) -> NotFound:
@@ -165,11 +166,16 @@ def change(
     if "enabled" in changes:
         # Re-enabled: a fresh start (five days of failures count from the next failure). Disabled by hand:
         # pending deliveries fail when their turn comes.
-        endpoint.disabled_reason = None if endpoint.enabled else DISABLED_BY_TENANT
+        endpoint.disabled_reason = None if endpoint.enabled else _disabled_by(actor)
         endpoint.failing_since = None
     session.flush()
     _audit(session, actor, endpoint, "webhook_endpoint.update", changes)
     return endpoint
+
+
+def _disabled_by(actor: Actor) -> str:
+    """Why an endpoint turned off by hand is off: by its tenant, or by an operator (the platform's routes)."""
+    return DISABLED_BY_OPERATOR if actor.operator else DISABLED_BY_TENANT
 
 
 def rotate_secret(
