@@ -60,6 +60,10 @@ class ConsoleApp(App[None]):
         "health": lazy_screen("console.screens.health", "HealthScreen"),
         "audit": lazy_screen("console.screens.audit", "AuditScreen"),
         "backups": lazy_screen("console.screens.backups", "BackupsScreen"),
+        "jobs": lazy_screen("console.screens.jobs", "JobsScreen"),
+        "apps": lazy_screen("console.screens.apps", "AppsScreen"),
+        "webhooks": lazy_screen("console.screens.webhooks", "WebhooksScreen"),
+        "operators": lazy_screen("console.screens.operators", "OperatorsScreen"),
     }
 
     def __init__(

@@ -11,7 +11,19 @@ from dataclasses import dataclass
 from textual.binding import Binding
 
 GLOBAL = "*"
-SCREENS = ("dashboard", "tenants", "services", "logs", "health", "audit", "backups")
+SCREENS = (
+    "dashboard",
+    "tenants",
+    "services",
+    "logs",
+    "health",
+    "audit",
+    "backups",
+    "jobs",
+    "apps",
+    "webhooks",
+    "operators",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,30 @@ COMMANDS: tuple[Command, ...] = (
     Command("app.show('health')", "Health", "5", help="Every health check and its recent history"),
     Command("app.show('audit')", "Audit", "6", help="The platform's audit trail, with filters"),
     Command("app.show('backups')", "Backups", "7", help="Backup archives: take, verify, restore"),
+    Command(
+        "app.show('jobs')",
+        "Jobs",
+        "8",
+        help="Every tenant's jobs: retry dead ones, cancel queued ones",
+        footer=False,
+    ),
+    Command(
+        "app.show('apps')",
+        "Apps",
+        "9",
+        help="Monitored applications: up, down, uptime, incidents",
+        footer=False,
+    ),
+    Command(
+        "app.show('webhooks')", "Webhooks", "0", help="Webhook endpoints, deliveries, replays", footer=False
+    ),
+    Command(
+        "app.show('operators')",
+        "Operators",
+        "o",
+        help="Operator accounts: create, disable, reset",
+        footer=False,
+    ),
     Command(
         "app.command_palette", "Commands", "ctrl+p", help="Find any action, tenant or service", key_label="^p"
     ),
@@ -92,6 +128,67 @@ COMMANDS: tuple[Command, ...] = (
         help="Bring the whole appliance back to the selected archive (type its name)",
     ),
     Command("reload_rows", "Refresh", "r", "backups", help="List the archives again"),
+    # dashboard
+    Command("dead_jobs", "Dead jobs", "d", "dashboard", help="Show the jobs that failed for good"),
+    # jobs
+    Command("filter", "Filter", "slash", "jobs", help="Filter the rows as you type", key_label="/"),
+    Command("query", "Query", "a", "jobs", help="Ask the API for jobs by state, kind or tenant"),
+    Command("retry", "Retry", "t", "jobs", writes=True, help="Run the selected dead job again"),
+    Command("cancel", "Cancel", "x", "jobs", writes=True, help="Cancel the selected queued job"),
+    Command("reload_rows", "Refresh", "r", "jobs", help="Load the jobs again"),
+    # apps
+    Command("filter", "Filter", "slash", "apps", help="Filter the rows as you type", key_label="/"),
+    Command("reload_rows", "Refresh", "r", "apps", help="Load the apps again"),
+    # webhooks
+    Command("filter", "Filter", "slash", "webhooks", help="Filter the endpoints as you type", key_label="/"),
+    Command(
+        "switch_pane", "Endpoints/log", "tab", "webhooks", help="Move between the endpoints and their log"
+    ),
+    Command(
+        "replay", "Replay", "p", "webhooks", writes=True, help="Send the selected delivery's message again"
+    ),
+    Command(
+        "replay_failed",
+        "Replay failed",
+        "P",
+        "webhooks",
+        writes=True,
+        help="Send again everything that failed since a time",
+    ),
+    Command("enable", "Re-enable", "e", "webhooks", writes=True, help="Turn the selected endpoint on again"),
+    Command("reload_rows", "Refresh", "r", "webhooks", help="Load the endpoints again"),
+    # operators
+    Command("filter", "Filter", "slash", "operators", help="Filter the rows as you type", key_label="/"),
+    Command("create", "New", "n", "operators", writes=True, help="Create an operator (one-time password)"),
+    Command(
+        "disable", "Disable", "x", "operators", writes=True, help="Stop the selected operator signing in"
+    ),
+    Command("enable", "Enable", "e", "operators", writes=True, help="Let a disabled operator sign in again"),
+    Command(
+        "reset_password",
+        "Reset password",
+        "p",
+        "operators",
+        writes=True,
+        help="Give the selected operator a new one-time password",
+    ),
+    Command(
+        "toggle_read_only",
+        "Read-only",
+        "t",
+        "operators",
+        writes=True,
+        help="Make the selected operator read-only, or full again",
+    ),
+    Command(
+        "remove",
+        "Remove",
+        "D",
+        "operators",
+        writes=True,
+        help="Remove the selected operator (type the address)",
+    ),
+    Command("reload_rows", "Refresh", "r", "operators", help="Load the operators again"),
 )
 
 
