@@ -302,11 +302,18 @@ def test_the_last_active_full_operator_is_neither_disabled_nor_removed(identity:
     for response in (
         client.post(f"/api/v1/operators/{other.user_id}/disable", headers=admin.headers),
         client.delete(f"/api/v1/operators/{other.user_id}", headers=admin.headers),
+        client.patch(f"/api/v1/operators/{other.user_id}", json={"read_only": True}, headers=admin.headers),
     ):
         error = _error(response, 409, "LAST_OPERATOR")
         assert other.email in error["message"]
         assert error["details"] == {"email": other.email}
-    # A read-only operator may go.
+    assert _operators(identity)[other.email]["read_only"] is False
+    # A read-only operator may be made full, and may go.
+    full = client.patch(
+        f"/api/v1/operators/{watcher.user_id}", json={"read_only": False}, headers=admin.headers
+    )
+    assert full.status_code == 200, full.text
+    assert full.json()["read_only"] is False
     gone = client.delete(f"/api/v1/operators/{watcher.user_id}", headers=admin.headers)
     assert gone.status_code == 204, gone.text
     me = client.get("/api/v1/auth/me", headers=other.headers)
@@ -343,12 +350,15 @@ def test_an_operator_does_not_act_on_their_own_account_here(identity: Identity) 
         client.delete(base, headers=admin.headers),
         client.post(f"{base}/reset-password", headers=admin.headers),
         client.post(f"{base}/reset-mfa", headers=admin.headers),
+        client.patch(base, json={"read_only": True}, headers=admin.headers),
+        client.patch(base, json={"read_only": False}, headers=admin.headers),
     ):
         error = _error(response, 403, "OPERATOR_SELF")
         assert "your own operator account" in error["message"]
     assert client.get("/api/v1/auth/me", headers=admin.headers).status_code == 200
     assert identity.login(admin.email, admin.password).status_code == 200
     assert _operators(identity)[admin.email]["disabled"] is False
+    assert _operators(identity)[admin.email]["read_only"] is False
 
 
 def test_a_removed_operator_is_gone_and_the_audit_trail_still_names_them(identity: Identity) -> None:
@@ -383,6 +393,52 @@ def test_a_removed_operator_is_gone_and_the_audit_trail_still_names_them(identit
     assert back.status_code == 201, back.text
     assert back.json()["id"] == str(other.user_id)
     assert identity.login(other.email, back.json()["one_time_password"]).status_code == 200
+
+
+def test_an_operator_made_read_only_or_full_is_signed_out_at_once(identity: Identity) -> None:
+    admin, other = identity.operator, identity.new_operator()
+    client = identity.client
+    url = f"/api/v1/operators/{other.user_id}"
+    acme = identity.tenant("acme")
+
+    made = client.patch(url, json={"read_only": True}, headers=admin.headers)
+    assert made.status_code == 200, made.text
+    assert (made.json()["read_only"], made.json()["permissions"]) == (True, READS)
+    # The token that said "full" ends with the change, and so does its session.
+    _error(client.get("/api/v1/auth/me", headers=other.headers), 401, "TOKEN_REVOKED")
+    _error(client.post(f"/api/v1/tenants/{acme.id}/suspend", headers=other.headers), 401, "TOKEN_REVOKED")
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": other.refresh_token})
+    assert refreshed.status_code == 401, refreshed.text
+    watcher = identity.sign_in(other.email, other.password)
+    assert client.get("/api/v1/auth/me", headers=watcher.headers).json()["permissions"] == READS
+    _refused(client.post(f"/api/v1/tenants/{acme.id}/suspend", headers=watcher.headers), "tenants:manage")
+    _refused(
+        client.patch(f"/api/v1/operators/{admin.user_id}", json={"read_only": True}, headers=watcher.headers),
+        "operators:manage",
+    )
+    # The value they have already: nothing changes, nothing ends.
+    same = client.patch(url, json={"read_only": True}, headers=admin.headers)
+    assert same.status_code == 200, same.text
+    assert same.json()["read_only"] is True
+    assert client.get("/api/v1/auth/me", headers=watcher.headers).status_code == 200
+
+    full = client.patch(url, json={"read_only": False}, headers=admin.headers)
+    assert (full.json()["read_only"], full.json()["permissions"]) == (False, EVERYTHING)
+    _error(client.get("/api/v1/auth/me", headers=watcher.headers), 401, "TOKEN_REVOKED")
+    again = identity.sign_in(other.email, other.password)
+    suspended = client.post(f"/api/v1/tenants/{acme.id}/suspend", headers=again.headers)
+    assert suspended.status_code == 200, suspended.text
+    assert _operators(identity)[other.email]["read_only"] is False
+
+    extra = client.patch(url, json={"read_only": True, "email": "x@example.com"}, headers=admin.headers)
+    _error(extra, 422, "VALIDATION_FAILED")
+    _error(client.patch(url, json={}, headers=admin.headers), 422, "VALIDATION_FAILED")
+    trail = _trail(identity, "operator.updated")
+    assert [(r["actor_user_id"], r["resource_id"], r["summary"]["read_only"]) for r in trail] == [
+        (str(admin.user_id), str(other.user_id), [False, True]),
+        (str(admin.user_id), str(other.user_id), [True, False]),
+    ]
+    assert all(r["summary"]["sessions_ended"] >= 1 for r in trail)
 
 
 def test_a_password_reset_ends_the_sessions_and_gives_a_one_time_password(identity: Identity) -> None:
@@ -431,6 +487,7 @@ def test_an_unknown_operator_is_404_and_a_tenant_user_is_no_operator(identity: I
             identity.client.post(f"{base}/enable", headers=admin.headers),
             identity.client.post(f"{base}/reset-password", headers=admin.headers),
             identity.client.post(f"{base}/reset-mfa", headers=admin.headers),
+            identity.client.patch(base, json={"read_only": True}, headers=admin.headers),
             identity.client.delete(base, headers=admin.headers),
         ):
             error = _error(response, 404, "OPERATOR_NOT_FOUND")

@@ -1,6 +1,6 @@
-"""/api/v1/operators: operators list, create, disable, enable and remove each other, and reset another
-operator's password or two-factor authentication. Nobody acts on their own account here (403
-OPERATOR_SELF), and the last active full operator stays (409 LAST_OPERATOR)."""
+"""/api/v1/operators: operators list, create, disable, enable and remove each other, make another one
+read-only or full, and reset another operator's password or two-factor authentication. Nobody acts on their
+own account here (403 OPERATOR_SELF), and the last active full operator stays (409 LAST_OPERATOR)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from appliance.api.auth import PlatformSession, require_operator
 from appliance.api.deps import ContextDep
 from appliance.api.pagination import Cursor, Limit, Page
 from appliance.api.schemas.errors import error_responses
-from appliance.api.schemas.operators import OperatorIn, OperatorOut, OperatorWithPassword
+from appliance.api.schemas.operators import OperatorIn, OperatorOut, OperatorPatch, OperatorWithPassword
 from appliance.services.access import platform_permissions
 from appliance.services.access.actors import Actor
 from appliance.services.tenancy import operators
@@ -55,6 +55,18 @@ def create_operator(
 @router.get("/{operator_id}", responses=error_responses(404))
 def get_operator(operator_id: uuid.UUID, actor: Read, session: PlatformSession) -> OperatorOut:
     """One operator account."""
+    return OperatorOut.of(operators.get(session, operator_id))
+
+
+@router.patch("/{operator_id}", responses=error_responses(404, 409))
+def update_operator(
+    operator_id: uuid.UUID, body: OperatorPatch, actor: Manage, session: PlatformSession, ctx: ContextDep
+) -> OperatorOut:
+    """Make an operator read-only (the read platform permissions only) or full. Their sessions end at once,
+    so that the change holds for every token; the value they have already changes nothing. Making the last
+    active full operator read-only is 409 LAST_OPERATOR."""
+    ended = operators.set_read_only(session, actor, operator_id, body.read_only, ctx.auth.clock())
+    ctx.auth.sessions_ended(ended.sessions_ended)
     return OperatorOut.of(operators.get(session, operator_id))
 
 

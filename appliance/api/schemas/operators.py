@@ -21,6 +21,13 @@ class OperatorIn(BaseModel):
     """A read-only operator holds the read platform permissions only."""
 
 
+class OperatorPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    read_only: bool
+    """true: the read platform permissions only; false: every platform permission."""
+
+
 class OperatorOut(BaseModel):
     id: uuid.UUID
     email: str

@@ -5,11 +5,11 @@ disabled and enabled, removed, their password or two-factor authentication reset
 names who made it.
 
 Two rules keep the platform manageable: the last active operator holding every platform permission can be
-neither disabled nor removed (409 ``LAST_OPERATOR``), and an operator does none of this to their own
-account through the API (403 ``OPERATOR_SELF``: their own password and two-factor go through /auth, and
-another operator, or the command line, acts on them). Disabling, removing or resetting the password of an
-operator ends every session of the account; the caller tells its revocation cache (the sessions returned),
-other API processes notice within their revocation sync.
+neither disabled, removed nor made read-only (409 ``LAST_OPERATOR``), and an operator does none of this to
+their own account through the API (403 ``OPERATOR_SELF``: their own password and two-factor go through
+/auth, and another operator, or the command line, acts on them). Disabling, removing, resetting the password
+of an operator or making it read-only or full ends every session of the account; the caller tells its
+revocation cache (the sessions returned), other API processes notice within their revocation sync.
 """
 
 from __future__ import annotations
@@ -246,6 +246,26 @@ def remove(session: Session, actor: Actor, operator_id: uuid.UUID, now: dt.datet
         user,
         {"email": user.email, "read_only": read_only, "sessions_ended": len(ended), "account_kept": member},
     )
+    return Ended(user, ended)
+
+
+def set_read_only(
+    session: Session, actor: Actor, operator_id: uuid.UUID, read_only: bool, now: dt.datetime
+) -> Ended:
+    """Make an operator read-only (the read platform permissions only) or full. Their sessions end, so that
+    no access token keeps what it said (its ``ro`` claim); the same value as now changes nothing. The last
+    active full operator is not made read-only (LAST_OPERATOR)."""
+    holders = _lock_full_operators(session)
+    user = _user(session, operator_id, fresh=True)
+    _not_self(actor, user, "change the permissions of")
+    if user.operator_read_only == read_only:
+        return Ended(user, [])
+    if read_only:
+        _keep_one(user, holders, "made read-only")
+    user.operator_read_only = read_only
+    ended = sessions.revoke_user(session, user.id, now)
+    summary = {"email": user.email, "read_only": [not read_only, read_only], "sessions_ended": len(ended)}
+    _record(session, actor, "operator.updated", user, summary)
     return Ended(user, ended)
 
 
