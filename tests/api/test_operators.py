@@ -433,7 +433,7 @@ def test_an_operator_made_read_only_or_full_is_signed_out_at_once(identity: Iden
     extra = client.patch(url, json={"read_only": True, "email": "x@example.com"}, headers=admin.headers)
     _error(extra, 422, "VALIDATION_FAILED")
     _error(client.patch(url, json={}, headers=admin.headers), 422, "VALIDATION_FAILED")
-    trail = _trail(identity, "operator.updated")
+    trail = _trail(identity, "operator.update")
     assert [(r["actor_user_id"], r["resource_id"], r["summary"]["read_only"]) for r in trail] == [
         (str(admin.user_id), str(other.user_id), [False, True]),
         (str(admin.user_id), str(other.user_id), [True, False]),

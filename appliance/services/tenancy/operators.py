@@ -265,7 +265,7 @@ def set_read_only(
     user.operator_read_only = read_only
     ended = sessions.revoke_user(session, user.id, now)
     summary = {"email": user.email, "read_only": [not read_only, read_only], "sessions_ended": len(ended)}
-    _record(session, actor, "operator.updated", user, summary)
+    _record(session, actor, "operator.update", user, summary)
     return Ended(user, ended)
 
 
