@@ -5,8 +5,10 @@ run a dead or cancelled one again, cancel a queued one, each confirmed by naming
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from rich.text import Text
@@ -22,7 +24,15 @@ from console import format as fmt
 from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmDialog
 from console.screens.job_query import JobQuery, JobQueryDialog
-from console.widgets.job_detail import STATE_STYLES, Job, JobDetail, job_name, job_row, tenant_label
+from console.widgets.job_detail import (
+    STATE_STYLES,
+    Job,
+    JobDetail,
+    job_name,
+    job_row,
+    state_counts,
+    tenant_label,
+)
 from console.widgets.row_table import Column, RowTable
 from console.widgets.trend import Trend
 
@@ -40,24 +50,30 @@ COLUMNS = (
 )
 
 
-def count(value: int) -> str:
-    """9,811 · 12.3k · 1.2M: a count in a few cells."""
-    if value < 10_000:
-        return f"{value:,}"
-    return f"{value / 1000:.1f}k" if value < 1_000_000 else f"{value / 1_000_000:.1f}M"
+async def prefetched(pages: AsyncIterator[list[Job]], ahead: int = 2) -> AsyncGenerator[list[Job], None]:
+    """`pages` as they come, the next ones asked for while this one is drawn: the API reads the next page
+    while the console draws this one, instead of each waiting for the other."""
+    queue: asyncio.Queue[list[Job] | Exception | None] = asyncio.Queue(maxsize=ahead)
 
+    async def pump() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+        except Exception as exc:  # handed to the reader, which raises it where it would have come
+            await queue.put(exc)
+            return
+        await queue.put(None)
 
-def state_counts(counts: dict[str, int]) -> Text:
-    """The jobs by state at the last scrape, in two lines (the dead in red when there are any)."""
-    if not counts:
-        return Text("waiting for the metrics", "dim")
-    line = Text()
-    for state in ("queued", "running", "dead", "succeeded", "cancelled"):
-        value = counts.get(state, 0)
-        line.append("\n" if state == "succeeded" else ("  " if state != "queued" else ""))
-        line.append(f"{state} ")
-        line.append(count(value), "bold red" if state == "dead" and value else "bold")
-    return line
+    task = asyncio.create_task(pump())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class JobsScreen(ConsoleScreen):
@@ -109,7 +125,7 @@ class JobsScreen(ConsoleScreen):
         return str(self._summary.content)
 
     def _say(self, text: str | Text) -> None:
-        self._summary.update(text)
+        self._summary.update(text, layout=False)  # one line, always: no layout of the whole screen
 
     def signed_in(self) -> None:
         self.action_reload_rows()
@@ -120,7 +136,7 @@ class JobsScreen(ConsoleScreen):
         waiting, dead = list(state.jobs_waiting), list(state.jobs_dead_rate)
         self.query_one("#trend-waiting", Trend).show(waiting, f"{waiting[-1]:.0f}" if waiting else "-")
         self.query_one("#trend-dead", Trend).show(dead, f"{dead[-1]:.1f}" if dead else "-")
-        self.query_one("#job-counts", Static).update(state_counts(state.jobs))
+        self.query_one("#job-counts", Static).update(state_counts(state.jobs), layout=False)
         if not self.console.signed_in_as and (self.jobs or self.summary != SIGN_IN):
             self._load_id += 1  # signed out: what the session saw goes with it; a load under way is dropped
             self.jobs, self.loaded_at = {}, None
@@ -175,20 +191,21 @@ class JobsScreen(ConsoleScreen):
             pages = self.console.connection.api.platform_job_pages(
                 state=query.state or None, kind=query.kind or None, tenant_id=tenant_id
             )
-            async for page in pages:
-                if load_id != self._load_id:
-                    return
-                for job in page:
-                    fresh[str(job["id"])] = job
-                if first:  # the first rows at once, then a few redraws a second; a reload swaps in place
-                    waiting.extend(page)
-                    now = time.perf_counter()
-                    if now - shown_at >= SHOW_EVERY_S:
-                        self._append(waiting)
-                        self._say(f"Loading… {len(fresh):,} jobs ({query.describe()})")
-                        shown_at = now
-                if len(fresh) >= MAX_JOBS:
-                    break
+            async with contextlib.aclosing(prefetched(pages)) as stream:
+                async for page in stream:
+                    if load_id != self._load_id:
+                        return
+                    for job in page:
+                        fresh[str(job["id"])] = job
+                    if first:  # the first rows at once, then a few redraws a second; a reload swaps in place
+                        waiting.extend(page)
+                        now = time.perf_counter()
+                        if now - shown_at >= SHOW_EVERY_S:
+                            self._append(waiting)
+                            self._say(f"Loading… {len(fresh):,} jobs ({query.describe()})")
+                            shown_at = now
+                    if len(fresh) >= MAX_JOBS:
+                        break
         except Unauthorized as exc:
             self.console.session_ended(exc)
             return

@@ -1,6 +1,6 @@
-"""How the console draws a durable job: its row in the jobs table, its name in a question, and in full
-under the table (what it is and for whom, its attempts and timeline, how far it got, its last error, its
-result and its payload, as pretty JSON trimmed to what a pane can show).
+"""How the console draws durable jobs: the counts by state, a job's row in the jobs table, its name in a
+question, and the job in full under the table (what it is and for whom, its attempts and timeline, how far
+it got, its last error, its result and its payload, as pretty JSON trimmed to what a pane can show).
 
 Everything here came from a tenant (a payload, an error a receiver caused): it is drawn as plain text with
 control characters made visible, never as markup.
@@ -72,6 +72,26 @@ def job_row(job: Job, now: float, tenants: dict[str, dict[str, Any]]) -> tuple[s
         f"{job.get('attempts', '?')}/{job.get('max_attempts', '?')}",
         error.split("\n", 1)[0] if error else "-",
     )
+
+
+def count(value: int) -> str:
+    """9,811 · 12.3k · 1.2M: a count in a few cells."""
+    if value < 10_000:
+        return f"{value:,}"
+    return f"{value / 1000:.1f}k" if value < 1_000_000 else f"{value / 1_000_000:.1f}M"
+
+
+def state_counts(counts: dict[str, int]) -> Text:
+    """The jobs by state at the last scrape, in two lines (the dead in red when there are any)."""
+    if not counts:
+        return Text("waiting for the metrics", "dim")
+    line = Text()
+    for state in ("queued", "running", "dead", "succeeded", "cancelled"):
+        value = counts.get(state, 0)
+        line.append("\n" if state == "succeeded" else ("  " if state != "queued" else ""))
+        line.append(f"{state} ")
+        line.append(count(value), "bold red" if state == "dead" and value else "bold")
+    return line
 
 
 def plain(text: str) -> str:

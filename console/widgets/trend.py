@@ -26,5 +26,5 @@ class Trend(Vertical):
         yield Sparkline([], summary_function=max)
 
     def show(self, values: list[float], latest: str) -> None:
-        self.query_one(Label).update(f"{self.title_text} [b]{latest}[/b]")
+        self.query_one(Label).update(f"{self.title_text} [b]{latest}[/b]", layout=False)  # one line, 1fr wide
         self.query_one(Sparkline).data = values or [0.0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
+from appliance.client.errors import ApiUnavailable
 from console.app import ConsoleApp
 from console.connection import Connection
 from console.screens.confirm import ConfirmDialog
 from console.screens.dashboard import DashboardScreen
 from console.screens.job_query import JobQuery, JobQueryDialog
-from console.screens.jobs import JobsScreen
+from console.screens.jobs import JobsScreen, prefetched
 from console.widgets.job_detail import job_row
 from tests.console.conftest import RunningAppliance, console_app, set_password, signed_in_store
 from tests.console.pilot import confirm, screen_text, showing, until
@@ -158,6 +160,22 @@ def test_the_query_names_what_cannot_be_a_filter() -> None:
     ):
         with pytest.raises(ValueError, match=problem):
             JobQuery.parse(*values)
+
+
+def test_pages_read_ahead_come_in_order_and_an_error_where_it_happened() -> None:
+    async def pages() -> AsyncIterator[list[dict[str, Any]]]:
+        yield [{"id": "1"}]
+        yield [{"id": "2"}]
+        raise ApiUnavailable("the API went away")
+
+    async def read() -> list[list[dict[str, Any]]]:
+        got = []
+        with pytest.raises(ApiUnavailable, match="went away"):
+            async for page in prefetched(pages()):
+                got.append(page)
+        return got
+
+    assert asyncio.run(read()) == [[{"id": "1"}], [{"id": "2"}]]
 
 
 def test_jobs_listed_filtered_queried_shown_and_retried(

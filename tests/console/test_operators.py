@@ -1,8 +1,9 @@
 """The operators view against a real appliance: an operator created in the view signs in over HTTP with the
 one-time password it showed once; disabled, they cannot sign in, enabled again they can; a password reset
 gives a new one-time password and the old one stops working; removed after the address is typed (a wrong
-address refused). Nobody disables themselves (the API's
-words shown), and a read-only operator has no key that changes anything. Snapshots from a fixed state."""
+address refused); read-only and full again (the permissions the API gives them follow). Nobody disables
+themselves (the API's words shown), and a read-only operator has no key that changes anything. Snapshots
+from a fixed state."""
 
 from __future__ import annotations
 
@@ -125,6 +126,35 @@ def test_an_operator_created_disabled_enabled_reset_and_removed(
     assert operator(appliance, made["id"]).status_code == 404
     listed_now = appliance.api("GET", "/api/v1/operators", params={"limit": 200}).json()["items"]
     assert email not in {o["email"] for o in listed_now}
+
+
+def test_an_operator_made_read_only_and_full_again(appliance: RunningAppliance, tmp_path: Path) -> None:
+    email = f"switched-{uuid.uuid4().hex[:6]}@console.test"
+    appliance.create_operator(email)
+    key = next(
+        o["id"]
+        for o in appliance.api("GET", "/api/v1/operators", params={"limit": 200}).json()["items"]
+        if o["email"] == email
+    )
+    app = console_app(appliance, tmp_path, first_view="operators")
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            _screen, table = await listed(pilot, key)
+            assert table.move_to(key)
+            await confirm(pilot, "t", f"Make operator {email} read-only?")
+            await until(pilot, lambda: table.rows[key][2] == "read-only", "the read-only access")
+            now = operator(appliance, key).json()
+            assert now["read_only"] is True
+            assert "operators:manage" not in now["permissions"]
+            assert "operators:read" in now["permissions"]
+            assert "tenants:manage" not in login(appliance, email, STRONG_PASSWORD).json()["permissions"]
+            await confirm(pilot, "t", f"Give operator {email} full rights?")
+            await until(pilot, lambda: table.rows[key][2] == "full", "the full access")
+            assert "operators:manage" in operator(appliance, key).json()["permissions"]
+
+    asyncio.run(scenario())
+    assert "tenants:manage" in login(appliance, email, STRONG_PASSWORD).json()["permissions"]
 
 
 def test_nobody_disables_themselves_and_the_api_says_why(appliance: RunningAppliance, tmp_path: Path) -> None:
