@@ -1,6 +1,7 @@
 """Benchmark of the ops console against a real appliance, each figure beside a baseline from the same run.
 
-Run: .venv/bin/python tests/bench/bench_console.py [--tenants 10000] [--launches 5] [--idle 30] [--data DIR]
+Run: .venv/bin/python tests/bench/bench_console.py [--tenants 10000] [--jobs 10000] [--launches 5] [--idle 30]
+     [--data DIR]
 
 1. Launch to a populated dashboard: `appliance console` in a real terminal (tmux, 80x24) until the screen
    shows the services running and the API up; baseline: a bare Textual app until its one line shows.
@@ -11,7 +12,14 @@ Run: .venv/bin/python tests/bench/bench_console.py [--tenants 10000] [--launches
    - refresh: a second load updates the rows in place (rows changed: 0, cursor kept).
    - filter: each keystroke of a slug typed into `/` until the view is idle again (p50, max); goal: under
      100 ms each.
-3. Idle CPU with the default 2 s refresh on the dashboard, over --idle seconds, of the console process (in
+3. The jobs table with --jobs jobs (enqueued through the jobs service across the tenants, due in a week so
+   that the worker leaves them queued), in a console that has not listed the tenants yet:
+   - load: from switching to the view (`8`) to every row in the table; baseline: the same pages fetched by
+     the API client alone. Goal: under 1 s. Then the tenants' slugs in place of their short ids (the view
+     reads the tenant list once, after the jobs).
+   - refresh: a second load updates the rows in place (cursor kept).
+   - filter: each keystroke of a tenant's slug typed into `/` (p50, max); goal: under 100 ms each.
+4. Idle CPU with the default 2 s refresh on the dashboard, over --idle seconds, of the console process (in
    tmux); baseline: a bare Textual app idle for the same time. Goal: under 3% of one core.
 
 Exit status 0 unless the appliance or the console does not come up (then a clear error and status 2).
@@ -66,7 +74,7 @@ def appliance(env: dict[str, str], *args: str) -> str:
     return done.stdout + done.stderr
 
 
-def start(data: Path, tenants: int) -> tuple[dict[str, str], str]:
+def start(data: Path, tenants: int, jobs: int) -> tuple[dict[str, str], str]:
     port = free_port()
     env = {
         "PATH": os.environ["PATH"],
@@ -88,6 +96,7 @@ def start(data: Path, tenants: int) -> tuple[dict[str, str], str]:
     if not found:
         raise BenchError("no one-time password printed")
     make_tenants(env, tenants)
+    make_jobs(env, jobs)
     appliance(env, "up")
     with httpx.Client(base_url=url, timeout=30) as http:
         first = http.post(
@@ -116,7 +125,7 @@ def make_tenants(env: dict[str, str], count: int) -> None:
         "import sys\n"
         "from appliance.configfile import load_settings\n"
         "from appliance.db.session import Database\n"
-        "from appliance.services import tenants\n"
+        "from appliance.services.tenancy import tenants\n"
         "from appliance.services.access.actors import cli_operator\n"
         "db = Database(load_settings(None))\n"
         "plans = ('free', 'team', 'business', 'enterprise')\n"
@@ -132,6 +141,35 @@ def make_tenants(env: dict[str, str], count: int) -> None:
     )
     if done.returncode != 0:
         raise BenchError(f"could not make the tenants: {done.stderr.strip()[-500:]}")
+
+
+def make_jobs(env: dict[str, str], count: int) -> None:
+    """Jobs through the jobs service (as a change that causes one writes it), spread over the tenants and
+    three kinds, in one transaction; due in a week, so the worker leaves them queued while the bench runs."""
+    script = (
+        "from sqlalchemy import select\n"
+        "from appliance.configfile import load_settings\n"
+        "from appliance.db.session import Database\n"
+        "from appliance.models import Tenant\n"
+        "from appliance.services.jobs import durable\n"
+        "import uuid\n"
+        "db = Database(load_settings(None))\n"
+        "kinds = [durable.Kind('webhooks.deliver', 8), durable.Kind('system.noop', 3),\n"
+        "         durable.Kind('tenants.export', 3)]\n"
+        "with db.session_scope() as s:\n"
+        "    tenants = list(s.scalars(select(Tenant.id).order_by(Tenant.slug))) or [None]\n"
+        f"    for i in range({count}):\n"
+        "        payload = {'delivery_id': str(uuid.uuid4()), 'attempt_note': f'bench job {i}'}\n"
+        "        durable.enqueue(\n"
+        "            s, kinds[i % 3], payload, tenant_id=tenants[i % len(tenants)], delay=7 * 86400\n"
+        "        )\n"
+        "db.dispose()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900
+    )
+    if done.returncode != 0:
+        raise BenchError(f"could not make the jobs: {done.stderr.strip()[-500:]}")
 
 
 # -- a real terminal -----------------------------------------------------------------------------------------
@@ -280,7 +318,59 @@ async def bench_tenants(url: str, store_path: Path, count: int) -> dict[str, flo
     return results
 
 
-def report(launch: dict[str, float], tenants: dict[str, float]) -> None:
+async def bench_jobs(url: str, store_path: Path, count: int) -> dict[str, float]:
+    from console.app import ConsoleApp
+    from console.connection import Connection
+    from console.screens.jobs import JobsScreen
+
+    store = CredentialStore(store_path)
+    client = ApiClient(url, store=store)
+    fetched, started = 0, time.perf_counter()
+    async for page in client.platform_job_pages():
+        fetched += len(page)
+    baseline = time.perf_counter() - started
+    await client.aclose()
+    if fetched < count:
+        raise BenchError(f"the API listed {fetched} jobs, not {count}")
+
+    app = ConsoleApp(Connection.open(Target("local", url, None), store))
+    results: dict[str, float] = {"jobs_fetch_pages_s": baseline}
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)
+        started = time.perf_counter()
+        await pilot.press("8")
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        while screen.loaded_at is None:
+            await asyncio.sleep(0.005)
+        results["jobs_load_s"] = time.perf_counter() - started
+        results["jobs_rows"] = len(screen.table.rows)
+        last = screen.table.shown[-1]
+        while not screen.table.rows[last][3].startswith("tenant-"):
+            if time.perf_counter() - started > 60:
+                raise BenchError(f"the jobs view showed no tenant's slug in 60 s: {screen.table.rows[last]}")
+            await asyncio.sleep(0.005)
+        results["jobs_slugs_s"] = time.perf_counter() - started
+        await pilot.press("down", "down", "down")
+        cursor = screen.table.cursor_key
+        first = screen.loaded_at
+        started = time.perf_counter()
+        screen.action_reload_rows()
+        while screen.loaded_at == first:
+            await asyncio.sleep(0.005)
+        results["jobs_refresh_s"] = time.perf_counter() - started
+        results["jobs_cursor_kept"] = float(screen.table.cursor_key == cursor)
+        slug = screen.table.rows[last][3]
+        await pilot.press("slash")
+        keystrokes = await typed(pilot, slug)
+        results["jobs_filter_key_p50_ms"] = statistics.median(keystrokes) * 1000
+        results["jobs_filter_key_max_ms"] = max(keystrokes) * 1000
+        results["jobs_filter_rows_left"] = len(screen.table.shown)
+        await pilot.press("escape")
+    return results
+
+
+def report(launch: dict[str, float], tenants: dict[str, float], jobs: dict[str, float]) -> None:
     ratio = launch["launch_console_s"] / launch["launch_bare_s"]
     lines = [
         f"launch to a populated dashboard: {launch['launch_console_s']:.2f} s "
@@ -296,6 +386,16 @@ def report(launch: dict[str, float], tenants: dict[str, float]) -> None:
         f"idle CPU at 2 s refresh: console {launch['idle_console_pct']:.2f}% of one core "
         f"(bare Textual app {launch['idle_bare_pct']:.2f}%)",
     ]
+    if jobs:
+        lines[4:4] = [
+            f"{int(jobs['jobs_rows'])} jobs: table loaded in {jobs['jobs_load_s']:.2f} s "
+            f"(the API client alone: {jobs['jobs_fetch_pages_s']:.2f} s); the tenants' slugs in place at "
+            f"{jobs['jobs_slugs_s']:.2f} s",
+            f"  refresh in place: {jobs['jobs_refresh_s']:.2f} s, "
+            f"cursor kept: {bool(jobs['jobs_cursor_kept'])}",
+            f"  filter keystroke: p50 {jobs['jobs_filter_key_p50_ms']:.1f} ms, "
+            f"max {jobs['jobs_filter_key_max_ms']:.1f} ms ({int(jobs['jobs_filter_rows_left'])} rows left)",
+        ]
     print("\n".join(lines))
 
 
@@ -304,6 +404,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tenants", type=int, default=10_000)
+    parser.add_argument("--jobs", type=int, default=10_000, help="jobs for the jobs view (0: skip it)")
     parser.add_argument("--launches", type=int, default=5)
     parser.add_argument("--idle", type=float, default=30.0)
     parser.add_argument("--data", type=Path, help="keep the appliance here, and reuse it when it exists")
@@ -314,10 +415,11 @@ def main() -> int:
     data = args.data or Path(tempfile.mkdtemp(prefix="fa-bench-console-", dir="/tmp"))
     env: dict[str, str] = {}
     try:
-        print(f"making {args.tenants} tenants and starting the appliance…", flush=True)
-        env, url = start(data, args.tenants)
+        print(f"making {args.tenants} tenants, {args.jobs} jobs and starting the appliance…", flush=True)
+        env, url = start(data, args.tenants, args.jobs)
         store_path = data / "config" / "forge-appliance" / "credentials.json"
         tenants = asyncio.run(bench_tenants(url, store_path, args.tenants))
+        jobs = asyncio.run(bench_jobs(url, store_path, args.jobs)) if args.jobs else {}
         launch = bench_launch(env, args.launches, args.idle)
     except BenchError as exc:
         print(f"bench_console: {exc}", file=sys.stderr)
@@ -329,7 +431,7 @@ def main() -> int:
             )
         if args.data is None:
             shutil.rmtree(data, ignore_errors=True)
-    report(launch, tenants)
+    report(launch, tenants, jobs)
     return 0
 
 
