@@ -53,6 +53,8 @@ class Job(Base):
         Index("ix_jobs_state_run_at", "state", "run_at"),
         # Lists: a tenant's jobs newest first, by cursor.
         Index("ix_jobs_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+        # Operators' lists: every tenant's jobs newest first, by cursor.
+        Index("ix_jobs_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

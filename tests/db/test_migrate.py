@@ -35,6 +35,7 @@ def test_upgrade_applies_everything_once(tmp_path: Path, database_url: str) -> N
         "0012",
         "0013",
         "0014",
+        "0015",
     ]
     assert migrate.pending(settings) == every  # oldest first
     assert migrate.current_revision(settings) is None

@@ -54,7 +54,7 @@ def test_the_every_tenant_paths_come_and_go_with_0014(tmp_path: Path, pg_databas
     # The tables made before their paths (0005, 0006) got no definer policy then.
     assert not functions & NEW
     assert policies == OLDER
-    assert migrate.upgrade(settings) == ["0014"]
+    assert migrate.upgrade(settings, "0014") == ["0014"]
     functions, policies = _paths(pg_database.url)
     assert functions == set(NARROW_PATHS)
     assert policies == set(NARROW_PATHS.values())
@@ -62,5 +62,5 @@ def test_the_every_tenant_paths_come_and_go_with_0014(tmp_path: Path, pg_databas
     functions, policies = _paths(pg_database.url)
     assert not functions & NEW
     assert policies == OLDER
-    assert migrate.upgrade(settings) == ["0014"]  # and again
+    assert migrate.upgrade(settings, "0014") == ["0014"]  # and again
     assert _paths(pg_database.url) == (set(NARROW_PATHS), set(NARROW_PATHS.values()))
