@@ -254,6 +254,7 @@ class AppsScreen(ConsoleScreen):
             self._loading = False
         first = self.loaded_at is None
         self.apps = fresh
+        self.table.empty = "No tenant monitors an app yet."
         self.draw()
         if first:  # the rows came as the pages did: now in order, the cursor on the first (a down one)
             self.table.action_edge(0)
@@ -337,6 +338,7 @@ class AppsScreen(ConsoleScreen):
         self.checks.update("")
         self.incidents.update("")
         self.latency.show([], "-")
+        self.latency.display = False  # no app, no latency: an empty box would look like a full bar
 
     def show_app(
         self, app: App, uptime: dict[str, Any], checks: list[dict[str, Any]], incidents: list[dict[str, Any]]
@@ -347,5 +349,6 @@ class AppsScreen(ConsoleScreen):
         self.checks.update(checks_text(checks))
         answered = [c["latency_ms"] for c in checks if c.get("latency_ms") is not None]
         latest = f"{answered[0]:.0f}ms max {max(answered):.0f}" if answered else "-"
+        self.latency.display = True
         self.latency.show(latencies(checks), latest)
         self.incidents.update(incidents_text(incidents, now))

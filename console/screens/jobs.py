@@ -83,7 +83,7 @@ class JobsScreen(ConsoleScreen):
     BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
     DEFAULT_CSS = """
     JobsScreen #job-trends { height: 4; }
-    JobsScreen #job-counts { width: 34; height: 4; border: round $panel; padding: 0 1; }
+    JobsScreen #job-counts { width: 37; height: 4; border: round $panel; padding: 0 1; }
     JobsScreen #job-filter { height: 3; }
     JobsScreen #job-summary { height: 1; padding: 0 1; color: $text-muted; }
     """

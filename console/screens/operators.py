@@ -147,7 +147,9 @@ class OperatorsScreen(ConsoleScreen):
         listed = self.operators.values()
         disabled = sum(1 for o in listed if o.get("disabled"))
         reading = sum(1 for o in listed if o.get("read_only"))
-        self._summary.update(f"{len(self.operators)} operators · {reading} read-only · {disabled} disabled")
+        count = len(self.operators)
+        noun = "operator" if count == 1 else "operators"
+        self._summary.update(f"{count} {noun} · {reading} read-only · {disabled} disabled")
         self.show_detail()
 
     # --- filter ---------------------------------------------------------------------------------------

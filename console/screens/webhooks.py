@@ -139,6 +139,7 @@ class WebhooksScreen(ConsoleScreen):
         self.endpoints = endpoints
         now = self.clock()
         rows = sorted(endpoints.values(), key=lambda e: (str(e.get("tenant_slug")), str(e.get("url"))))
+        self.table.empty = "No tenant has a webhook endpoint yet."
         self.table.set_rows(endpoint_row(e, now) for e in rows)
         disabled = sum(1 for e in endpoints.values() if not e.get("enabled"))
         failing = sum(1 for e in endpoints.values() if e.get("failing_since"))
