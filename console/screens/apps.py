@@ -14,7 +14,6 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Input, Static
@@ -22,7 +21,7 @@ from textual.widgets import Input, Static
 from appliance.client.errors import ApiError, NotFound, Unauthorized
 from console import format as fmt
 from console.screens.backups import moment
-from console.screens.base import ConsoleScreen
+from console.screens.table_view import TableScreen
 from console.widgets.row_table import Column, RowTable
 from console.widgets.trend import Trend
 
@@ -157,11 +156,12 @@ def latencies(checks: list[dict[str, Any]]) -> list[float]:
     return [float(c.get("latency_ms") or 0.0) for c in reversed(checks)]
 
 
-class AppsScreen(ConsoleScreen):
+class AppsScreen(TableScreen):
     NAME = "apps"
+    FILTER = "app-filter"
+    ROW = "app"
     TITLE = "Apps"
     AUTO_FOCUS = "#app-table"
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
     DEFAULT_CSS = """
     AppsScreen #app-summary { height: 1; padding: 0 1; color: $text-muted; }
     AppsScreen #app-filter { height: 3; }
@@ -272,31 +272,6 @@ class AppsScreen(ConsoleScreen):
         self.table.set_rows(app_row(a, now) for a in ordered(self.apps.values()))
 
     # --- filter ---------------------------------------------------------------------------------------
-
-    def action_filter(self) -> None:
-        box = self.query_one("#app-filter", Input)
-        box.remove_class("hidden")
-        box.focus()
-
-    @on(Input.Changed, "#app-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.filter(event.value)
-
-    @on(Input.Submitted, "#app-filter")
-    def _filter_done(self) -> None:
-        self.table.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#app-filter", Input)
-        box.value = ""
-        box.add_class("hidden")
-        self.table.filter("")
-        self.table.focus()
-
-    def jump(self, key: str) -> None:
-        if not self.table.move_to(key):
-            self.notify("That app is not in the table (yet).", severity="warning")
-        self.table.focus()
 
     # --- detail ---------------------------------------------------------------------------------------
 

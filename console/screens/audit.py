@@ -11,14 +11,13 @@ from rich.json import JSON
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
 from appliance.client.errors import ApiError, Forbidden, Unauthorized
 from console import format as fmt
 from console.screens.audit_query import AuditQuery, AuditQueryDialog
-from console.screens.base import ConsoleScreen
+from console.screens.table_view import TableScreen
 from console.widgets.row_table import Column, RowTable
 
 Record = dict[str, Any]
@@ -85,13 +84,15 @@ def audit_row(record: Record) -> tuple[str, tuple[str, ...]]:
     )
 
 
-class AuditScreen(ConsoleScreen):
+class AuditScreen(TableScreen):
     NAME = "audit"
+    FILTER = "audit-filter"
+    ROW = "record"
     TITLE = "Audit"
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
 
     def __init__(self) -> None:
         super().__init__()
+        self.table = RowTable(COLUMNS, id="audit-table", empty="No records loaded yet.")
         self.audit_query = AuditQuery()
         self.records: dict[str, Record] = {}
         self.next_cursor: str | None = None
@@ -103,16 +104,12 @@ class AuditScreen(ConsoleScreen):
     def body(self) -> ComposeResult:
         yield Input(placeholder="filter: words in time, actor, action, resource or ip", id="audit-filter")
         yield Static("", id="audit-summary")
-        yield RowTable(COLUMNS, id="audit-table", empty="No records loaded yet.")
+        yield self.table
         with VerticalScroll(id="audit-detail"):
             yield Static("", id="audit-record")
 
     def on_mount(self) -> None:
         self.table.focus()
-
-    @property
-    def table(self) -> RowTable:
-        return self.query_one(RowTable)
 
     @property
     def summary(self) -> str:
@@ -220,31 +217,6 @@ class AuditScreen(ConsoleScreen):
         self.action_reload_rows()
 
     # --- local filter ---------------------------------------------------------------------------------
-
-    def action_filter(self) -> None:
-        box = self.query_one("#audit-filter", Input)
-        box.display = True
-        box.focus()
-
-    @on(Input.Changed, "#audit-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.filter(event.value)
-
-    @on(Input.Submitted, "#audit-filter")
-    def _filter_done(self) -> None:
-        self.table.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#audit-filter", Input)
-        box.value = ""
-        box.display = False
-        self.table.filter("")
-        self.table.focus()
-
-    def jump(self, key: str) -> None:
-        if not self.table.move_to(key):
-            self.notify("That record is not loaded.", severity="warning")
-        self.table.focus()
 
     # --- detail ---------------------------------------------------------------------------------------
 

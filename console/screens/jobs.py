@@ -14,16 +14,15 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from appliance.client.errors import ApiError, NotFound, Unauthorized
 from console import format as fmt
-from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmDialog
 from console.screens.job_query import JobQuery, JobQueryDialog
+from console.screens.table_view import TableScreen
 from console.widgets.job_detail import (
     STATE_STYLES,
     Job,
@@ -76,11 +75,12 @@ async def prefetched(pages: AsyncIterator[list[Job]], ahead: int = 2) -> AsyncGe
             await task
 
 
-class JobsScreen(ConsoleScreen):
+class JobsScreen(TableScreen):
     NAME = "jobs"
+    FILTER = "job-filter"
+    ROW = "job"
     TITLE = "Jobs"
     AUTO_FOCUS = "#job-table"
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
     DEFAULT_CSS = """
     JobsScreen #job-trends { height: 4; }
     JobsScreen #job-counts { width: 37; height: 4; border: round $panel; padding: 0 1; }
@@ -271,31 +271,6 @@ class JobsScreen(ConsoleScreen):
         self.show_detail()
 
     # --- filter ---------------------------------------------------------------------------------------
-
-    def action_filter(self) -> None:
-        box = self.query_one("#job-filter", Input)
-        box.display = True
-        box.focus()
-
-    @on(Input.Changed, "#job-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.filter(event.value)
-
-    @on(Input.Submitted, "#job-filter")
-    def _filter_done(self) -> None:
-        self.table.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#job-filter", Input)
-        box.value = ""
-        box.display = False
-        self.table.filter("")
-        self.table.focus()
-
-    def jump(self, key: str) -> None:
-        if not self.table.move_to(key):
-            self.notify("That job is not in the table.", severity="warning")
-        self.table.focus()
 
     @work(group="jobs-query")
     async def action_query(self) -> None:

@@ -13,16 +13,15 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from appliance.client.errors import ApiError, Unauthorized
 from console import format as fmt
 from console.screens.backups import moment
-from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmDialog
 from console.screens.message import MessageDialog
 from console.screens.operator_form import NewOperator, OperatorForm
+from console.screens.table_view import TableScreen
 from console.screens.typed_confirm import TypedConfirmDialog
 from console.widgets.row_table import Column, RowTable
 
@@ -67,11 +66,12 @@ def one_time_password(email: str, password: str, why: str) -> MessageDialog:
     )
 
 
-class OperatorsScreen(ConsoleScreen):
+class OperatorsScreen(TableScreen):
     NAME = "operators"
+    FILTER = "operator-filter"
+    ROW = "operator"
     TITLE = "Operators"
     AUTO_FOCUS = "#operator-table"
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
     DEFAULT_CSS = """
     OperatorsScreen #operator-filter { height: 3; }
     OperatorsScreen #operator-summary { height: 1; padding: 0 1; color: $text-muted; }
@@ -153,31 +153,6 @@ class OperatorsScreen(ConsoleScreen):
         self.show_detail()
 
     # --- filter ---------------------------------------------------------------------------------------
-
-    def action_filter(self) -> None:
-        box = self.query_one("#operator-filter", Input)
-        box.display = True
-        box.focus()
-
-    @on(Input.Changed, "#operator-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.filter(event.value)
-
-    @on(Input.Submitted, "#operator-filter")
-    def _filter_done(self) -> None:
-        self.table.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#operator-filter", Input)
-        box.value = ""
-        box.display = False
-        self.table.filter("")
-        self.table.focus()
-
-    def jump(self, key: str) -> None:
-        if not self.table.move_to(key):
-            self.notify("That operator is not in the table.", severity="warning")
-        self.table.focus()
 
     # --- detail ---------------------------------------------------------------------------------------
 

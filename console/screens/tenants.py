@@ -10,15 +10,14 @@ from typing import Any, TypeVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from appliance.client.errors import ApiError, NotFound, Unauthorized
-from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmDialog
 from console.screens.message import MessageDialog
 from console.screens.plan_dialog import PlanDialog
+from console.screens.table_view import TableScreen
 from console.screens.tenant_form import NewTenant, TenantForm
 from console.screens.typed_confirm import TypedConfirmDialog
 from console.widgets.row_table import Column, RowTable
@@ -65,14 +64,16 @@ def entry_name(item: dict[str, Any], field: str) -> str:
     return f"{name} ({status})" if status and status != "active" else name
 
 
-class TenantsScreen(ConsoleScreen):
+class TenantsScreen(TableScreen):
     NAME = "tenants"
+    FILTER = "tenant-filter"
+    ROW = "tenant"
     TITLE = "Tenants"
     AUTO_FOCUS = "#tenant-table"
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
 
     def __init__(self) -> None:
         super().__init__()
+        self.table = RowTable(COLUMNS, id="tenant-table", empty="No tenants loaded yet.")
         self.loaded_at: float | None = None
         self._detail_timer: Timer | None = None
         self._loading = False
@@ -82,16 +83,12 @@ class TenantsScreen(ConsoleScreen):
             placeholder="filter: words in slug, name, plan or status", id="tenant-filter", classes="hidden"
         )
         yield Static("", id="tenant-summary")
-        yield RowTable(COLUMNS, id="tenant-table", empty="No tenants loaded yet.")
+        yield self.table
         yield Static("", id="tenant-detail")
 
     def on_mount(self) -> None:
         self.set_interval(RELOAD_S, self._reload_if_shown)
         self.table.focus()
-
-    @property
-    def table(self) -> RowTable:
-        return self.query_one(RowTable)
 
     def signed_in(self) -> None:
         self.action_reload_rows()
@@ -145,31 +142,6 @@ class TenantsScreen(ConsoleScreen):
         self.show_detail()
 
     # --- filter ---------------------------------------------------------------------------------------
-
-    def action_filter(self) -> None:
-        box = self.query_one("#tenant-filter", Input)
-        box.remove_class("hidden")
-        box.focus()
-
-    @on(Input.Changed, "#tenant-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.filter(event.value)
-
-    @on(Input.Submitted, "#tenant-filter")
-    def _filter_done(self) -> None:
-        self.table.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#tenant-filter", Input)
-        box.value = ""
-        box.add_class("hidden")
-        self.table.filter("")
-        self.table.focus()
-
-    def jump(self, key: str) -> None:
-        if not self.table.move_to(key):
-            self.notify("That tenant is not in the table (yet).", severity="warning")
-        self.table.focus()
 
     # --- detail ---------------------------------------------------------------------------------------
 

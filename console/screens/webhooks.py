@@ -13,16 +13,15 @@ from collections.abc import Callable
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from appliance.client.errors import ApiError, NotFound, Unauthorized
 from console import format as fmt
 from console.screens.audit_query import rfc3339
-from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmDialog
 from console.screens.since_dialog import SinceDialog
+from console.screens.table_view import TableScreen
 from console.screens.webhook_rows import (
     ENDPOINT_COLUMNS,
     LOG_COLUMNS,
@@ -42,11 +41,12 @@ ATTEMPTS_SHOWN = 100
 SIGN_IN = "Sign in (ctrl+l) to see the webhook endpoints."
 
 
-class WebhooksScreen(ConsoleScreen):
+class WebhooksScreen(TableScreen):
     NAME = "webhooks"
+    FILTER = "hook-filter"
+    ROW = "endpoint"
     TITLE = "Webhooks"
     AUTO_FOCUS = "#hook-table"
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
     DEFAULT_CSS = """
     WebhooksScreen #hook-summary { height: 1; padding: 0 1; color: $text-muted; }
     WebhooksScreen #hook-filter { height: 3; }
@@ -152,33 +152,8 @@ class WebhooksScreen(ConsoleScreen):
 
     # --- filter and panes ----------------------------------------------------------------------------
 
-    def action_filter(self) -> None:
-        box = self.query_one("#hook-filter", Input)
-        box.remove_class("hidden")
-        box.focus()
-
-    @on(Input.Changed, "#hook-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.filter(event.value)
-
-    @on(Input.Submitted, "#hook-filter")
-    def _filter_done(self) -> None:
-        self.table.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#hook-filter", Input)
-        box.value = ""
-        box.add_class("hidden")
-        self.table.filter("")
-        self.table.focus()
-
     def action_switch_pane(self) -> None:
         (self.table if self.focused is self.deliveries else self.deliveries).focus()
-
-    def jump(self, key: str) -> None:
-        if not self.table.move_to(key):
-            self.notify("That endpoint is not in the table (yet).", severity="warning")
-        self.table.focus()
 
     # --- the delivery log ----------------------------------------------------------------------------
 
