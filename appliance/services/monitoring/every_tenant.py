@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Uuid, bindparam, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from appliance.db import tenancy
-from appliance.models import App, AppCheck, AppIncident, Tenant
-from appliance.services.common import pages, pagination
+from appliance.models import App, AppCheck, AppIncident
+from appliance.services.common import every_tenant, pages, pagination
 from appliance.services.monitoring import apps
 from appliance.services.monitoring import checks as app_checks
 from appliance.services.monitoring import status as app_status
@@ -33,13 +33,8 @@ from appliance.services.tenancy import tenants
 #: Operators' page of apps, newest first: (created_at, id). Its own list: a tenant's cursor is refused.
 CURSORS = pagination.Keyset("platform_apps", dt.datetime, uuid.UUID)
 
-_TIME = App.__table__.c.created_at.type
-_LEDGER_PAGE = (
-    text("SELECT id, tenant_id, created_at FROM apps_ledger_page(:status, :before_at, :before_id, :limit)")
-    .bindparams(bindparam("before_at", type_=_TIME))
-    .columns(id=Uuid(), tenant_id=Uuid(), created_at=_TIME)
-)
-_TENANT_OF = text("SELECT tenant_id FROM apps_tenant_of(:id)").columns(tenant_id=Uuid())
+_LEDGER_PAGE = every_tenant.ledger_statement("apps_ledger_page", "status", App.__table__.c.created_at.type)
+_TENANT_OF = every_tenant.tenant_of_statement("apps_tenant_of")
 
 
 @dataclass(frozen=True)
@@ -50,10 +45,6 @@ class AppRow:
     tenant_slug: str
     open_incident_since: dt.datetime | None
     """The start of its open incident (None when it has none)."""
-
-
-def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def page(
@@ -67,47 +58,31 @@ def page(
     """Every tenant's apps (or ``tenant_id``'s), newest first; only those with ``status`` if given."""
     pages.check_limit(limit)
     before: tuple[Any, ...] = (None, None) if cursor is None else CURSORS.decode(cursor)
+    where = [] if status is None else [App.status == status]
     if tenant_id is not None:
         tenant = tenants.get(session, tenant_id)  # TENANT_NOT_FOUND before anything is read
         with tenancy.inside(session, tenant.id):
-            keys = _keys(session, status, before, limit + 1)
-    elif _postgres(session):
+            keys = every_tenant.table_keys(session, App, where, before, limit + 1)
+    elif every_tenant.postgres(session):
         params = {"status": status, "before_at": before[0], "before_id": before[1], "limit": limit + 1}
-        keys = [(row.id, row.tenant_id, row.created_at) for row in session.execute(_LEDGER_PAGE, params)]
-    else:
-        keys = _keys(session, status, before, limit + 1)  # platform scope: every tenant's rows
-    shown, more = keys[:limit], len(keys) > limit
-    next_cursor = CURSORS.encode([shown[-1][2], shown[-1][0]]) if more else None
+        keys = every_tenant.ledger_keys(session, _LEDGER_PAGE, params)
+    else:  # platform scope: every tenant's rows
+        keys = every_tenant.table_keys(session, App, where, before, limit + 1)
+    shown, next_cursor = every_tenant.cut(keys, limit, CURSORS)
     return _rows(session, [(app_id, tenant) for app_id, tenant, _ in shown]), next_cursor
-
-
-def _keys(
-    session: Session, status: str | None, before: tuple[Any, ...], limit: int
-) -> list[tuple[uuid.UUID, uuid.UUID, dt.datetime]]:
-    """The ids, tenants and times of a page of the apps the session sees."""
-    keyset = (App.created_at, App.id)
-    query: Select[*tuple[Any, ...]] = select(App.id, App.tenant_id, App.created_at)
-    if status is not None:
-        query = query.where(App.status == status)
-    if before[0] is not None:
-        query = pagination.after(query, keyset, before, True)
-    found = session.execute(pagination.ordered(query, keyset, True).limit(limit))
-    return [(row.id, row.tenant_id, row.created_at) for row in found]
 
 
 def _rows(session: Session, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> list[AppRow]:
     """The apps of ``keys`` (id, tenant) in that order, each read inside its tenant; one removed in
     between is left out."""
-    by_tenant: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for app_id, tenant_id in keys:
-        by_tenant.setdefault(tenant_id, []).append(app_id)
+    by_tenant = every_tenant.by_tenant(keys)
     found: dict[uuid.UUID, App] = {}
     since: dict[uuid.UUID, dt.datetime] = {}
     for tenant_id, ids in by_tenant.items():
         with tenancy.inside(session, tenant_id):
             found.update((app.id, app) for app in session.scalars(select(App).where(App.id.in_(ids))))
             since.update(_open_incidents(session, ids))
-    slugs = _slugs(session, by_tenant)
+    slugs = every_tenant.slugs(session, by_tenant)
     return [
         AppRow(found[app_id], slugs.get(tenant_id, ""), since.get(app_id))
         for app_id, tenant_id in keys
@@ -125,24 +100,12 @@ def _open_incidents(session: Session, app_ids: list[uuid.UUID]) -> dict[uuid.UUI
     return {row.app_id: row.started for row in rows}
 
 
-def _slugs(session: Session, tenant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-    wanted = list(tenant_ids)
-    if not wanted:
-        return {}
-    rows = session.execute(select(Tenant.id, Tenant.slug).where(Tenant.id.in_(wanted)))
-    return {row.id: row.slug for row in rows}
-
-
 # --------------------------------------------------------------------------- one app
 
 
 def tenant_of(session: Session, app_id: uuid.UUID) -> uuid.UUID:
     """The tenant of an app; APP_NOT_FOUND (as the tenant's route answers) for an unknown id."""
-    tenant_id: uuid.UUID | None
-    if _postgres(session):
-        tenant_id = session.execute(_TENANT_OF, {"id": app_id}).scalar()
-    else:
-        tenant_id = session.scalar(select(App.tenant_id).where(App.id == app_id))
+    tenant_id = every_tenant.tenant_of(session, _TENANT_OF, App.tenant_id, App.id, app_id)
     if tenant_id is None:
         raise apps.not_found(app_id)
     return tenant_id

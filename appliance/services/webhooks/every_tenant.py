@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Uuid, and_, bindparam, case, func, select, text
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from appliance.db import tenancy
 from appliance.db.base import utcnow
-from appliance.models import Tenant, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from appliance.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from appliance.services.access.actors import Actor
-from appliance.services.common import pages, pagination
+from appliance.services.common import every_tenant, pages, pagination
 from appliance.services.outbound import guard as outbound
 from appliance.services.tenancy import tenants
 from appliance.services.webhooks import endpoints as webhook_endpoints
@@ -42,16 +42,10 @@ ATTEMPT_CURSORS = pagination.Keyset("platform_webhook_attempts", dt.datetime, uu
 #: The window of :attr:`EndpointRow.attempts_24h` and :attr:`EndpointRow.success_rate`.
 RECENT = dt.timedelta(hours=24)
 
-_TIME = WebhookEndpoint.__table__.c.created_at.type
-_LEDGER_PAGE = (
-    text(
-        "SELECT id, tenant_id, created_at "
-        "FROM webhook_endpoints_ledger_page(:enabled, :before_at, :before_id, :limit)"
-    )
-    .bindparams(bindparam("before_at", type_=_TIME))
-    .columns(id=Uuid(), tenant_id=Uuid(), created_at=_TIME)
+_LEDGER_PAGE = every_tenant.ledger_statement(
+    "webhook_endpoints_ledger_page", "enabled", WebhookEndpoint.__table__.c.created_at.type
 )
-_TENANT_OF = text("SELECT tenant_id FROM webhook_endpoints_tenant_of(:id)").columns(tenant_id=Uuid())
+_TENANT_OF = every_tenant.tenant_of_statement("webhook_endpoints_tenant_of")
 
 
 @dataclass(frozen=True)
@@ -75,10 +69,6 @@ class AttemptRow:
     event_type: str
 
 
-def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 # --------------------------------------------------------------------------- the page
 
 
@@ -95,34 +85,18 @@ def page(
     only the enabled or disabled ones if ``enabled`` is given."""
     pages.check_limit(limit)
     before: tuple[Any, ...] = (None, None) if cursor is None else CURSORS.decode(cursor)
+    where = [] if enabled is None else [WebhookEndpoint.enabled.is_(enabled)]
     if tenant_id is not None:
         tenant = tenants.get(session, tenant_id)
         with tenancy.inside(session, tenant.id):
-            keys = _keys(session, enabled, before, limit + 1)
-    elif _postgres(session):
+            keys = every_tenant.table_keys(session, WebhookEndpoint, where, before, limit + 1)
+    elif every_tenant.postgres(session):
         params = {"enabled": enabled, "before_at": before[0], "before_id": before[1], "limit": limit + 1}
-        keys = [(row.id, row.tenant_id, row.created_at) for row in session.execute(_LEDGER_PAGE, params)]
-    else:
-        keys = _keys(session, enabled, before, limit + 1)  # platform scope: every tenant's rows
-    shown, more = keys[:limit], len(keys) > limit
-    next_cursor = CURSORS.encode([shown[-1][2], shown[-1][0]]) if more else None
+        keys = every_tenant.ledger_keys(session, _LEDGER_PAGE, params)
+    else:  # platform scope: every tenant's rows
+        keys = every_tenant.table_keys(session, WebhookEndpoint, where, before, limit + 1)
+    shown, next_cursor = every_tenant.cut(keys, limit, CURSORS)
     return _rows(session, [(key[0], key[1]) for key in shown], now or utcnow()), next_cursor
-
-
-def _keys(
-    session: Session, enabled: bool | None, before: tuple[Any, ...], limit: int
-) -> list[tuple[uuid.UUID, uuid.UUID, dt.datetime]]:
-    """The ids, tenants and times of a page of the endpoints the session sees."""
-    keyset = (WebhookEndpoint.created_at, WebhookEndpoint.id)
-    query: Select[*tuple[Any, ...]] = select(
-        WebhookEndpoint.id, WebhookEndpoint.tenant_id, WebhookEndpoint.created_at
-    )
-    if enabled is not None:
-        query = query.where(WebhookEndpoint.enabled.is_(enabled))
-    if before[0] is not None:
-        query = pagination.after(query, keyset, before, True)
-    found = session.execute(pagination.ordered(query, keyset, True).limit(limit))
-    return [(row.id, row.tenant_id, row.created_at) for row in found]
 
 
 def _rows(
@@ -130,9 +104,7 @@ def _rows(
 ) -> list[EndpointRow]:
     """The endpoints of ``keys`` (id, tenant) in that order, each read inside its tenant with its recent
     attempts counted; one removed in between is left out."""
-    by_tenant: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for endpoint_id, tenant_id in keys:
-        by_tenant.setdefault(tenant_id, []).append(endpoint_id)
+    by_tenant = every_tenant.by_tenant(keys)
     found: dict[uuid.UUID, WebhookEndpoint] = {}
     counts: dict[uuid.UUID, tuple[int, int]] = {}
     for tenant_id, ids in by_tenant.items():
@@ -141,7 +113,7 @@ def _rows(
                 (e.id, e) for e in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id.in_(ids)))
             )
             counts.update(_recent(session, ids, now - RECENT))
-    slugs = _slugs(session, by_tenant)
+    slugs = every_tenant.slugs(session, by_tenant)
     rows = []
     for endpoint_id, tenant_id in keys:
         if endpoint_id not in found:
@@ -168,25 +140,15 @@ def _recent(
     return {row.endpoint_id: (int(row.n), int(row.ok or 0)) for row in rows}
 
 
-def _slugs(session: Session, tenant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-    wanted = list(tenant_ids)
-    if not wanted:
-        return {}
-    rows = session.execute(select(Tenant.id, Tenant.slug).where(Tenant.id.in_(wanted)))
-    return {row.id: row.slug for row in rows}
-
-
 # --------------------------------------------------------------------------- one endpoint
 
 
 def tenant_of(session: Session, endpoint_id: uuid.UUID) -> uuid.UUID:
     """The tenant of an endpoint; WEBHOOK_ENDPOINT_NOT_FOUND (as the tenant's route answers) for an
     unknown id."""
-    tenant_id: uuid.UUID | None
-    if _postgres(session):
-        tenant_id = session.execute(_TENANT_OF, {"id": endpoint_id}).scalar()
-    else:
-        tenant_id = session.scalar(select(WebhookEndpoint.tenant_id).where(WebhookEndpoint.id == endpoint_id))
+    tenant_id = every_tenant.tenant_of(
+        session, _TENANT_OF, WebhookEndpoint.tenant_id, WebhookEndpoint.id, endpoint_id
+    )
     if tenant_id is None:
         raise webhook_endpoints.not_found(endpoint_id)
     return tenant_id
