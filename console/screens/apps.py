@@ -26,7 +26,6 @@ from console.widgets.row_table import Column, RowTable
 from console.widgets.trend import Trend
 
 App = dict[str, Any]
-RELOAD_S = 15.0
 SHOW_EVERY_S = 0.25  # while the first load streams in: drawing after every page would double its time
 CHECKS_SHOWN = 8
 INCIDENTS_SHOWN = 4
@@ -160,6 +159,7 @@ class AppsScreen(TableScreen):
     NAME = "apps"
     FILTER = "app-filter"
     ROW = "app"
+    SIGN_IN = SIGN_IN
     TITLE = "Apps"
     AUTO_FOCUS = "#app-table"
     DEFAULT_CSS = """
@@ -206,23 +206,13 @@ class AppsScreen(TableScreen):
                     yield self.incidents
 
     def on_mount(self) -> None:
-        self.set_interval(RELOAD_S, self._reload_if_shown)
+        self.keep_loaded()
         self.table.focus()
-
-    def signed_in(self) -> None:
-        self.action_reload_rows()
-
-    def _reload_if_shown(self) -> None:
-        if self.is_current and self.console.signed_in_as and not self._loading:
-            self.action_reload_rows()
 
     # --- loading ------------------------------------------------------------------------------------
 
-    def action_reload_rows(self) -> None:
-        if not self.console.signed_in_as:
-            self.summary.update(SIGN_IN)
-            return
-        self.load()
+    def say(self, text: str | Text) -> None:
+        self.summary.update(text)
 
     @work(exclusive=True, group="apps-load")
     async def load(self) -> None:

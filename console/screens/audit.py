@@ -116,7 +116,7 @@ class AuditScreen(TableScreen):
         """The line above the table, as plain text."""
         return str(self.query_one("#audit-summary", Static).content)
 
-    def _say(self, text: str | Text) -> None:
+    def say(self, text: str | Text) -> None:
         self.query_one("#audit-summary", Static).update(text)
 
     def signed_in(self) -> None:
@@ -126,7 +126,7 @@ class AuditScreen(TableScreen):
         super().polled()
         if not self.console.signed_in_as and (self.records or self.summary != SIGN_IN):
             self._forget()  # signed out: the operator's records go with the session
-            self._say(SIGN_IN)
+            self.say(SIGN_IN)
 
     def _forget(self) -> None:
         self._load_id += 1  # a load still running is not shown
@@ -138,7 +138,7 @@ class AuditScreen(TableScreen):
 
     def action_reload_rows(self) -> None:
         if not self.console.signed_in_as:
-            self._say(SIGN_IN)
+            self.say(SIGN_IN)
             return
         self.load()
 
@@ -147,11 +147,11 @@ class AuditScreen(TableScreen):
         self.workers.cancel_group(self, "audit-more")
         self._load_id += 1
         load_id, self._loading_more = self._load_id, False
-        self._say(f"Loading… ({self.audit_query.describe()})")
+        self.say(f"Loading… ({self.audit_query.describe()})")
         try:
             params = self.audit_query.params(dt.datetime.now(dt.UTC))
         except ValueError as exc:  # checked in the dialog; an age can still reach past year 1
-            self._say(Text(str(exc), "bold red"))
+            self.say(Text(str(exc), "bold red"))
             return
         page = await self._page(params, None)
         if page is None or load_id != self._load_id:
@@ -169,7 +169,7 @@ class AuditScreen(TableScreen):
         if cursor is None or self._loading_more:
             return
         self._loading_more = True
-        self._say(f"{len(self.records)} records · loading more…")
+        self.say(f"{len(self.records)} records · loading more…")
         try:
             page = await self._page(self._params, cursor)
         finally:
@@ -196,13 +196,13 @@ class AuditScreen(TableScreen):
             self.note = exc.message
         except ApiError as exc:  # the rows loaded before stay
             self.note = f"Could not load the audit trail: {exc.message}"
-        self._say(Text(self.note, "bold red"))
+        self.say(Text(self.note, "bold red"))
         return None
 
     def _summarise(self) -> None:
         count = f"{len(self.records)}{'+' if self.next_cursor else ''} records"
         more = " · the last row loads more" if self.next_cursor else ""
-        self._say(f"{count} · {self.audit_query.describe()} · newest first{more}")
+        self.say(f"{count} · {self.audit_query.describe()} · newest first{more}")
 
     # --- query ----------------------------------------------------------------------------------------
 

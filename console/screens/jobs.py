@@ -35,7 +35,6 @@ from console.widgets.job_detail import (
 from console.widgets.row_table import Column, RowTable
 from console.widgets.trend import Trend
 
-RELOAD_S = 15.0
 SHOW_EVERY_S = 0.25  # while the first load streams in: drawing after every page would double its time
 MAX_JOBS = 20_000  # the newest; a query narrows the rest down
 SIGN_IN = "Sign in (ctrl+l) to see the jobs."
@@ -79,6 +78,7 @@ class JobsScreen(TableScreen):
     NAME = "jobs"
     FILTER = "job-filter"
     ROW = "job"
+    SIGN_IN = SIGN_IN
     TITLE = "Jobs"
     AUTO_FOCUS = "#job-table"
     DEFAULT_CSS = """
@@ -116,7 +116,7 @@ class JobsScreen(TableScreen):
     def on_mount(self) -> None:
         self.query_one("#job-filter", Input).display = False  # shown by `/`: hidden, it takes no focus
         self.query_one("#job-counts", Static).border_title = "Jobs by state"
-        self.set_interval(RELOAD_S, self._reload_if_shown)
+        self.keep_loaded()
         self.table.focus()
 
     @property
@@ -124,11 +124,8 @@ class JobsScreen(TableScreen):
         """The line above the table, as plain text."""
         return str(self._summary.content)
 
-    def _say(self, text: str | Text) -> None:
+    def say(self, text: str | Text) -> None:
         self._summary.update(text, layout=False)  # one line, always: no layout of the whole screen
-
-    def signed_in(self) -> None:
-        self.action_reload_rows()
 
     def polled(self) -> None:
         super().polled()
@@ -142,19 +139,9 @@ class JobsScreen(TableScreen):
             self.jobs, self.loaded_at = {}, None
             self.table.set_rows([])
             self.detail.show(None)
-            self._say(SIGN_IN)
-
-    def _reload_if_shown(self) -> None:
-        if self.is_current and self.console.signed_in_as and not self._loading:
-            self.action_reload_rows()
+            self.say(SIGN_IN)
 
     # --- loading ------------------------------------------------------------------------------------
-
-    def action_reload_rows(self) -> None:
-        if not self.console.signed_in_as:
-            self._say(SIGN_IN)
-            return
-        self.load()
 
     def show_state(self, state: str) -> None:
         """Show only the jobs in `state` (the dashboard's `d`: the dead ones), every tenant's."""
@@ -184,10 +171,10 @@ class JobsScreen(TableScreen):
             tenant_id = await self._tenant_id(query.tenant) if query.tenant else None
             if query.tenant and tenant_id is None:
                 self.table.set_rows([])
-                self._say(Text(f"No tenant has the slug {query.tenant!r}.", "bold red"))
+                self.say(Text(f"No tenant has the slug {query.tenant!r}.", "bold red"))
                 return
             if first:
-                self._say(f"Loading… ({query.describe()})")
+                self.say(f"Loading… ({query.describe()})")
             pages = self.console.connection.api.platform_job_pages(
                 state=query.state or None, kind=query.kind or None, tenant_id=tenant_id
             )
@@ -202,7 +189,7 @@ class JobsScreen(TableScreen):
                         now = time.perf_counter()
                         if now - shown_at >= SHOW_EVERY_S:
                             self._append(waiting)
-                            self._say(f"Loading… {len(fresh):,} jobs ({query.describe()})")
+                            self.say(f"Loading… {len(fresh):,} jobs ({query.describe()})")
                             shown_at = now
                     if len(fresh) >= MAX_JOBS:
                         break
@@ -210,7 +197,7 @@ class JobsScreen(TableScreen):
             self.console.session_ended(exc)
             return
         except ApiError as exc:  # shown; the rows loaded before stay
-            self._say(Text(f"Could not load the jobs: {exc.message}", "bold red"))
+            self.say(Text(f"Could not load the jobs: {exc.message}", "bold red"))
             return
         finally:
             self._loading = False
@@ -221,7 +208,7 @@ class JobsScreen(TableScreen):
         self.loaded_at = time.time()
         took = time.perf_counter() - started
         capped = f" · the newest {MAX_JOBS:,} only: query (a) to narrow" if len(fresh) >= MAX_JOBS else ""
-        self._say(f"{len(fresh):,} jobs · {query.describe()} · loaded in {took:.2f}s{capped}")
+        self.say(f"{len(fresh):,} jobs · {query.describe()} · loaded in {took:.2f}s{capped}")
         self.show_detail()
         self._fill_in_tenants()
 

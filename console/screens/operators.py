@@ -26,7 +26,6 @@ from console.screens.typed_confirm import TypedConfirmDialog
 from console.widgets.row_table import Column, RowTable
 
 Operator = dict[str, Any]
-RELOAD_S = 30.0
 SIGN_IN = "Sign in (ctrl+l) to see the operators."
 COLUMNS = (
     Column("E-mail"),
@@ -70,6 +69,8 @@ class OperatorsScreen(TableScreen):
     NAME = "operators"
     FILTER = "operator-filter"
     ROW = "operator"
+    RELOAD_S = 30.0
+    SIGN_IN = SIGN_IN
     TITLE = "Operators"
     AUTO_FOCUS = "#operator-table"
     DEFAULT_CSS = """
@@ -95,15 +96,12 @@ class OperatorsScreen(TableScreen):
 
     def on_mount(self) -> None:
         self.query_one("#operator-filter", Input).display = False  # shown by `/`
-        self.set_interval(RELOAD_S, self._reload_if_shown)
+        self.keep_loaded()
         self.table.focus()
 
     @property
     def summary(self) -> str:
         return str(self._summary.content)
-
-    def signed_in(self) -> None:
-        self.action_reload_rows()
 
     def polled(self) -> None:
         super().polled()
@@ -112,17 +110,10 @@ class OperatorsScreen(TableScreen):
             self.draw()
             self._summary.update(SIGN_IN)
 
-    def _reload_if_shown(self) -> None:
-        if self.is_current and self.console.signed_in_as:
-            self.action_reload_rows()
-
     # --- loading ------------------------------------------------------------------------------------
 
-    def action_reload_rows(self) -> None:
-        if not self.console.signed_in_as:
-            self._summary.update(SIGN_IN)
-            return
-        self.load()
+    def say(self, text: str | Text) -> None:
+        self._summary.update(text)
 
     @work(exclusive=True, group="operators-load")
     async def load(self, select: str | None = None) -> None:

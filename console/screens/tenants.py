@@ -23,7 +23,6 @@ from console.screens.typed_confirm import TypedConfirmDialog
 from console.widgets.row_table import Column, RowTable
 
 T = TypeVar("T")
-RELOAD_S = 15.0
 SHOW_EVERY_S = 0.25  # while the first load streams in: drawing after every page would double its time
 GONE = "TENANT_NOT_FOUND"  # the API's code for a tenant that is not there (any more)
 STATUS_COLOURS = {"active": "green", "suspended": "yellow", "deleted": "red"}
@@ -68,6 +67,7 @@ class TenantsScreen(TableScreen):
     NAME = "tenants"
     FILTER = "tenant-filter"
     ROW = "tenant"
+    SIGN_IN = "Sign in (ctrl+l) to see the tenants."
     TITLE = "Tenants"
     AUTO_FOCUS = "#tenant-table"
 
@@ -87,23 +87,13 @@ class TenantsScreen(TableScreen):
         yield Static("", id="tenant-detail")
 
     def on_mount(self) -> None:
-        self.set_interval(RELOAD_S, self._reload_if_shown)
+        self.keep_loaded()
         self.table.focus()
-
-    def signed_in(self) -> None:
-        self.action_reload_rows()
-
-    def _reload_if_shown(self) -> None:
-        if self.is_current and self.console.signed_in_as and not self._loading:
-            self.action_reload_rows()
 
     # --- loading ------------------------------------------------------------------------------------
 
-    def action_reload_rows(self) -> None:
-        if not self.console.signed_in_as:
-            self.query_one("#tenant-summary", Static).update("Sign in (ctrl+l) to see the tenants.")
-            return
-        self.load()
+    def say(self, text: str | Text) -> None:
+        self.query_one("#tenant-summary", Static).update(text)
 
     @work(exclusive=True, group="tenants-load")
     async def load(self) -> None:

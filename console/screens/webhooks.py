@@ -34,7 +34,6 @@ from console.screens.webhook_rows import (
 )
 from console.widgets.row_table import RowTable
 
-RELOAD_S = 15.0
 SHOW_EVERY_S = 0.25  # while the first load streams in: drawing after every page would double its time
 LOG_AGAIN_S = 2.0  # after an action: the worker's attempt is usually recorded by then
 ATTEMPTS_SHOWN = 100
@@ -45,6 +44,7 @@ class WebhooksScreen(TableScreen):
     NAME = "webhooks"
     FILTER = "hook-filter"
     ROW = "endpoint"
+    SIGN_IN = SIGN_IN
     TITLE = "Webhooks"
     AUTO_FOCUS = "#hook-table"
     DEFAULT_CSS = """
@@ -82,23 +82,13 @@ class WebhooksScreen(TableScreen):
         yield self.attempt_pane
 
     def on_mount(self) -> None:
-        self.set_interval(RELOAD_S, self._reload_if_shown)
+        self.keep_loaded()
         self.table.focus()
-
-    def signed_in(self) -> None:
-        self.action_reload_rows()
-
-    def _reload_if_shown(self) -> None:
-        if self.is_current and self.console.signed_in_as and not self._loading:
-            self.action_reload_rows()
 
     # --- loading ------------------------------------------------------------------------------------
 
-    def action_reload_rows(self) -> None:
-        if not self.console.signed_in_as:
-            self.summary.update(SIGN_IN)
-            return
-        self.load()
+    def say(self, text: str | Text) -> None:
+        self.summary.update(text)
 
     @work(exclusive=True, group="webhooks-load")
     async def load(self) -> None:

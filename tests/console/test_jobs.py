@@ -398,7 +398,7 @@ def fixed_jobs(screen: Any) -> None:
     screen.draw_rows()
     screen.table.move_to(FIXED_JOBS[0]["id"])
     screen.show_detail()
-    screen._say("5 jobs · every job · loaded in 0.04s")
+    screen.say("5 jobs · every job · loaded in 0.04s")
     screen.polled()
 
 

@@ -385,6 +385,6 @@ def test_audit(snap_compare: Any, tmp_path: Path) -> None:
     def fill(screen: Any) -> None:
         screen.records = {r["id"]: r for r in records}
         screen.table.set_rows(audit_row(r) for r in reversed(records))
-        screen._say("5 records")
+        screen.say("5 records")
 
     assert snap_compare(fixed_app(tmp_path), terminal_size=SIZE, run_before=_view("6", fill))
