@@ -63,6 +63,7 @@ def test_composite_keys_lead_with_tenant_id() -> None:
 #: Keys that serve a scan across tenants on purpose, and why.
 CROSS_TENANT_KEYS = {
     ("jobs", ("state", "run_at")): "the reaper looks for lost and expired jobs of every tenant at once",
+    ("jobs", ("created_at", "id")): "operators list every tenant's jobs newest first (/platform/jobs)",
     ("idempotency_keys", ("principal", "key")): (
         "the principal is the caller's scope, which begins with its tenant's id (operators' keys have no "
         "tenant, and a NULL tenant_id would make the key unique nowhere)"
