@@ -5,6 +5,7 @@ while the view is shown (never two loads at once)."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import ClassVar
 
 from rich.text import Text
@@ -29,13 +30,13 @@ class TableScreen(ConsoleScreen):
 
     # --- loading (subclasses implement `load` and `say`) ---------------------------------------------
 
+    @abstractmethod
     def load(self) -> object:
         """Start loading the rows (a worker)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def say(self, text: str | Text) -> None:
         """Show one line above the table (what was loaded, or why not)."""
-        raise NotImplementedError
 
     def keep_loaded(self) -> None:
         """Reload every RELOAD_S while shown and signed in (call once, when mounted)."""

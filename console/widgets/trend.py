@@ -20,11 +20,15 @@ class Trend(Vertical):
     def __init__(self, title: str, id: str) -> None:
         super().__init__(id=id)
         self.title_text = title
+        # Held, not queried: a view's worker that ends as the console quits may draw on a trend whose
+        # children were already removed (a query would raise there; an update of a removed widget does not).
+        self.label = Label(title)
+        self.sparkline = Sparkline([], summary_function=max)
 
     def compose(self) -> ComposeResult:
-        yield Label(self.title_text)
-        yield Sparkline([], summary_function=max)
+        yield self.label
+        yield self.sparkline
 
     def show(self, values: list[float], latest: str) -> None:
-        self.query_one(Label).update(f"{self.title_text} [b]{latest}[/b]", layout=False)  # one line, 1fr wide
-        self.query_one(Sparkline).data = values or [0.0]
+        self.label.update(f"{self.title_text} [b]{latest}[/b]", layout=False)  # one line, 1fr wide
+        self.sparkline.data = values or [0.0]
