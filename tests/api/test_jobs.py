@@ -81,3 +81,34 @@ def test_an_unknown_state_is_named(identity: Identity) -> None:
     response = identity.client.get("/api/v1/jobs", params={"state": "exploded"}, headers=acme.owner.headers)
     assert response.status_code == 422
     assert "'exploded' is not a job state" in response.json()["error"]["message"]
+
+
+def test_a_job_reads_the_same_in_every_tenants_list_as_on_its_own(identity: Identity) -> None:
+    """The every-tenant list is serialized from plain rows: each job in it, page by page, is the job that
+    GET /platform/jobs/{id} and the tenant's own list give (times, JSON fields, nulls and all)."""
+    acme, globex = identity.tenant("acme"), identity.tenant("globex")
+    _make_a_delivery(identity, acme)
+    _make_a_delivery(identity, globex)
+    [cancelled] = _jobs_of(identity, acme)
+    cancel = identity.client.post(f"/api/v1/jobs/{cancelled['id']}/cancel", headers=acme.owner.headers)
+    assert cancel.status_code == 200, cancel.text
+
+    operator = identity.operator.headers
+    listed: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = identity.client.get("/api/v1/platform/jobs", params=params, headers=operator)
+        assert page.status_code == 200, page.text
+        listed += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert len(listed) == len({job["id"] for job in listed}) >= 2
+    assert [job["created_at"] for job in listed] == sorted((j["created_at"] for j in listed), reverse=True)
+    for job in listed:
+        alone = identity.client.get(f"/api/v1/platform/jobs/{job['id']}", headers=operator)
+        assert alone.json() == job
+    mine = {job["id"]: job for job in _jobs_of(identity, acme)}
+    assert mine[cancelled["id"]]["finished_at"] is not None
+    assert {job["id"]: job for job in listed if job["id"] in mine} == mine

@@ -1,14 +1,20 @@
-"""Request and response bodies of /api/v1/jobs and /api/v1/platform/jobs."""
+"""Request and response bodies of /api/v1/jobs and /api/v1/platform/jobs.
+
+The operators' every-tenant list skips pydantic and serializes plain rows with orjson (:func:`render_page`),
+rendering their times as :data:`Timestamp` does and their JSON fields as stored, so that a job reads the same
+in that list and on its own (tests/api/test_jobs_api.py compares them)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
-from appliance.api.schemas.times import Timestamp
+from appliance.api.schemas.times import Timestamp, rfc3339
 from appliance.models.job import Job
+from appliance.services.jobs.queries import JSON_FIELDS
 
 
 class JobOut(BaseModel):
@@ -51,3 +57,21 @@ class JobOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
         )
+
+
+#: What a job's list row has: JobOut's fields, in its order.
+FIELDS = tuple(JobOut.model_fields)
+_TIMES = tuple(name for name in FIELDS if name.endswith("_at") or name == "lease_until")
+
+
+def render_page(rows: list[dict[str, Any]], next_cursor: str | None) -> bytes:
+    """A ``Page[JobOut]`` body from appliance.services.jobs.queries.wire_page's rows (FIELDS, the JSON
+    ones as JSON text), serialized once."""
+    for row in rows:
+        for name in _TIMES:
+            if row[name] is not None:
+                row[name] = rfc3339(row[name])
+        for name in JSON_FIELDS:
+            text = row[name]
+            row[name] = orjson.Fragment(text) if text is not None else None
+    return orjson.dumps({"items": rows, "next_cursor": next_cursor})

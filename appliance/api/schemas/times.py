@@ -19,8 +19,9 @@ EXAMPLE = "2026-11-22T01:27:39.104512Z"
 def rfc3339(moment: dt.datetime) -> str:
     """``2026-11-22T01:27:39.104512Z``: UTC, microseconds (a naive time is taken as UTC, as the database
     stores it)."""
-    utc = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return f"{moment.isoformat(timespec='microseconds')}Z"  # isoformat: strftime's output, 5x as fast
 
 
 #: A time in a response body, rendered as :func:`rfc3339` does.

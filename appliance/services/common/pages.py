@@ -12,7 +12,7 @@ import uuid
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Row, Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from appliance.errors import InvalidInput
@@ -41,16 +41,32 @@ def newest_first(
     cursor: str | None,
 ) -> tuple[list[T], str | None]:
     """One page of ``query``'s rows (ORM objects with ``created_at`` and ``id``), newest first."""
+    rows, next_cursor = newest_rows(session, query, created_at, id_column, limit=limit, cursor=cursor)
+    return [row[0] for row in rows], next_cursor
+
+
+def newest_rows(
+    session: Session,
+    query: Select[Any],
+    created_at: InstrumentedAttribute[dt.datetime],
+    id_column: InstrumentedAttribute[uuid.UUID],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Row[Any]], str | None]:
+    """:func:`newest_first` as result rows: of one ORM entity, or of plain columns among which are
+    ``created_at`` and ``id``."""
     check_limit(limit)
     columns = (created_at, id_column)
     cursors = _keyset(created_at.class_.__tablename__)
     if cursor is not None:
         query = pagination.after(query, columns, cursors.decode(cursor, SORT), descending=True)
-    rows: list[Any] = list(session.scalars(pagination.ordered(query, columns, True).limit(limit + 1)))
+    rows = list(session.execute(pagination.ordered(query, columns, True).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = cursors.encode([rows[-1].created_at, rows[-1].id], SORT)
+        last = rows[-1] if "created_at" in rows[-1]._fields else rows[-1][0]
+        next_cursor = cursors.encode([last.created_at, last.id], SORT)
     return rows, next_cursor
 
 
