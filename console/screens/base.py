@@ -9,12 +9,12 @@ from typing import Any, ClassVar, TypeVar
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from appliance.client.errors import ApiError, Unauthorized
 from appliance.client.supervisor import SupervisorError, SupervisorUnavailable
 from console import commands
 from console.host import ConsoleHost, host
+from console.widgets.footer import ViewFooter
 from console.widgets.status_bar import StatusBar
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ class ConsoleScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(self.TITLE)
         yield from self.body()
-        yield Footer()
+        yield ViewFooter()
 
     def body(self) -> ComposeResult:
         yield from ()
