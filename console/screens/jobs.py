@@ -201,10 +201,19 @@ class JobsScreen(TableScreen):
             return
         finally:
             self._loading = False
-        if load_id != self._load_id:
-            return
-        self.jobs = fresh
-        self.draw_rows()
+        if load_id == self._load_id:
+            self._loaded(fresh, waiting if first else None, query, started)
+
+    def _loaded(
+        self, fresh: dict[str, Job], waiting: list[Job] | None, query: JobQuery, started: float
+    ) -> None:
+        """A load is complete: the rows not yet drawn (`waiting`, on a first load, which drew the others as
+        they came), or every row again in place (a reload); then the line above the table and the pane."""
+        if waiting is not None:
+            self._append(waiting)
+        if waiting is None or self.jobs.keys() != fresh.keys():  # a reload, or rows of a load cut short
+            self.jobs = fresh
+            self.draw_rows()
         self.loaded_at = time.time()
         took = time.perf_counter() - started
         capped = f" · the newest {MAX_JOBS:,} only: query (a) to narrow" if len(fresh) >= MAX_JOBS else ""

@@ -143,7 +143,7 @@ class RowTable(ScrollView, can_focus=True):
                 self._order.append(key)
             self.rows[key] = values
             text = self._search[key] = " ".join(values).lower()
-            if key not in self._index and all(w in text for w in words):
+            if key not in self._index and (not words or all(w in text for w in words)):
                 self._index[key] = len(self.shown)
                 self.shown.append(key)
         self.virtual_size = Size(self.size.width, len(self.shown) + 1)

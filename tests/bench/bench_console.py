@@ -7,8 +7,10 @@ Run: .venv/bin/python tests/bench/bench_console.py [--tenants 10000] [--jobs 100
    shows the services running and the API up; baseline: a bare Textual app until its one line shows.
    Goal: under 1 s.
 2. The tenants table with --tenants tenants (made through the tenants service, as the API makes them):
-   - load: from switching to the view to every row in the table; baseline: the same pages fetched by the
-     API client alone (no screen). Goal: under 1 s.
+   - load: from switching to the view to every row in the table (the time the view stamps as its last row
+     goes in, against the clock read before the key is pressed: Pilot's press returns only once the app is
+     idle, which is later); baseline: the same pages fetched by the API client alone (no screen). Goal:
+     under 1 s.
    - refresh: a second load updates the rows in place (rows changed: 0, cursor kept).
    - filter: each keystroke of a slug typed into `/` until the view is idle again (p50, max); goal: under
      100 ms each.
@@ -48,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from appliance.client.api import ApiClient  # noqa: E402
 from appliance.client.credentials import CredentialStore  # noqa: E402
 from appliance.client.targets import Target  # noqa: E402
+from console.main import collect_less  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 PASSWORD = "correct-horse-battery-staple-42"
@@ -279,13 +282,13 @@ async def bench_tenants(url: str, store_path: Path, count: int) -> dict[str, flo
     results: dict[str, float] = {"fetch_pages_s": baseline}
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.5)
-        started = time.perf_counter()
+        started = time.time()
         await pilot.press("2")
         screen = app.screen
         assert isinstance(screen, TenantsScreen)
         while screen.loaded_at is None:
             await asyncio.sleep(0.005)
-        results["table_load_s"] = time.perf_counter() - started
+        results["table_load_s"] = screen.loaded_at - started  # stamped by the view as its last row went in
         results["rows"] = len(screen.table.rows)
         await pilot.press("down", "down", "down")
         cursor = screen.table.cursor_key
@@ -337,20 +340,20 @@ async def bench_jobs(url: str, store_path: Path, count: int) -> dict[str, float]
     results: dict[str, float] = {"jobs_fetch_pages_s": baseline}
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.5)
-        started = time.perf_counter()
+        started = time.time()
         await pilot.press("8")
         screen = app.screen
         assert isinstance(screen, JobsScreen)
         while screen.loaded_at is None:
             await asyncio.sleep(0.005)
-        results["jobs_load_s"] = time.perf_counter() - started
+        results["jobs_load_s"] = screen.loaded_at - started  # stamped by the view as its last row went in
         results["jobs_rows"] = len(screen.table.rows)
         last = screen.table.shown[-1]
         while not screen.table.rows[last][3].startswith("tenant-"):
-            if time.perf_counter() - started > 60:
+            if time.time() - started > 60:
                 raise BenchError(f"the jobs view showed no tenant's slug in 60 s: {screen.table.rows[last]}")
             await asyncio.sleep(0.005)
-        results["jobs_slugs_s"] = time.perf_counter() - started
+        results["jobs_slugs_s"] = time.time() - started
         await pilot.press("down", "down", "down")
         cursor = screen.table.cursor_key
         first = screen.loaded_at
@@ -418,6 +421,7 @@ def main() -> int:
         print(f"making {args.tenants} tenants, {args.jobs} jobs and starting the appliance…", flush=True)
         env, url = start(data, args.tenants, args.jobs)
         store_path = data / "config" / "forge-appliance" / "credentials.json"
+        collect_less()  # as `appliance console` does before its app starts
         tenants = asyncio.run(bench_tenants(url, store_path, args.tenants))
         jobs = asyncio.run(bench_jobs(url, store_path, args.jobs)) if args.jobs else {}
         launch = bench_launch(env, args.launches, args.idle)
