@@ -125,3 +125,8 @@ def test_suspended_and_deleted_tenants_keep_their_counts(identity: Identity) -> 
     assert _counts(listed["items"]) == {
         "acme": {"users": 2, "organizations": 1, "projects": 2, "api_keys": 1}
     }
+    # Its deletion times read the same in the list as on its own page.
+    [item] = listed["items"]
+    assert item["deleted_at"] is not None
+    assert item["purge_after"] is not None
+    assert identity.client.get(f"/api/v1/tenants/{acme.id}", headers=operator).json() == item
