@@ -32,6 +32,13 @@ class ConsoleScreen(Screen[None]):
             cls.BINDINGS = [*commands.bindings(cls.NAME), *cls.__dict__.get("BINDINGS", [])]
         super().__init_subclass__(**kwargs)
 
+    def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name, id, classes)
+        # Made now, a view is styled as it mounts with the CSS as it is now; Textual (8.2, pinned) would
+        # parse and apply the whole app's CSS twice more as it is first shown (about 60 ms of each view's
+        # first load). A theme changed later still restyles it, as it does every screen.
+        self._css_update_count = self.app._css_update_count
+
     @property
     def console(self) -> ConsoleHost:
         return host(self.app)
