@@ -19,6 +19,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from appliance.client.errors import ApiError, NotFound, Unauthorized
+from console import collector
 from console import format as fmt
 from console.screens.confirm import ConfirmDialog
 from console.screens.job_query import JobQuery, JobQueryDialog
@@ -178,21 +179,22 @@ class JobsScreen(TableScreen):
             pages = self.console.connection.api.platform_job_pages(
                 state=query.state or None, kind=query.kind or None, tenant_id=tenant_id
             )
-            async with contextlib.aclosing(prefetched(pages)) as stream:
-                async for page in stream:
-                    if load_id != self._load_id:
-                        return
-                    for job in page:
-                        fresh[str(job["id"])] = job
-                    if first:  # the first rows at once, then a few redraws a second; a reload swaps in place
-                        waiting.extend(page)
-                        now = time.perf_counter()
-                        if now - shown_at >= SHOW_EVERY_S:
-                            self._append(waiting)
-                            self.say(f"Loading… {len(fresh):,} jobs ({query.describe()})")
-                            shown_at = now
-                    if len(fresh) >= MAX_JOBS:
-                        break
+            with collector.held():
+                async with contextlib.aclosing(prefetched(pages)) as stream:
+                    async for page in stream:
+                        if load_id != self._load_id:
+                            return
+                        for job in page:
+                            fresh[str(job["id"])] = job
+                        if first:  # the first rows at once, then a few redraws a second (a reload: in place)
+                            waiting.extend(page)
+                            now = time.perf_counter()
+                            if now - shown_at >= SHOW_EVERY_S:
+                                self._append(waiting)
+                                self.say(f"Loading… {len(fresh):,} jobs ({query.describe()})")
+                                shown_at = now
+                        if len(fresh) >= MAX_JOBS:
+                            break
         except Unauthorized as exc:
             self.console.session_ended(exc)
             return

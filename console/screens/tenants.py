@@ -4,7 +4,7 @@ API keys, and the operator's actions on it, each confirmed by name."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from rich.text import Text
@@ -14,6 +14,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from appliance.client.errors import ApiError, NotFound, Unauthorized
+from console import collector
 from console.screens.confirm import ConfirmDialog
 from console.screens.message import MessageDialog
 from console.screens.plan_dialog import PlanDialog
@@ -104,7 +105,7 @@ class TenantsScreen(TableScreen):
         waiting: list[dict[str, Any]] = []  # fetched, not yet in the table
         shown_at = 0.0
         try:
-            async for page in self.console.connection.api.tenant_pages():
+            async for page in self._pages():
                 for tenant in page:
                     fresh[str(tenant["id"])] = tenant
                 if self.loaded_at:
@@ -130,6 +131,12 @@ class TenantsScreen(TableScreen):
         took = time.perf_counter() - started
         summary.update(f"{len(fresh)} tenants · loaded in {took:.2f}s · {changed} changed")
         self.show_detail()
+
+    async def _pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The tenant list page by page, with no garbage collection while it streams in."""
+        with collector.held():
+            async for page in self.console.connection.api.tenant_pages():
+                yield page
 
     # --- filter ---------------------------------------------------------------------------------------
 

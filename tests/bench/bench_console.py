@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from appliance.client.api import ApiClient  # noqa: E402
 from appliance.client.credentials import CredentialStore  # noqa: E402
 from appliance.client.targets import Target  # noqa: E402
-from console.main import collect_less  # noqa: E402
+from console.collector import freeze_start_up  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 PASSWORD = "correct-horse-battery-staple-42"
@@ -454,7 +454,7 @@ def main() -> int:
         print(f"making {args.tenants} tenants, {args.jobs} jobs and starting the appliance…", flush=True)
         env, url = start(data, args.tenants, args.jobs)
         store_path = data / "config" / "forge-appliance" / "credentials.json"
-        collect_less()  # as `appliance console` does before its app starts
+        freeze_start_up()  # as `appliance console` does before its app starts
         tenants = asyncio.run(bench_tenants(url, store_path, args.tenants))
         jobs = asyncio.run(bench_jobs(url, store_path, args.jobs)) if args.jobs else {}
         launch = bench_launch(env, args.launches, args.idle)
