@@ -14,7 +14,7 @@ import uuid
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, Select, Text, Uuid, bindparam, cast, func, select, text
+from sqlalchemy import Select, Text, Uuid, bindparam, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from appliance.db import tenancy
@@ -63,10 +63,9 @@ def list_page(
     cursor: str | None = None,
 ) -> tuple[list[Job], str | None]:
     """Jobs newest first: a tenant's (None: the platform's own), or all with ``every_tenant``."""
-    found, next_cursor = _page(
+    return _page(
         session, select(Job), tenant_id, every_tenant, state=state, kind=kind, limit=limit, cursor=cursor
     )
-    return [row[0] for row in found], next_cursor
 
 
 def wire_page(
@@ -100,8 +99,9 @@ def _page(
     kind: str | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[Row[Any]], str | None]:
-    """One page of ``what`` (the Job entity or plain columns of ``jobs``), as rows."""
+) -> tuple[list[Any], str | None]:
+    """One page of ``what``: Job objects (``select(Job)``), or rows of plain columns of ``jobs`` (read
+    past the ORM)."""
     if state is not None and state not in STATES:
         raise InvalidInput(
             f"{state!r} is not a job state (one of: {', '.join(STATES)}).",
@@ -117,10 +117,11 @@ def _page(
         query = query.where(Job.state == state)
     if kind is not None:
         query = query.where(Job.kind == kind)
+    read = webhook_pages.newest_first if _entity(what) else webhook_pages.newest_rows
     if every_tenant:
-        return webhook_pages.newest_rows(session, query, Job.created_at, Job.id, limit=limit, cursor=cursor)
+        return read(session, query, Job.created_at, Job.id, limit=limit, cursor=cursor)
     with tenancy.inside(session, tenant_id):
-        return webhook_pages.newest_rows(session, query, Job.created_at, Job.id, limit=limit, cursor=cursor)
+        return read(session, query, Job.created_at, Job.id, limit=limit, cursor=cursor)
 
 
 def _every_tenant_page(
@@ -131,7 +132,7 @@ def _every_tenant_page(
     kind: str | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[Row[Any]], str | None]:
+) -> tuple[list[Any], str | None]:
     """Every tenant's jobs on PostgreSQL: the page's ids and tenants from the ledger, then each tenant's
     rows read inside its scope (a job removed in between is left out of the page)."""
     webhook_pages.check_limit(limit)
@@ -146,18 +147,18 @@ def _every_tenant_page(
     by_tenant: dict[uuid.UUID | None, list[uuid.UUID]] = {}
     for row in page:
         by_tenant.setdefault(row.tenant_id, []).append(row.id)
-    found: dict[uuid.UUID, Row[Any]] = {}
+    run = session.scalars if _entity(what) else session.connection().execute
+    found: dict[uuid.UUID, Any] = {}
     for tenant_id, ids in by_tenant.items():
         with tenancy.inside(session, tenant_id):
-            found.update((_id_of(row), row) for row in session.execute(what.where(Job.id.in_(ids))))
+            found.update((row.id, row) for row in run(what.where(Job.id.in_(ids))))
     next_cursor = _CURSORS.encode([page[-1].created_at, page[-1].id], webhook_pages.SORT) if more else None
     return [found[row.id] for row in page if row.id in found], next_cursor
 
 
-def _id_of(row: Row[Any]) -> uuid.UUID:
-    """The job's id, from a row of the entity or of plain columns."""
-    job_id: uuid.UUID = row[0].id if isinstance(row[0], Job) else row.id
-    return job_id
+def _entity(what: Select[Any]) -> bool:
+    """``what`` selects Job objects (not plain columns)."""
+    return "entity" in what.column_descriptions[0]
 
 
 def counts(session: Session) -> dict[str, int]:
