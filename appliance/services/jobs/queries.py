@@ -86,7 +86,7 @@ def wire_page(
     found, next_cursor = _page(
         session, _wire(fields), tenant_id, every_tenant, state=state, kind=kind, limit=limit, cursor=cursor
     )
-    return [row._asdict() for row in found], next_cursor
+    return [dict(zip(fields, row, strict=True)) for row in found], next_cursor
 
 
 def _page(
