@@ -10,10 +10,9 @@ import uuid
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Input
+
+from console.screens.form_dialog import QueryDialog
 
 AGE = re.compile(r"^(\d{1,9})\s*([smhdw])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -86,61 +85,25 @@ class AuditQuery:
         return ", ".join(parts) if parts else "no filter"
 
 
-class AuditQueryDialog(ModalScreen[AuditQuery | None]):
+class AuditQueryDialog(QueryDialog[AuditQuery]):
     """Dismissed with the new filters (all empty: no filter), or None when cancelled."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    TITLE = "Query the platform's audit trail"
+    DIALOG_ID = "audit-query"
+    CLASSES = "dialog wide"
+    FIRST = "action"
 
-    def __init__(self, current: AuditQuery) -> None:
-        super().__init__()
-        self.current = current
+    def fields(self) -> ComposeResult:
+        current = self.current
+        yield Input(current.action, placeholder="action: tenant.create, or a prefix: tenant.*", id="action")
+        yield Input(current.actor, placeholder="actor: a user id (UUID)", id="actor")
+        since = "since: 1h, 2d, or 2026-11-22T01:27:39Z (without an offset: local time)"
+        yield Input(current.since, placeholder=since, id="since")
+        yield Input(current.until, placeholder="until: 30m, or 2026-11-22T02:00:00Z", id="until")
 
-    def compose(self) -> ComposeResult:
-        query = self.current
-        with Vertical(classes="dialog wide", id="audit-query"):
-            yield Label("Query the platform's audit trail", classes="dialog-title")
-            yield Input(query.action, placeholder="action: tenant.create, or a prefix: tenant.*", id="action")
-            yield Input(query.actor, placeholder="actor: a user id (UUID)", id="actor")
-            since = "since: 1h, 2d, or 2026-11-22T01:27:39Z (without an offset: local time)"
-            yield Input(query.since, placeholder=since, id="since")
-            yield Input(query.until, placeholder="until: 30m, or 2026-11-22T02:00:00Z", id="until")
-            yield Label("", id="query-error", classes="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Query", id="apply", variant="primary")
-                yield Button("Clear", id="clear")
-                yield Button("Cancel", id="cancel")
+    def parsed(self) -> AuditQuery:
+        action, actor, since, until = (self.value(name) for name in ("action", "actor", "since", "until"))
+        return AuditQuery.parse(action, actor, since, until, dt.datetime.now(dt.UTC))
 
-    def on_mount(self) -> None:
-        self.query_one("#action", Input).focus()
-
-    @property
-    def error(self) -> str:
-        """The message shown for input that cannot be sent ("" when there is none)."""
-        return str(self.query_one("#query-error", Label).content)
-
-    def _submit(self) -> None:
-        def value(name: str) -> str:
-            return self.query_one(f"#{name}", Input).value
-
-        try:
-            query = AuditQuery.parse(
-                value("action"), value("actor"), value("since"), value("until"), dt.datetime.now(dt.UTC)
-            )
-        except ValueError as exc:
-            self.query_one("#query-error", Label).update(str(exc))
-            return
-        self.dismiss(query)
-
-    def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "apply":
-            self._submit()
-        elif event.button.id == "clear":
-            self.dismiss(AuditQuery())
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def empty(self) -> AuditQuery:
+        return AuditQuery()

@@ -7,10 +7,9 @@ import re
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select
+from textual.widgets import Input, Select
+
+from console.screens.form_dialog import QueryDialog
 
 #: The job states of the API (queued, running, succeeded, dead, cancelled), in their lifecycle's order.
 STATES = ("queued", "running", "succeeded", "dead", "cancelled")
@@ -45,63 +44,27 @@ class JobQuery:
         return ", ".join(parts) if parts else "every job"
 
 
-class JobQueryDialog(ModalScreen[JobQuery | None]):
+class JobQueryDialog(QueryDialog[JobQuery]):
     """Dismissed with the new filters (all empty: every job), or None when cancelled."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    TITLE = "Query the jobs of every tenant"
+    DIALOG_ID = "job-query"
+    FIRST = "state"
 
-    def __init__(self, current: JobQuery) -> None:
-        super().__init__()
-        self.current = current
+    def fields(self) -> ComposeResult:
+        current = self.current
+        yield Select(
+            [("any state", ""), *((f"state: {s}", s) for s in STATES)],
+            value=current.state,
+            allow_blank=False,
+            id="state",
+        )
+        yield Input(current.kind, placeholder="kind: webhooks.deliver, tenants.export…", id="kind")
+        yield Input(current.tenant, placeholder="tenant: a slug (acme)", id="tenant")
 
-    def compose(self) -> ComposeResult:
-        query = self.current
-        with Vertical(classes="dialog", id="job-query"):
-            yield Label("Query the jobs of every tenant", classes="dialog-title")
-            yield Select(
-                [("any state", ""), *((f"state: {s}", s) for s in STATES)],
-                value=query.state,
-                allow_blank=False,
-                id="state",
-            )
-            yield Input(query.kind, placeholder="kind: webhooks.deliver, tenants.export…", id="kind")
-            yield Input(query.tenant, placeholder="tenant: a slug (acme)", id="tenant")
-            yield Label("", id="query-error", classes="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Query", id="apply", variant="primary")
-                yield Button("Clear", id="clear")
-                yield Button("Cancel", id="cancel")
+    def parsed(self) -> JobQuery:
+        state = str(self.query_one("#state", Select).value)
+        return JobQuery.parse(state, self.value("kind"), self.value("tenant"))
 
-    def on_mount(self) -> None:
-        self.query_one("#state", Select).focus()
-
-    @property
-    def error(self) -> str:
-        """The message shown for input that cannot be sent ("" when there is none)."""
-        return str(self.query_one("#query-error", Label).content)
-
-    def _submit(self) -> None:
-        try:
-            query = JobQuery.parse(
-                str(self.query_one("#state", Select).value),
-                self.query_one("#kind", Input).value,
-                self.query_one("#tenant", Input).value,
-            )
-        except ValueError as exc:
-            self.query_one("#query-error", Label).update(str(exc))
-            return
-        self.dismiss(query)
-
-    def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "apply":
-            self._submit()
-        elif event.button.id == "clear":
-            self.dismiss(JobQuery())
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def empty(self) -> JobQuery:
+        return JobQuery()

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label
+from textual.widgets import Checkbox, Input, Label
+
+from console.screens.form_dialog import FormDialog
 
 
 @dataclass(frozen=True)
@@ -18,42 +17,22 @@ class NewOperator:
     read_only: bool
 
 
-class OperatorForm(ModalScreen[NewOperator | None]):
+class OperatorForm(FormDialog[NewOperator]):
     """Dismissed with the values, or None when cancelled. The API checks them; its refusal is shown."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    TITLE = "New operator"
+    DIALOG_ID = "operator-form"
+    FIRST = "email"
 
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="operator-form"):
-            yield Label("New operator", classes="dialog-title")
-            yield Input(placeholder="e-mail address (their login)", id="email")
-            yield Input(placeholder="display name (optional)", id="display-name")
-            yield Checkbox("Read-only: sees everything, changes nothing", id="read-only")
-            yield Label("A one-time password is shown once; they choose their own at the first sign-in.")
-            yield Label("", id="form-error", classes="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Create", id="create", variant="primary")
-                yield Button("Cancel", id="cancel")
+    def fields(self) -> ComposeResult:
+        yield Input(placeholder="e-mail address (their login)", id="email")
+        yield Input(placeholder="display name (optional)", id="display-name")
+        yield Checkbox("Read-only: sees everything, changes nothing", id="read-only")
+        yield Label("A one-time password is shown once; they choose their own at the first sign-in.")
 
-    def on_mount(self) -> None:
-        self.query_one("#email", Input).focus()
-
-    def _submit(self) -> None:
-        email = self.query_one("#email", Input).value.strip()
+    def parsed(self) -> NewOperator:
+        email = self.value("email")
         if "@" not in email:
-            self.query_one("#form-error", Label).update("An e-mail address is needed.")
-            return
-        name = self.query_one("#display-name", Input).value.strip() or None
-        self.dismiss(NewOperator(email, name, self.query_one("#read-only", Checkbox).value))
-
-    def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "create":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+            raise ValueError("An e-mail address is needed.")
+        read_only = self.query_one("#read-only", Checkbox).value
+        return NewOperator(email, self.value("display-name") or None, read_only)
