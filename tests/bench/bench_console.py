@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +292,54 @@ async def typed(pilot: Any, table: Any, text: str) -> tuple[list[float], list[fl
     return answered, idle
 
 
+async def alone(pages: AsyncIterator[list[Any]], count: int, what: str) -> float:
+    """Seconds the API client alone takes over every page of a list (a load's same-run baseline)."""
+    fetched, started = 0, time.perf_counter()
+    async for page in pages:
+        fetched += len(page)
+    took = time.perf_counter() - started
+    if fetched < count:
+        raise BenchError(f"the API listed {fetched} {what}, not {count}")
+    return took
+
+
+async def shown(pilot: Any, key: str, kind: type[Any]) -> tuple[Any, float]:
+    """Press `key` and wait for the view (a `kind`) to load: the view, and when the key was pressed. The
+    load's time is the view's own stamp as its last row went in, less that."""
+    pressed = time.time()
+    await pilot.press(key)
+    screen = pilot.app.screen
+    assert isinstance(screen, kind)
+    while screen.loaded_at is None:
+        await asyncio.sleep(0.005)
+    return screen, pressed
+
+
+async def reloaded(pilot: Any, screen: Any) -> tuple[float, float]:
+    """The cursor moved down, then a second load: its seconds, and 1.0 when the cursor stayed put."""
+    await pilot.press("down", "down", "down")
+    cursor, first = screen.table.cursor_key, screen.loaded_at
+    started = time.perf_counter()
+    screen.action_reload_rows()
+    while screen.loaded_at == first:
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - started, float(screen.table.cursor_key == cursor)
+
+
+async def filter_keys(pilot: Any, table: Any, text: str, prefix: str) -> dict[str, float]:
+    """`text` typed into the view's `/` box (then cleared): the keystrokes' figures, named `prefix`_..."""
+    await pilot.press("slash")
+    keystrokes, idle = await typed(pilot, table, text)
+    figures = {
+        f"{prefix}_key_p50_ms": statistics.median(keystrokes) * 1000,
+        f"{prefix}_key_max_ms": max(keystrokes) * 1000,
+        f"{prefix}_idle_p50_ms": statistics.median(idle) * 1000,
+        f"{prefix}_rows_left": float(len(table.shown)),
+    }
+    await pilot.press("escape")
+    return figures
+
+
 async def bench_tenants(url: str, store_path: Path, count: int) -> dict[str, float]:
     from console.app import ConsoleApp
     from console.connection import Connection
@@ -298,50 +347,20 @@ async def bench_tenants(url: str, store_path: Path, count: int) -> dict[str, flo
 
     store = CredentialStore(store_path)
     client = ApiClient(url, store=store)
-    fetched, started = 0, time.perf_counter()
-    async for page in client.tenant_pages():
-        fetched += len(page)
-    baseline = time.perf_counter() - started
+    results: dict[str, float] = {"fetch_pages_s": await alone(client.tenant_pages(), count, "tenants")}
     await client.aclose()
-    if fetched < count:
-        raise BenchError(f"the API listed {fetched} tenants, not {count}")
-
     app = ConsoleApp(Connection.open(Target("local", url, None), store))
-    results: dict[str, float] = {"fetch_pages_s": baseline}
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.5)
-        started = time.time()
-        await pilot.press("2")
-        screen = app.screen
-        assert isinstance(screen, TenantsScreen)
-        while screen.loaded_at is None:
-            await asyncio.sleep(0.005)
-        results["table_load_s"] = screen.loaded_at - started  # stamped by the view as its last row went in
+        screen, pressed = await shown(pilot, "2", TenantsScreen)
+        results["table_load_s"] = screen.loaded_at - pressed
         results["rows"] = len(screen.table.rows)
-        await pilot.press("down", "down", "down")
-        cursor = screen.table.cursor_key
-        first = screen.loaded_at
-        started = time.perf_counter()
-        screen.action_reload_rows()
-        while screen.loaded_at == first:
-            await asyncio.sleep(0.005)
-        results["table_refresh_s"] = time.perf_counter() - started
+        results["table_refresh_s"], results["refresh_cursor_kept"] = await reloaded(pilot, screen)
         summary = str(screen.query_one("#tenant-summary").render())
         results["refresh_rows_changed"] = float(re.search(r"(\d+) changed", summary).group(1))  # type: ignore[union-attr]
-        results["refresh_cursor_kept"] = float(screen.table.cursor_key == cursor)
-        await pilot.press("slash")
-        keystrokes, idle = await typed(pilot, screen.table, "tenant-09999")
-        results["filter_key_p50_ms"] = statistics.median(keystrokes) * 1000
-        results["filter_key_max_ms"] = max(keystrokes) * 1000
-        results["filter_idle_p50_ms"] = statistics.median(idle) * 1000
-        results["filter_rows_left"] = len(screen.table.shown)
-        await pilot.press("escape")
+        results |= await filter_keys(pilot, screen.table, "tenant-09999", "filter")
         screen.table.set_rows([])
-        await pilot.press("slash")
-        empty, _ = await typed(pilot, screen.table, "tenant-09999")
-        results["empty_key_p50_ms"] = statistics.median(empty) * 1000
-        results["empty_key_max_ms"] = max(empty) * 1000
-        await pilot.press("escape")
+        results |= await filter_keys(pilot, screen.table, "tenant-09999", "empty")
         screen.table.set_rows(tenant_row(t) for t in app.tenants.values())
         started = time.perf_counter()
         for _ in range(20):
@@ -358,49 +377,23 @@ async def bench_jobs(url: str, store_path: Path, count: int) -> dict[str, float]
 
     store = CredentialStore(store_path)
     client = ApiClient(url, store=store)
-    fetched, started = 0, time.perf_counter()
-    async for page in client.platform_job_pages():
-        fetched += len(page)
-    baseline = time.perf_counter() - started
-    await client.aclose()
-    if fetched < count:
-        raise BenchError(f"the API listed {fetched} jobs, not {count}")
-
-    app = ConsoleApp(Connection.open(Target("local", url, None), store))
+    baseline = await alone(client.platform_job_pages(), count, "jobs")
     results: dict[str, float] = {"jobs_fetch_pages_s": baseline}
+    await client.aclose()
+    app = ConsoleApp(Connection.open(Target("local", url, None), store))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.5)
-        started = time.time()
-        await pilot.press("8")
-        screen = app.screen
-        assert isinstance(screen, JobsScreen)
-        while screen.loaded_at is None:
-            await asyncio.sleep(0.005)
-        results["jobs_load_s"] = screen.loaded_at - started  # stamped by the view as its last row went in
+        screen, pressed = await shown(pilot, "8", JobsScreen)
+        results["jobs_load_s"] = screen.loaded_at - pressed
         results["jobs_rows"] = len(screen.table.rows)
         last = screen.table.shown[-1]
         while not screen.table.rows[last][3].startswith("tenant-"):
-            if time.time() - started > 60:
+            if time.time() - pressed > 60:
                 raise BenchError(f"the jobs view showed no tenant's slug in 60 s: {screen.table.rows[last]}")
             await asyncio.sleep(0.005)
-        results["jobs_slugs_s"] = time.time() - started
-        await pilot.press("down", "down", "down")
-        cursor = screen.table.cursor_key
-        first = screen.loaded_at
-        started = time.perf_counter()
-        screen.action_reload_rows()
-        while screen.loaded_at == first:
-            await asyncio.sleep(0.005)
-        results["jobs_refresh_s"] = time.perf_counter() - started
-        results["jobs_cursor_kept"] = float(screen.table.cursor_key == cursor)
-        slug = screen.table.rows[last][3]
-        await pilot.press("slash")
-        keystrokes, idle = await typed(pilot, screen.table, slug)
-        results["jobs_filter_key_p50_ms"] = statistics.median(keystrokes) * 1000
-        results["jobs_filter_key_max_ms"] = max(keystrokes) * 1000
-        results["jobs_filter_idle_p50_ms"] = statistics.median(idle) * 1000
-        results["jobs_filter_rows_left"] = len(screen.table.shown)
-        await pilot.press("escape")
+        results["jobs_slugs_s"] = time.time() - pressed
+        results["jobs_refresh_s"], results["jobs_cursor_kept"] = await reloaded(pilot, screen)
+        results |= await filter_keys(pilot, screen.table, screen.table.rows[last][3], "jobs_filter")
     return results
 
 
