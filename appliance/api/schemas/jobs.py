@@ -2,7 +2,7 @@
 
 The operators' every-tenant list skips pydantic and serializes plain rows with orjson (:func:`render_page`),
 rendering their times as :data:`Timestamp` does and their JSON fields as stored, so that a job reads the same
-in that list and on its own (tests/api/test_jobs_api.py compares them)."""
+in that list and on its own (tests/api/test_jobs.py compares them)."""
 
 from __future__ import annotations
 
